@@ -1,0 +1,444 @@
+//! Column drift: choosing a test per column and computing its verdict, as Evidently 0.7 does.
+//!
+//! The flow per column is Evidently's `get_one_column_drift`: infer the column kind
+//! ([`infer_kind`]), drop NaN and ±inf, refuse an empty side, pick the test (an override or
+//! [`default_stattest`]), compute its score and compare it with the threshold in the test's
+//! own direction ([`StatTest::is_drift`]). [`dataset_drift`] then applies the share rule.
+//!
+//! Everything here is a pure function of borrowed slices: columns can be processed on any
+//! number of threads at once, and a column is copied only when NaN or ±inf must be dropped.
+
+mod stattest;
+
+pub use stattest::StatTest;
+
+use crate::stats;
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+/// Why a column's drift cannot be computed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A side has no values once NaN and ±inf are dropped (Evidently raises the same).
+    #[error("the {0} column is empty after dropping missing and infinite values")]
+    EmptyColumn(&'static str),
+    /// Reference and current hold different data types (numbers vs strings).
+    #[error("reference and current columns have different data types")]
+    TypeMismatch,
+    /// The chosen test does not accept this column kind.
+    #[error("stattest {test} does not apply to {kind} columns")]
+    NotApplicable {
+        /// The test's Evidently name.
+        test: &'static str,
+        /// The column kind.
+        kind: &'static str,
+    },
+    /// The statistic itself refused the data.
+    #[error(transparent)]
+    Stats(#[from] stats::Error),
+}
+
+/// Result alias for drift computations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// One column's values, borrowed from wherever they live (Arrow buffers, a parquet page).
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnData<'a> {
+    /// Numbers; NaN marks a missing value. `integer` says the column's type is an integer type,
+    /// which matters twice in Evidently: integer columns with at most 5 distinct values are
+    /// categorical, and histogram bins of integer data are at least 1 wide.
+    Numerical {
+        /// The values.
+        values: &'a [f64],
+        /// Whether the column has an integer data type (and so no missing values).
+        integer: bool,
+    },
+    /// Strings (or booleans rendered as strings); `None` marks a missing value.
+    Categorical(&'a [Option<&'a str>]),
+}
+
+/// The kind Evidently assigns a column, which decides the tests that apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnKind {
+    /// Continuous values: distribution tests on the numbers themselves.
+    Numerical,
+    /// Categories: tests on counts per category.
+    Categorical,
+}
+
+impl ColumnKind {
+    /// "num" or "cat", Evidently's short names.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnKind::Numerical => "num",
+            ColumnKind::Categorical => "cat",
+        }
+    }
+}
+
+/// Per-column choices; every field falls back to Evidently's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ColumnOptions {
+    /// Force the column kind (Evidently's column mapping) instead of inferring it.
+    pub kind: Option<ColumnKind>,
+    /// Use this test instead of the default choice.
+    pub stattest: Option<StatTest>,
+    /// Use this threshold instead of the test's default.
+    pub threshold: Option<f64>,
+}
+
+/// One column's verdict.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColumnDriftResult {
+    /// The column kind the test ran under.
+    pub kind: ColumnKind,
+    /// The test that ran.
+    pub stattest: StatTest,
+    /// Its score: a p-value or a distance, per [`StatTest::is_pvalue`].
+    pub score: f64,
+    /// The threshold compared against.
+    pub threshold: f64,
+    /// Whether the column drifted.
+    pub drifted: bool,
+}
+
+/// Dataset-level verdict.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DatasetDrift {
+    /// Columns that drifted.
+    pub drifted_columns: usize,
+    /// Columns examined.
+    pub columns: usize,
+    /// drifted_columns / columns (NaN for no columns).
+    pub share: f64,
+    /// share ≥ the share threshold.
+    pub drifted: bool,
+}
+
+/// Evidently's dataset drift rule: drifted when the share of drifted columns is at least
+/// `share_threshold` (Evidently's default 0.5).
+pub fn dataset_drift(results: &[ColumnDriftResult], share_threshold: f64) -> DatasetDrift {
+    let drifted_columns = results.iter().filter(|r| r.drifted).count();
+    let columns = results.len();
+    let share = drifted_columns as f64 / columns as f64;
+    DatasetDrift {
+        drifted_columns,
+        columns,
+        share,
+        drifted: share >= share_threshold,
+    }
+}
+
+/// Evidently's column-type inference for plain feature columns: integer columns whose
+/// reference (or, when the reference has none, current) holds at most 5 distinct values are
+/// categorical, other numbers numerical, strings categorical. Missing values do not count.
+pub fn infer_kind(reference: &ColumnData<'_>, current: &ColumnData<'_>) -> ColumnKind {
+    match (reference, current) {
+        (ColumnData::Numerical { values: r, integer }, ColumnData::Numerical { values: c, .. }) => {
+            if *integer {
+                let n_ref = count_distinct_finite(r);
+                let nunique = if n_ref > 0 {
+                    n_ref
+                } else {
+                    count_distinct_finite(c)
+                };
+                if nunique <= 5 {
+                    return ColumnKind::Categorical;
+                }
+            }
+            ColumnKind::Numerical
+        }
+        _ => ColumnKind::Categorical,
+    }
+}
+
+fn count_distinct_finite(values: &[f64]) -> usize {
+    let v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    stats::binning::n_unique(&v)
+}
+
+/// Evidently 0.7's default test for a column (`_get_default_stattest`), with `n_reference`
+/// the reference rows and `n_unique` the distinct values of reference and current together.
+///
+/// n ≤ 1000: numerical with more than 5 values → `ks`; 3–5 values, or categorical with more
+/// than 2 → `chisquare`; otherwise `z`. n > 1000: numerical with more than 5 values →
+/// `wasserstein`; otherwise `jensenshannon`.
+pub fn default_stattest(kind: ColumnKind, n_reference: usize, n_unique: usize) -> StatTest {
+    if n_reference <= 1000 {
+        match kind {
+            ColumnKind::Numerical if n_unique > 5 => StatTest::Ks,
+            _ if n_unique > 2 => StatTest::ChiSquare,
+            _ => StatTest::Z,
+        }
+    } else {
+        match kind {
+            ColumnKind::Numerical if n_unique > 5 => StatTest::Wasserstein,
+            _ => StatTest::JensenShannon,
+        }
+    }
+}
+
+/// A column with missing and infinite values dropped, ready for any test.
+#[derive(Debug, Clone)]
+pub enum Prepared<'a> {
+    /// Finite numbers of each side.
+    Numerical {
+        /// Reference values (borrowed when nothing had to be dropped).
+        reference: Cow<'a, [f64]>,
+        /// Current values.
+        current: Cow<'a, [f64]>,
+        /// Integer data type.
+        integer: bool,
+    },
+    /// Category counts over the sorted union of categories of both sides.
+    Categorical {
+        /// The categories, sorted (numbers numerically, strings lexicographically).
+        keys: Vec<String>,
+        /// Reference count per key.
+        reference: Vec<u64>,
+        /// Current count per key.
+        current: Vec<u64>,
+        /// Index into `keys` of every reference value, in data order (permutation tests).
+        reference_codes: Vec<u32>,
+        /// Index into `keys` of every current value, in data order.
+        current_codes: Vec<u32>,
+    },
+}
+
+impl<'a> Prepared<'a> {
+    /// Drops NaN/±inf (numbers) or `None` (strings) from both sides; errors when a side ends
+    /// up empty, as Evidently does.
+    pub fn new(reference: &ColumnData<'a>, current: &ColumnData<'a>) -> Result<Self> {
+        match (reference, current) {
+            (
+                ColumnData::Numerical { values: r, integer: ri },
+                ColumnData::Numerical { values: c, integer: ci },
+            ) => {
+                let reference = finite(r);
+                if reference.is_empty() {
+                    return Err(Error::EmptyColumn("reference"));
+                }
+                let current = finite(c);
+                if current.is_empty() {
+                    return Err(Error::EmptyColumn("current"));
+                }
+                Ok(Prepared::Numerical {
+                    reference,
+                    current,
+                    integer: *ri && *ci,
+                })
+            }
+            (ColumnData::Categorical(r), ColumnData::Categorical(c)) => {
+                let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+                for v in r.iter().flatten() {
+                    counts.entry(v).or_default().0 += 1;
+                }
+                for v in c.iter().flatten() {
+                    counts.entry(v).or_default().1 += 1;
+                }
+                let mut entries: Vec<(&str, (u64, u64))> = counts.into_iter().collect();
+                entries.sort_by(|a, b| a.0.cmp(b.0));
+                let index: HashMap<&str, u32> = entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (e.0, i as u32))
+                    .collect();
+                let codes =
+                    |side: &[Option<&str>]| side.iter().flatten().map(|v| index[v]).collect();
+                let prepared = Prepared::Categorical {
+                    keys: entries.iter().map(|e| e.0.to_string()).collect(),
+                    reference: entries.iter().map(|e| e.1.0).collect(),
+                    current: entries.iter().map(|e| e.1.1).collect(),
+                    reference_codes: codes(r),
+                    current_codes: codes(c),
+                };
+                prepared.check_non_empty()?;
+                Ok(prepared)
+            }
+            _ => Err(Error::TypeMismatch),
+        }
+    }
+
+    fn check_non_empty(&self) -> Result<()> {
+        if let Prepared::Categorical {
+            reference, current, ..
+        } = self
+        {
+            if reference.iter().sum::<u64>() == 0 {
+                return Err(Error::EmptyColumn("reference"));
+            }
+            if current.iter().sum::<u64>() == 0 {
+                return Err(Error::EmptyColumn("current"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reference rows after cleaning.
+    pub fn n_reference(&self) -> usize {
+        match self {
+            Prepared::Numerical { reference, .. } => reference.len(),
+            Prepared::Categorical { reference, .. } => reference.iter().sum::<u64>() as usize,
+        }
+    }
+
+    /// Distinct values of reference and current together.
+    pub fn n_unique(&self) -> usize {
+        match self {
+            Prepared::Numerical {
+                reference, current, ..
+            } => stats::binning::value_counts(reference, current).0.len(),
+            Prepared::Categorical { keys, .. } => keys.len(),
+        }
+    }
+
+    /// Category code of every value of each side, in data order, indexing the sorted union.
+    pub fn codes(&self) -> (Vec<u32>, Vec<u32>) {
+        match self {
+            Prepared::Numerical {
+                reference, current, ..
+            } => {
+                let (keys, _, _) = stats::binning::value_counts(reference, current);
+                let code = |side: &[f64]| {
+                    side.iter()
+                        .map(|v| keys.partition_point(|k| k < v) as u32)
+                        .collect()
+                };
+                (code(reference), code(current))
+            }
+            Prepared::Categorical {
+                reference_codes,
+                current_codes,
+                ..
+            } => (reference_codes.clone(), current_codes.clone()),
+        }
+    }
+
+    /// Category counts over the union (numbers: one category per distinct value).
+    pub fn counts(&self) -> (Vec<u64>, Vec<u64>) {
+        match self {
+            Prepared::Numerical {
+                reference, current, ..
+            } => {
+                let (_, r, c) = stats::binning::value_counts(reference, current);
+                (r, c)
+            }
+            Prepared::Categorical {
+                reference, current, ..
+            } => (reference.clone(), current.clone()),
+        }
+    }
+}
+
+fn finite(values: &[f64]) -> Cow<'_, [f64]> {
+    if values.iter().all(|v| v.is_finite()) {
+        Cow::Borrowed(values)
+    } else {
+        Cow::Owned(values.iter().copied().filter(|v| v.is_finite()).collect())
+    }
+}
+
+/// Drift of one column, as Evidently 0.7's `ColumnDriftMetric` computes it.
+pub fn column_drift(
+    reference: &ColumnData<'_>,
+    current: &ColumnData<'_>,
+    options: &ColumnOptions,
+) -> Result<ColumnDriftResult> {
+    let kind = options
+        .kind
+        .unwrap_or_else(|| infer_kind(reference, current));
+    let prepared = Prepared::new(reference, current)?;
+    let stattest = match options.stattest {
+        Some(t) => {
+            if !t.applies_to(kind) {
+                return Err(Error::NotApplicable {
+                    test: t.name(),
+                    kind: kind.name(),
+                });
+            }
+            t
+        }
+        None => default_stattest(kind, prepared.n_reference(), prepared.n_unique()),
+    };
+    let threshold = options
+        .threshold
+        .unwrap_or_else(|| stattest.default_threshold());
+    let score = stattest.score(&prepared, kind)?;
+    Ok(ColumnDriftResult {
+        kind,
+        stattest,
+        score,
+        threshold,
+        drifted: stattest.is_drift(score, threshold),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn num(v: &[f64]) -> ColumnData<'_> {
+        ColumnData::Numerical {
+            values: v,
+            integer: false,
+        }
+    }
+
+    #[test]
+    fn default_choice_regimes() {
+        use ColumnKind::*;
+        assert_eq!(default_stattest(Numerical, 1000, 6), StatTest::Ks);
+        assert_eq!(default_stattest(Numerical, 1000, 5), StatTest::ChiSquare);
+        assert_eq!(default_stattest(Numerical, 1000, 2), StatTest::Z);
+        assert_eq!(default_stattest(Categorical, 10, 3), StatTest::ChiSquare);
+        assert_eq!(default_stattest(Numerical, 1001, 6), StatTest::Wasserstein);
+        assert_eq!(default_stattest(Numerical, 1001, 5), StatTest::JensenShannon);
+        assert_eq!(default_stattest(Categorical, 5000, 50), StatTest::JensenShannon);
+    }
+
+    #[test]
+    fn integers_with_few_values_are_categorical() {
+        let v = [1.0, 2.0, 3.0, 1.0];
+        let i = ColumnData::Numerical {
+            values: &v,
+            integer: true,
+        };
+        assert_eq!(infer_kind(&i, &i), ColumnKind::Categorical);
+        assert_eq!(infer_kind(&num(&v), &num(&v)), ColumnKind::Numerical);
+    }
+
+    #[test]
+    fn nan_and_inf_are_dropped_and_empty_is_an_error() {
+        let r = [f64::NAN, f64::INFINITY];
+        let c = [1.0];
+        let e = column_drift(&num(&r), &num(&c), &ColumnOptions::default()).unwrap_err();
+        assert_eq!(e, Error::EmptyColumn("reference"));
+    }
+
+    #[test]
+    fn identical_columns_do_not_drift() {
+        let v: Vec<f64> = (0..100).map(f64::from).collect();
+        let r = column_drift(&num(&v), &num(&v), &ColumnOptions::default()).unwrap();
+        assert_eq!(r.stattest, StatTest::Ks);
+        assert!(!r.drifted);
+        let ds = dataset_drift(&[r], 0.5);
+        assert!(!ds.drifted);
+    }
+
+    #[test]
+    fn overrides_apply_and_are_checked() {
+        let v: Vec<f64> = (0..100).map(f64::from).collect();
+        let opts = ColumnOptions {
+            stattest: Some(StatTest::Psi),
+            threshold: Some(0.2),
+            ..Default::default()
+        };
+        let r = column_drift(&num(&v), &num(&v), &opts).unwrap();
+        assert_eq!((r.stattest, r.threshold), (StatTest::Psi, 0.2));
+        let bad = ColumnOptions {
+            stattest: Some(StatTest::ChiSquare),
+            ..Default::default()
+        };
+        assert!(column_drift(&num(&v), &num(&v), &bad).is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! Arrow IPC streams into the stored schema.
+//!
+//! Columns are matched by name. Accepted types: numerical and scores take any integer, float or
+//! decimal type; categorical takes any string type, a dictionary of strings, integers or booleans;
+//! text takes any string type; boolean takes Boolean; embeddings take a FixedSizeList of floats of
+//! the declared length; `timestamp` takes any Timestamp unit (without a zone it is read as UTC).
+//! `prediction_id`, `timestamp` and `model_version` may be absent or null and are then filled in as
+//! for JSON. NaN and infinities are rejected.
+
+use std::collections::HashSet;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray, TimestampMicrosecondArray};
+use arrow::compute::{cast, concat_batches};
+use arrow::datatypes::{DataType, Field, Float32Type, Float64Type, SchemaRef};
+use arrow::ipc::reader::StreamReader;
+use arrow::record_batch::RecordBatch;
+
+use super::{DecodeContext, MAX_ID_LEN, Table, new_prediction_id};
+use crate::error::ApiError;
+use crate::schema::{FeatureKind, ValueKind};
+
+/// How a stored column may be filled from an input column.
+#[derive(Clone, Copy, PartialEq)]
+enum Rule {
+    Id,
+    Time,
+    Version,
+    Number,
+    Category,
+    Text,
+    Bool,
+    Vector,
+    /// `received_at`: always the arrival time, never taken from the client.
+    Arrival,
+}
+
+fn rules(cx: &DecodeContext<'_>, table: Table) -> Vec<(Rule, bool)> {
+    let value_rule = |k: ValueKind| match k {
+        ValueKind::Numerical => Rule::Number,
+        ValueKind::Categorical => Rule::Category,
+        ValueKind::Boolean => Rule::Bool,
+    };
+    match table {
+        Table::Predictions => {
+            let mut r = vec![(Rule::Id, true), (Rule::Time, true), (Rule::Version, true)];
+            r.extend(cx.schema.features.iter().map(|f| {
+                let rule = match f.kind {
+                    FeatureKind::Numerical => Rule::Number,
+                    FeatureKind::Categorical => Rule::Category,
+                    FeatureKind::Text => Rule::Text,
+                    FeatureKind::Boolean => Rule::Bool,
+                    FeatureKind::Embedding => Rule::Vector,
+                };
+                (rule, f.nullable)
+            }));
+            r.push((value_rule(cx.schema.prediction), false));
+            r.extend(cx.schema.scores.iter().map(|_| (Rule::Number, true)));
+            r
+        }
+        Table::Labels => {
+            vec![(Rule::Id, false), (value_rule(cx.schema.label), false), (Rule::Time, true), (Rule::Arrival, true)]
+        }
+    }
+}
+
+pub(super) fn decode(cx: &DecodeContext<'_>, table: Table, body: &[u8]) -> Result<RecordBatch, ApiError> {
+    let bad_stream = |e: arrow::error::ArrowError| {
+        ApiError::bad_request("malformed_arrow", format!("not a readable Arrow IPC stream: {e}"))
+    };
+    let reader = StreamReader::try_new(Cursor::new(body), None).map_err(bad_stream)?;
+    let target = match table {
+        Table::Predictions => cx.schema.predictions_schema(),
+        Table::Labels => cx.schema.labels_schema(),
+    };
+    let rules = rules(cx, table);
+    check_columns(reader.schema(), &target, &rules)?;
+    let mut out = Vec::new();
+    let mut offset = 0;
+    let mut seen_ids = HashSet::new();
+    for batch in reader {
+        let batch = batch.map_err(bad_stream)?;
+        out.push(convert(cx, &batch, &target, &rules, offset, table, &mut seen_ids)?);
+        offset += batch.num_rows();
+    }
+    concat_batches(&target, &out).map_err(|e| ApiError::internal(&e))
+}
+
+fn check_columns(input: SchemaRef, target: &SchemaRef, rules: &[(Rule, bool)]) -> Result<(), ApiError> {
+    for field in input.fields() {
+        if target.field_with_name(field.name()).is_err() || field.name() == "received_at" {
+            let known: Vec<&str> =
+                target.fields().iter().map(|f| f.name().as_str()).filter(|n| *n != "received_at").collect();
+            return Err(ApiError::bad_request(
+                "unknown_field",
+                format!("unknown column `{}`; expected columns among: {}", field.name(), known.join(", ")),
+            )
+            .expected_got(known.join(", "), field.name().clone())
+            .field(field.name()));
+        }
+    }
+    for (field, (rule, nullable)) in target.fields().iter().zip(rules) {
+        let optional = *nullable || matches!(rule, Rule::Arrival);
+        if !optional && input.field_with_name(field.name()).is_err() {
+            return Err(ApiError::bad_request(
+                "missing_field",
+                format!("required column `{}` is missing", field.name()),
+            )
+            .field(field.name())
+            .expected_got(field.data_type().to_string(), "nothing"));
+        }
+    }
+    Ok(())
+}
+
+fn accepts(rule: Rule, t: &DataType, target: &DataType) -> bool {
+    let is_string = |t: &DataType| match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, v) => matches!(v.as_ref(), DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View),
+        _ => false,
+    };
+    match rule {
+        Rule::Id | Rule::Version | Rule::Text => is_string(t),
+        Rule::Time => matches!(t, DataType::Timestamp(_, _)),
+        Rule::Number => t.is_numeric(),
+        Rule::Category => is_string(t) || t.is_integer() || *t == DataType::Boolean,
+        Rule::Bool => *t == DataType::Boolean,
+        Rule::Vector => match (t, target) {
+            (DataType::FixedSizeList(item, n), DataType::FixedSizeList(_, want)) => {
+                n == want && item.data_type().is_floating()
+            }
+            _ => false,
+        },
+        Rule::Arrival => false,
+    }
+}
+
+fn convert(
+    cx: &DecodeContext<'_>,
+    batch: &RecordBatch,
+    target: &SchemaRef,
+    rules: &[(Rule, bool)],
+    offset: usize,
+    table: Table,
+    seen_ids: &mut HashSet<String>,
+) -> Result<RecordBatch, ApiError> {
+    let rows = batch.num_rows();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(target.fields().len());
+    for (field, &(rule, nullable)) in target.fields().iter().zip(rules) {
+        let name = field.name();
+        let input = if rule == Rule::Arrival { None } else { batch.column_by_name(name) };
+        let column: ArrayRef = match input {
+            None => match rule {
+                Rule::Id => Arc::new(StringArray::from_iter_values((0..rows).map(|_| new_prediction_id()))),
+                Rule::Time | Rule::Arrival => {
+                    Arc::new(TimestampMicrosecondArray::from_value(cx.now_us, rows).with_timezone("UTC"))
+                }
+                _ => arrow::array::new_null_array(field.data_type(), rows),
+            },
+            Some(col) => {
+                if !accepts(rule, col.data_type(), field.data_type()) {
+                    return Err(ApiError::bad_request(
+                        "wrong_type",
+                        format!("column `{name}`: expected {}, got {}", expected(rule, field), col.data_type()),
+                    )
+                    .field(name)
+                    .expected_got(expected(rule, field), col.data_type().to_string()));
+                }
+                let cast_to = cast(col, field.data_type()).map_err(|e| {
+                    ApiError::bad_request(
+                        "wrong_type",
+                        format!("column `{name}`: cannot convert {} to {}: {e}", col.data_type(), field.data_type()),
+                    )
+                    .field(name)
+                })?;
+                fill_and_check(cx, cast_to, rule, nullable, name, offset, table, seen_ids)?
+            }
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(target.clone(), columns).map_err(|e| ApiError::internal(&e))
+}
+
+fn expected(rule: Rule, field: &Field) -> String {
+    match rule {
+        Rule::Id | Rule::Version | Rule::Text => "a string column".into(),
+        Rule::Time => "a Timestamp column".into(),
+        Rule::Number => "a numeric column".into(),
+        Rule::Category => "a string, integer or boolean column".into(),
+        Rule::Bool => "a Boolean column".into(),
+        Rule::Vector => format!("{} of floats", field.data_type()),
+        Rule::Arrival => "nothing (set by the server)".into(),
+    }
+}
+
+/// Fills nulls that have a default (ids, times), and rejects nulls where none may be, NaN and
+/// infinities, over-long ids and repeated prediction ids.
+#[allow(clippy::too_many_arguments)]
+fn fill_and_check(
+    cx: &DecodeContext<'_>,
+    col: ArrayRef,
+    rule: Rule,
+    nullable: bool,
+    name: &str,
+    offset: usize,
+    table: Table,
+    seen_ids: &mut HashSet<String>,
+) -> Result<ArrayRef, ApiError> {
+    let at = |i: usize| offset + i;
+    match rule {
+        Rule::Id => {
+            let ids = col.as_string::<i32>();
+            let mut filled = Vec::with_capacity(ids.len());
+            for i in 0..ids.len() {
+                let id = if ids.is_null(i) {
+                    if !nullable {
+                        return Err(null_error(at(i), name));
+                    }
+                    new_prediction_id()
+                } else {
+                    let id = ids.value(i);
+                    if id.is_empty() || id.len() > MAX_ID_LEN {
+                        return Err(ApiError::wrong_type(
+                            at(i),
+                            name,
+                            &format!("a non-empty string of at most {MAX_ID_LEN} bytes"),
+                            format!("a string of {} bytes", id.len()),
+                        ));
+                    }
+                    if table == Table::Predictions && !seen_ids.insert(id.to_string()) {
+                        return Err(ApiError::bad_request(
+                            "duplicate_id",
+                            format!("row {}: prediction_id `{id}` appears twice in this request", at(i)),
+                        )
+                        .at(at(i), name));
+                    }
+                    id.to_string()
+                };
+                filled.push(id);
+            }
+            Ok(Arc::new(StringArray::from(filled)))
+        }
+        Rule::Time if col.null_count() > 0 => {
+            let t = col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            Ok(Arc::new(
+                t.iter()
+                    .map(|v| Some(v.unwrap_or(cx.now_us)))
+                    .collect::<TimestampMicrosecondArray>()
+                    .with_timezone("UTC"),
+            ))
+        }
+        _ => {
+            if !nullable && col.null_count() > 0 {
+                let i = (0..col.len()).find(|&i| col.is_null(i)).unwrap_or(0);
+                return Err(null_error(at(i), name));
+            }
+            let non_finite = match rule {
+                Rule::Number => {
+                    col.as_primitive::<Float64Type>().iter().position(|v| v.is_some_and(|x| !x.is_finite()))
+                }
+                Rule::Vector => {
+                    let list = col.as_fixed_size_list();
+                    let dim = list.value_length() as usize;
+                    list.values()
+                        .as_primitive::<Float32Type>()
+                        .iter()
+                        .position(|v| v.is_some_and(|x| !x.is_finite()))
+                        .map(|p| p / dim)
+                }
+                _ => None,
+            };
+            if let Some(i) = non_finite {
+                return Err(ApiError::bad_request(
+                    "non_finite",
+                    format!(
+                        "row {}, column `{name}`: NaN and infinities are not accepted; send null for a missing value",
+                        at(i)
+                    ),
+                )
+                .at(at(i), name)
+                .expected_got("a finite number or null", "NaN or infinity"));
+            }
+            Ok(col)
+        }
+    }
+}
+
+fn null_error(row: usize, name: &str) -> ApiError {
+    ApiError::bad_request("missing_field", format!("row {row}: required column `{name}` is null"))
+        .at(row, name)
+        .expected_got("a value", "null")
+}

@@ -1,0 +1,91 @@
+//! The collector's Prometheus metrics, all in one place. Label values come from bounded sets:
+//! configured model names (`_unknown` otherwise), table names, and error codes.
+
+use prometheus::{GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
+
+/// Model label for requests naming a model that is not configured.
+pub const UNKNOWN_MODEL: &str = "_unknown";
+
+/// Collector metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `driftwatch_ingest_rows_total{model,table}`: rows acknowledged.
+    pub rows: IntCounterVec,
+    /// `driftwatch_ingest_bytes_total{model,table}`: request body bytes acknowledged.
+    pub bytes: IntCounterVec,
+    /// `driftwatch_ingest_rejected_total{model,reason}`: requests refused, by error code.
+    pub rejected: IntCounterVec,
+    /// `driftwatch_wal_bytes{model}`: WAL bytes acknowledged but not yet in Parquet.
+    pub wal_bytes: IntGaugeVec,
+    /// `driftwatch_buffer_fill_ratio{model}`: `wal_bytes` over `max_pending_bytes`; 1 means 429s.
+    pub buffer_fill: GaugeVec,
+    /// `driftwatch_flush_duration_seconds{model}`: time to turn one WAL segment into Parquet.
+    pub flush_duration: HistogramVec,
+    /// `driftwatch_parquet_files_written_total{model,table}`.
+    pub files_written: IntCounterVec,
+    /// `driftwatch_flush_errors_total{model}`: failed flush attempts (retried).
+    pub flush_errors: IntCounterVec,
+    /// `driftwatch_wal_append_duration_seconds`: from enqueue to durable acknowledgement.
+    pub wal_append: Histogram,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let m = Self {
+            rows: IntCounterVec::new(
+                Opts::new("driftwatch_ingest_rows_total", "Rows acknowledged by ingest."),
+                &["model", "table"],
+            )?,
+            bytes: IntCounterVec::new(
+                Opts::new("driftwatch_ingest_bytes_total", "Request body bytes acknowledged by ingest."),
+                &["model", "table"],
+            )?,
+            rejected: IntCounterVec::new(
+                Opts::new("driftwatch_ingest_rejected_total", "Ingest requests refused, by reason."),
+                &["model", "reason"],
+            )?,
+            wal_bytes: IntGaugeVec::new(
+                Opts::new("driftwatch_wal_bytes", "WAL bytes acknowledged but not yet written to Parquet."),
+                &["model"],
+            )?,
+            buffer_fill: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_buffer_fill_ratio",
+                    "Unflushed WAL bytes over collector.max_pending_bytes; at 1 ingest answers 429.",
+                ),
+                &["model"],
+            )?,
+            flush_duration: HistogramVec::new(
+                HistogramOpts::new("driftwatch_flush_duration_seconds", "Time to write one WAL segment to Parquet.")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+                &["model"],
+            )?,
+            files_written: IntCounterVec::new(
+                Opts::new("driftwatch_parquet_files_written_total", "Parquet files written."),
+                &["model", "table"],
+            )?,
+            flush_errors: IntCounterVec::new(
+                Opts::new("driftwatch_flush_errors_total", "Failed attempts to flush a WAL segment (retried)."),
+                &["model"],
+            )?,
+            wal_append: Histogram::with_opts(
+                HistogramOpts::new(
+                    "driftwatch_wal_append_duration_seconds",
+                    "Time from enqueueing a request's rows to their durable acknowledgement.",
+                )
+                .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
+            )?,
+        };
+        registry.register(Box::new(m.rows.clone()))?;
+        registry.register(Box::new(m.bytes.clone()))?;
+        registry.register(Box::new(m.rejected.clone()))?;
+        registry.register(Box::new(m.wal_bytes.clone()))?;
+        registry.register(Box::new(m.buffer_fill.clone()))?;
+        registry.register(Box::new(m.flush_duration.clone()))?;
+        registry.register(Box::new(m.files_written.clone()))?;
+        registry.register(Box::new(m.flush_errors.clone()))?;
+        registry.register(Box::new(m.wal_append.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,228 @@
+//! The one TOML config file. Every field is documented in `docs/config.md`; defaults live here.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use driftwatch_collector::CollectorConfig;
+use driftwatch_collector::config::units;
+use driftwatch_collector::schema::{ModelSchema, SchemaConfig, is_valid_name};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AuthConfig;
+
+/// The whole config file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: where to listen and request limits.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[store]`: where the data lives.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[collector]`: durability and batching of ingest.
+    #[serde(default)]
+    pub collector: CollectorConfig,
+    /// `[query]`: limits of `/v1/query` and `driftwatch query`.
+    #[serde(default)]
+    pub query: QueryConfig,
+    /// `[auth]`: bearer tokens; without any, the API is open.
+    #[serde(default)]
+    pub auth: AuthConfig,
+    /// `[[models]]`: the models watched.
+    #[serde(default)]
+    pub models: Vec<ModelConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address and port to listen on. Default `"127.0.0.1:8080"`. Example: `"0.0.0.0:8080"`.
+    pub listen: SocketAddr,
+    /// Largest request body; larger ones get 413. Default `"16MiB"`.
+    #[serde(with = "units::bytes")]
+    pub max_body_bytes: u64,
+    /// Ingest requests handled at once; more get 429 with Retry-After. Default `256`.
+    pub max_inflight_ingest: usize,
+    /// How long a graceful shutdown waits for requests in flight. Default `"30s"`.
+    #[serde(with = "units::duration")]
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            max_body_bytes: 16 << 20,
+            max_inflight_ingest: 256,
+            shutdown_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// Root of the dataset: a local folder (relative to the config file) or `file://` URL.
+    /// Default `"./data"`.
+    pub root: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self { root: "./data".into() }
+    }
+}
+
+/// `[query]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Rows a query returns at most; the answer says when it was cut. Default `10000`.
+    pub max_rows: usize,
+    /// Memory one query may hold. Default `"512MiB"`.
+    #[serde(with = "units::bytes")]
+    pub memory_limit: u64,
+    /// Wall time one query may take. Default `"30s"`.
+    #[serde(with = "units::duration")]
+    pub timeout: Duration,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self { max_rows: 10_000, memory_limit: 512 << 20, timeout: Duration::from_secs(30) }
+    }
+}
+
+impl QueryConfig {
+    /// As the analyzer takes them.
+    pub fn limits(&self) -> driftwatch_analyzer::sql::QueryLimits {
+        driftwatch_analyzer::sql::QueryLimits {
+            max_rows: self.max_rows,
+            memory_limit: self.memory_limit as usize,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// `[[models]]`: one watched model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model's name, used in URLs and the store. 1 to 64 of `A-Z a-z 0-9 _ - .`. Example: `"credit"`.
+    pub name: String,
+    /// `[models.schema]`: what its records hold.
+    #[serde(default)]
+    pub schema: SchemaConfig,
+}
+
+/// A loaded, validated config and the folder its relative paths are resolved against.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The config.
+    pub config: Config,
+    /// Folder of the config file.
+    pub base: PathBuf,
+    /// Each model's schema, declared or inferred.
+    pub models: Vec<(String, ModelSchema)>,
+}
+
+impl Loaded {
+    /// The store root with relative paths resolved against the config file's folder.
+    pub fn store_root(&self) -> String {
+        let root = &self.config.store.root;
+        if root.contains("://") || Path::new(root).is_absolute() {
+            root.clone()
+        } else {
+            self.base.join(root).display().to_string()
+        }
+    }
+}
+
+/// Reads, parses and validates a config file. Errors name the file, the field and what is wrong.
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    parse(&text, &base).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// Parses and validates config text; relative paths resolve against `base`.
+pub fn parse(text: &str, base: &Path) -> anyhow::Result<Loaded> {
+    let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+    let models = validate(&config, base)?;
+    Ok(Loaded { config, base: base.to_path_buf(), models })
+}
+
+fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSchema)>> {
+    config.collector.validate().map_err(anyhow::Error::msg)?;
+    if config.server.max_body_bytes == 0 {
+        anyhow::bail!("server.max_body_bytes: must be more than 0");
+    }
+    if config.server.max_inflight_ingest == 0 {
+        anyhow::bail!("server.max_inflight_ingest: must be at least 1");
+    }
+    if config.query.max_rows == 0 {
+        anyhow::bail!("query.max_rows: must be at least 1");
+    }
+    config.auth.validate()?;
+    if config.models.is_empty() {
+        anyhow::bail!("models: no [[models]] declared; declare at least one (see docs/config.md)");
+    }
+    let mut out: Vec<(String, ModelSchema)> = Vec::new();
+    for (i, model) in config.models.iter().enumerate() {
+        if !is_valid_name(&model.name) {
+            anyhow::bail!(
+                "models[{i}].name: `{}` is not a valid name (1 to 64 of A-Z a-z 0-9 _ - . starting with a letter or digit)",
+                model.name
+            );
+        }
+        if out.iter().any(|(name, _)| *name == model.name) {
+            anyhow::bail!("models[{i}].name: `{}` is declared twice", model.name);
+        }
+        let schema = ModelSchema::from_config(&model.schema, base)
+            .map_err(|e| anyhow::anyhow!("models[{i}].schema (model `{}`): {e}", model.name))?;
+        out.push((model.name.clone(), schema));
+    }
+    Ok(out)
+}
+
+/// The example config shipped in the repo, embedded so `driftwatch demo` runs anywhere.
+pub const EXAMPLE: &str = include_str!("../examples/driftwatch.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new(".")).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn example_config_is_valid() {
+        let loaded = parse(EXAMPLE, Path::new("examples")).unwrap();
+        assert!(!loaded.models.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let model = "[[models]]\nname = \"m\"\nschema.features = [{ name = \"a\", kind = \"numerical\" }]\n";
+        assert!(err(&format!("[server]\nlisen = \"x\"\n{model}")).contains("unknown field `lisen`"));
+        assert!(err(&format!("[collector]\nflush_interval = \"10 parsecs\"\n{model}")).contains("flush_interval"));
+        assert!(err(&format!("[collector]\nzstd_level = 40\n{model}")).contains("collector.zstd_level"));
+        assert!(
+            err("[[models]]\nname = \"../x\"\nschema.features = [{ name = \"a\", kind = \"numerical\" }]\n")
+                .contains("models[0].name")
+        );
+        assert!(
+            err("[[models]]\nname = \"m\"\nschema.features = [{ name = \"a\", kind = \"numeric\" }]\n")
+                .contains("unknown variant `numeric`")
+        );
+        assert!(err("[[models]]\nname = \"m\"\n").contains("models[0].schema"));
+        assert!(err("").contains("no [[models]]"));
+    }
+}

@@ -1,0 +1,13 @@
+//! driftwatch: watches machine-learning models in production.
+//!
+//! Takes in: a TOML config ([`config::Config`]) and commands from the CLI.
+//! Gives out: the HTTP server ([`server`]) wiring the collector and the analyzer together, and the
+//! batch commands (`check-config`, `query`, `demo`).
+//! Must never: start with a config it could not fully validate, or lose acknowledged data on
+//! shutdown (the collector is flushed before the process exits).
+
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod logging;
+pub mod server;

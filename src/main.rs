@@ -1,0 +1,220 @@
+//! The `driftwatch` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use driftwatch::config;
+use driftwatch::logging::{self, LogFormat};
+use driftwatch::server::{self, Server};
+use driftwatch_analyzer::sql;
+use driftwatch_collector::store::Store;
+
+/// driftwatch watches machine-learning models in production: it captures what a model sees and
+/// says into Parquet, finds drift and accuracy decay, alerts, and closes the loop by retraining.
+#[derive(Parser)]
+#[command(name = "driftwatch", version, propagate_version = true)]
+struct Cli {
+    /// Log format on stderr: `text` for people, `json` for log shippers. Level from RUST_LOG (default info).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DRIFTWATCH_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: ingest API, queries, /metrics, /healthz and /readyz.
+    ///
+    /// Replays the write-ahead log left by a previous run before it listens. SIGINT or SIGTERM
+    /// shuts it down gracefully: requests in flight finish and every acknowledged row is written
+    /// to Parquet.
+    Serve {
+        /// The TOML config file (see docs/config.md; an example is examples/driftwatch.toml).
+        #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+        config: PathBuf,
+        /// Listen here instead of `server.listen`, e.g. `0.0.0.0:8080` (port 0 picks a free one).
+        #[arg(long, env = "DRIFTWATCH_LISTEN")]
+        listen: Option<SocketAddr>,
+    },
+    /// Check a config file: parse it, validate every field, infer schemas, and print a summary.
+    ///
+    /// Exits 0 when the file is valid, 1 with a message naming the field otherwise.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// Run read-only SQL over a model's stored data (no server needed).
+    ///
+    /// Tables: `predictions`, `labels`, `labels_latest` (one label per prediction, the last to
+    /// arrive) and `predictions_labeled` (predictions joined with their latest label). Rows still
+    /// in the write-ahead log of a running server appear once flushed (`collector.flush_interval`).
+    Query {
+        /// The TOML config file.
+        #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+        config: PathBuf,
+        /// The model whose tables to query; may be left out when only one is configured.
+        #[arg(long, short)]
+        model: Option<String>,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
+        format: OutputFormat,
+        /// Print at most this many rows (default: query.max_rows from the config).
+        #[arg(long)]
+        max_rows: Option<usize>,
+        /// The SQL, e.g. "SELECT count(*) FROM predictions".
+        sql: String,
+    },
+    /// Run the demo: start the server on the embedded example config, feed it a generated stream
+    /// of predictions and late labels, and show where the data landed.
+    Demo {
+        /// Where the demo keeps its data (wiped at start).
+        #[arg(long, default_value = "demo-data")]
+        store: PathBuf,
+        /// Listen address (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: SocketAddr,
+        /// Predictions to send.
+        #[arg(long, default_value_t = 5000)]
+        rows: usize,
+        /// Keep the server running after the demo, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// A JSON array of objects.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve { config, listen } => {
+            let loaded = config::load(&config)?;
+            let listen = listen.unwrap_or(loaded.config.server.listen);
+            let server = Server::start(&loaded, listen).await?;
+            tracing::info!(addr = %server.addr, store = %loaded.store_root(), models = loaded.models.len(), "driftwatch is listening");
+            shutdown_signal().await;
+            tracing::info!("shutting down: finishing requests in flight and flushing to Parquet");
+            server.shutdown().await?;
+            tracing::info!("stopped cleanly");
+            Ok(())
+        }
+        Command::CheckConfig { file } => {
+            let loaded = config::load(&file)?;
+            let c = &loaded.config;
+            println!("{}: valid", file.display());
+            println!("  listen      {}", c.server.listen);
+            println!("  store       {}", loaded.store_root());
+            println!("  sync        {:?}, flush every {:?}", c.collector.sync, c.collector.flush_interval);
+            println!(
+                "  auth        {}",
+                if c.auth.tokens.is_empty() {
+                    "open (no tokens configured)".to_string()
+                } else {
+                    format!("{} token(s)", c.auth.tokens.len())
+                }
+            );
+            for (name, schema) in &loaded.models {
+                let features: Vec<String> =
+                    schema.features.iter().map(|f| format!("{}:{:?}", f.name, f.kind).to_lowercase()).collect();
+                println!(
+                    "  model       {name}: prediction {:?}, label {:?}, {} feature(s): {}",
+                    schema.prediction,
+                    schema.label,
+                    features.len(),
+                    features.join(" ")
+                );
+            }
+            Ok(())
+        }
+        Command::Query { config, model, format, max_rows, sql } => {
+            let loaded = config::load(&config)?;
+            let model = match model {
+                Some(m) => m,
+                None if loaded.models.len() == 1 => loaded.models[0].0.clone(),
+                None => anyhow::bail!(
+                    "several models are configured; choose one with --model ({})",
+                    loaded.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            };
+            let store = Store::open(&loaded.store_root())?;
+            let schemas = server::fixed_schemas(&loaded, &store, false).await?;
+            let (_, schema) = schemas
+                .iter()
+                .find(|(n, _)| *n == model)
+                .with_context(|| format!("no model `{model}` in {}", config.display()))?;
+            let mut limits = loaded.config.query.limits();
+            limits.max_rows = max_rows.unwrap_or(limits.max_rows);
+            let ctx = sql::session(&store, &model, schema, limits.memory_limit).await?;
+            let out = sql::run(&ctx, &sql, &limits).await?;
+            print_batches(&out, format)?;
+            if out.truncated {
+                eprintln!("(output cut at {} rows; raise --max-rows)", limits.max_rows);
+            }
+            Ok(())
+        }
+        Command::Demo { store, listen, rows, serve } => driftwatch::demo::run(&store, listen, rows, serve).await,
+    }
+}
+
+fn print_batches(out: &sql::QueryOutput, format: OutputFormat) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match format {
+        OutputFormat::Table => writeln!(stdout, "{}", arrow::util::pretty::pretty_format_batches(&out.batches)?)?,
+        OutputFormat::Json => {
+            stdout.write_all(&sql::to_json_rows(&out.batches)?)?;
+            writeln!(stdout)?;
+        }
+        OutputFormat::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut stdout);
+            for b in &out.batches {
+                writer.write(b)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
