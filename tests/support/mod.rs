@@ -1,0 +1,201 @@
+//! Starting the real `driftwatch` binary for end-to-end tests, and talking to it over loopback.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The binary under test.
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_driftwatch")
+}
+
+/// A config for one model `credit` with a numerical, a categorical and a boolean feature, two
+/// scores, categorical predictions and labels. `extra` is appended (more sections).
+pub fn config(dir: &Path, extra: &str) -> PathBuf {
+    let text = format!(
+        r#"[store]
+root = "store"
+
+[collector]
+flush_interval = "1s"
+
+[[models]]
+name = "credit"
+[models.schema]
+prediction = "categorical"
+scores = ["good", "bad"]
+features = [
+  {{ name = "age", kind = "numerical" }},
+  {{ name = "region", kind = "categorical" }},
+  {{ name = "vip", kind = "boolean" }},
+]
+{extra}"#
+    );
+    let path = dir.join("driftwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running server process; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub base: String,
+    pub config: PathBuf,
+    stderr: Option<std::thread::JoinHandle<Vec<String>>>,
+}
+
+impl Server {
+    /// Starts `driftwatch serve` on a free port and waits (up to 60 s) until it is ready.
+    pub fn start(config: &Path) -> Self {
+        Self::start_with_env(config, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub fn start_with_env(config: &Path, env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start driftwatch");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut lines = Vec::new();
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if let Some(addr) = v.get("addr").and_then(Value::as_str) {
+                        let _ = tx.send(addr.to_string());
+                    }
+                }
+                lines.push(line);
+            }
+            lines
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let log = reader.join().unwrap_or_default().join("\n");
+                panic!("driftwatch did not start listening within 60 s; its log:\n{log}");
+            }
+        };
+        let server = Self { child, base: format!("http://{addr}"), config: config.to_path_buf(), stderr: Some(reader) };
+        wait_until(Duration::from_secs(30), "readyz", || {
+            client().get(server.url("/readyz")).send().map(|r| r.status().is_success()).unwrap_or(false)
+        });
+        server
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Posts a body with a content type; returns status and parsed JSON (Null when not JSON).
+    pub fn post(&self, path: &str, content_type: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, Value) {
+        let r = client().post(self.url(path)).header("content-type", content_type).body(body).send().expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().unwrap_or(Value::Null))
+    }
+
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.post(path, "application/json", serde_json::to_vec(body).unwrap())
+    }
+
+    /// Runs SQL through `/v1/query` and returns the rows.
+    pub fn query(&self, sql: &str) -> Vec<Value> {
+        let (status, answer) = self.post_json("/v1/query", &serde_json::json!({"model": "credit", "sql": sql}));
+        assert_eq!(status, 200, "query {sql} failed: {answer}");
+        answer["rows"].as_array().unwrap().clone()
+    }
+
+    pub fn flush(&self) {
+        let (status, answer) = self.post_json("/v1/flush", &serde_json::json!({}));
+        assert_eq!(status, 200, "flush failed: {answer}");
+    }
+
+    pub fn metrics(&self) -> String {
+        client().get(self.url("/metrics")).send().unwrap().text().unwrap()
+    }
+
+    /// Sends SIGTERM and waits for a clean exit; returns the log.
+    pub fn stop(mut self) -> Vec<String> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "driftwatch exited with {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "driftwatch did not stop within 60 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// SIGKILL: no flush, no goodbye.
+    pub fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
+}
+
+/// Polls `ready` until it holds, failing the test at the deadline.
+pub fn wait_until(deadline: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    while !ready() {
+        assert!(Instant::now() < end, "timed out after {deadline:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Every Parquet file under `dir`, recursively.
+pub fn parquet_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(parquet_files(&path));
+        } else if path.extension().is_some_and(|e| e == "parquet") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Reads every row of every Parquet file under `dir` with the parquet crate (not DataFusion).
+pub fn read_parquet(dir: &Path) -> Vec<arrow::record_batch::RecordBatch> {
+    parquet_files(dir)
+        .into_iter()
+        .flat_map(|path| {
+            let file = std::fs::File::open(&path).unwrap();
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                .unwrap()
+                .build()
+                .unwrap()
+                .map(|b| b.unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
