@@ -233,7 +233,7 @@ fn fill_and_check(
                             "duplicate_id",
                             format!("row {}: prediction_id `{id}` appears twice in this request", at(i)),
                         )
-                        .at(at(i), name));
+                        .at(at(i), name).expected_got("an id unique within the request", id));
                     }
                     id.to_string()
                 };

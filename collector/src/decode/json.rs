@@ -284,7 +284,8 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
                         "duplicate_id",
                         format!("row {row}: prediction_id `{id}` appears twice in this request"),
                     )
-                    .at(row, "prediction_id"));
+                    .at(row, "prediction_id")
+                    .expected_got("an id unique within the request", id));
                 }
                 ids.append_value(id);
             }
