@@ -121,12 +121,7 @@ pub fn dataset_drift(results: &[ColumnDriftResult], share_threshold: f64) -> Dat
     let drifted_columns = results.iter().filter(|r| r.drifted).count();
     let columns = results.len();
     let share = drifted_columns as f64 / columns as f64;
-    DatasetDrift {
-        drifted_columns,
-        columns,
-        share,
-        drifted: share >= share_threshold,
-    }
+    DatasetDrift { drifted_columns, columns, share, drifted: share >= share_threshold }
 }
 
 /// Evidently's column-type inference for plain feature columns: integer columns whose
@@ -137,11 +132,7 @@ pub fn infer_kind(reference: &ColumnData<'_>, current: &ColumnData<'_>) -> Colum
         (ColumnData::Numerical { values: r, integer }, ColumnData::Numerical { values: c, .. }) => {
             if *integer {
                 let n_ref = count_distinct_finite(r);
-                let nunique = if n_ref > 0 {
-                    n_ref
-                } else {
-                    count_distinct_finite(c)
-                };
+                let nunique = if n_ref > 0 { n_ref } else { count_distinct_finite(c) };
                 if nunique <= 5 {
                     return ColumnKind::Categorical;
                 }
@@ -210,10 +201,7 @@ impl<'a> Prepared<'a> {
     /// up empty, as Evidently does.
     pub fn new(reference: &ColumnData<'a>, current: &ColumnData<'a>) -> Result<Self> {
         match (reference, current) {
-            (
-                ColumnData::Numerical { values: r, integer: ri },
-                ColumnData::Numerical { values: c, integer: ci },
-            ) => {
+            (ColumnData::Numerical { values: r, integer: ri }, ColumnData::Numerical { values: c, integer: ci }) => {
                 let reference = finite(r);
                 if reference.is_empty() {
                     return Err(Error::EmptyColumn("reference"));
@@ -222,11 +210,7 @@ impl<'a> Prepared<'a> {
                 if current.is_empty() {
                     return Err(Error::EmptyColumn("current"));
                 }
-                Ok(Prepared::Numerical {
-                    reference,
-                    current,
-                    integer: *ri && *ci,
-                })
+                Ok(Prepared::Numerical { reference, current, integer: *ri && *ci })
             }
             (ColumnData::Categorical(r), ColumnData::Categorical(c)) => {
                 let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
@@ -238,13 +222,8 @@ impl<'a> Prepared<'a> {
                 }
                 let mut entries: Vec<(&str, (u64, u64))> = counts.into_iter().collect();
                 entries.sort_by(|a, b| a.0.cmp(b.0));
-                let index: HashMap<&str, u32> = entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, e)| (e.0, i as u32))
-                    .collect();
-                let codes =
-                    |side: &[Option<&str>]| side.iter().flatten().map(|v| index[v]).collect();
+                let index: HashMap<&str, u32> = entries.iter().enumerate().map(|(i, e)| (e.0, i as u32)).collect();
+                let codes = |side: &[Option<&str>]| side.iter().flatten().map(|v| index[v]).collect();
                 let prepared = Prepared::Categorical {
                     keys: entries.iter().map(|e| e.0.to_string()).collect(),
                     reference: entries.iter().map(|e| e.1.0).collect(),
@@ -260,10 +239,7 @@ impl<'a> Prepared<'a> {
     }
 
     fn check_non_empty(&self) -> Result<()> {
-        if let Prepared::Categorical {
-            reference, current, ..
-        } = self
-        {
+        if let Prepared::Categorical { reference, current, .. } = self {
             if reference.iter().sum::<u64>() == 0 {
                 return Err(Error::EmptyColumn("reference"));
             }
@@ -285,9 +261,7 @@ impl<'a> Prepared<'a> {
     /// Distinct values of reference and current together.
     pub fn n_unique(&self) -> usize {
         match self {
-            Prepared::Numerical {
-                reference, current, ..
-            } => stats::binning::value_counts(reference, current).0.len(),
+            Prepared::Numerical { reference, current, .. } => stats::binning::value_counts(reference, current).0.len(),
             Prepared::Categorical { keys, .. } => keys.len(),
         }
     }
@@ -295,37 +269,25 @@ impl<'a> Prepared<'a> {
     /// Category code of every value of each side, in data order, indexing the sorted union.
     pub fn codes(&self) -> (Vec<u32>, Vec<u32>) {
         match self {
-            Prepared::Numerical {
-                reference, current, ..
-            } => {
+            Prepared::Numerical { reference, current, .. } => {
                 let (keys, _, _) = stats::binning::value_counts(reference, current);
-                let code = |side: &[f64]| {
-                    side.iter()
-                        .map(|v| keys.partition_point(|k| k < v) as u32)
-                        .collect()
-                };
+                let code = |side: &[f64]| side.iter().map(|v| keys.partition_point(|k| k < v) as u32).collect();
                 (code(reference), code(current))
             }
-            Prepared::Categorical {
-                reference_codes,
-                current_codes,
-                ..
-            } => (reference_codes.clone(), current_codes.clone()),
+            Prepared::Categorical { reference_codes, current_codes, .. } => {
+                (reference_codes.clone(), current_codes.clone())
+            }
         }
     }
 
     /// Category counts over the union (numbers: one category per distinct value).
     pub fn counts(&self) -> (Vec<u64>, Vec<u64>) {
         match self {
-            Prepared::Numerical {
-                reference, current, ..
-            } => {
+            Prepared::Numerical { reference, current, .. } => {
                 let (_, r, c) = stats::binning::value_counts(reference, current);
                 (r, c)
             }
-            Prepared::Categorical {
-                reference, current, ..
-            } => (reference.clone(), current.clone()),
+            Prepared::Categorical { reference, current, .. } => (reference.clone(), current.clone()),
         }
     }
 }
@@ -344,33 +306,20 @@ pub fn column_drift(
     current: &ColumnData<'_>,
     options: &ColumnOptions,
 ) -> Result<ColumnDriftResult> {
-    let kind = options
-        .kind
-        .unwrap_or_else(|| infer_kind(reference, current));
+    let kind = options.kind.unwrap_or_else(|| infer_kind(reference, current));
     let prepared = Prepared::new(reference, current)?;
     let stattest = match options.stattest {
         Some(t) => {
             if !t.applies_to(kind) {
-                return Err(Error::NotApplicable {
-                    test: t.name(),
-                    kind: kind.name(),
-                });
+                return Err(Error::NotApplicable { test: t.name(), kind: kind.name() });
             }
             t
         }
         None => default_stattest(kind, prepared.n_reference(), prepared.n_unique()),
     };
-    let threshold = options
-        .threshold
-        .unwrap_or_else(|| stattest.default_threshold());
+    let threshold = options.threshold.unwrap_or_else(|| stattest.default_threshold());
     let score = stattest.score(&prepared, kind)?;
-    Ok(ColumnDriftResult {
-        kind,
-        stattest,
-        score,
-        threshold,
-        drifted: stattest.is_drift(score, threshold),
-    })
+    Ok(ColumnDriftResult { kind, stattest, score, threshold, drifted: stattest.is_drift(score, threshold) })
 }
 
 #[cfg(test)]
@@ -378,10 +327,7 @@ mod tests {
     use super::*;
 
     fn num(v: &[f64]) -> ColumnData<'_> {
-        ColumnData::Numerical {
-            values: v,
-            integer: false,
-        }
+        ColumnData::Numerical { values: v, integer: false }
     }
 
     #[test]
@@ -399,10 +345,7 @@ mod tests {
     #[test]
     fn integers_with_few_values_are_categorical() {
         let v = [1.0, 2.0, 3.0, 1.0];
-        let i = ColumnData::Numerical {
-            values: &v,
-            integer: true,
-        };
+        let i = ColumnData::Numerical { values: &v, integer: true };
         assert_eq!(infer_kind(&i, &i), ColumnKind::Categorical);
         assert_eq!(infer_kind(&num(&v), &num(&v)), ColumnKind::Numerical);
     }
@@ -428,17 +371,10 @@ mod tests {
     #[test]
     fn overrides_apply_and_are_checked() {
         let v: Vec<f64> = (0..100).map(f64::from).collect();
-        let opts = ColumnOptions {
-            stattest: Some(StatTest::Psi),
-            threshold: Some(0.2),
-            ..Default::default()
-        };
+        let opts = ColumnOptions { stattest: Some(StatTest::Psi), threshold: Some(0.2), ..Default::default() };
         let r = column_drift(&num(&v), &num(&v), &opts).unwrap();
         assert_eq!((r.stattest, r.threshold), (StatTest::Psi, 0.2));
-        let bad = ColumnOptions {
-            stattest: Some(StatTest::ChiSquare),
-            ..Default::default()
-        };
+        let bad = ColumnOptions { stattest: Some(StatTest::ChiSquare), ..Default::default() };
         assert!(column_drift(&num(&v), &num(&v), &bad).is_err());
     }
 }

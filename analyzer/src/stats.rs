@@ -137,11 +137,7 @@ pub(crate) fn sorted(values: &[f64]) -> Vec<f64> {
 /// Number of elements of sorted `a` that are `< x` (`side="left"`) or `<= x` (`side="right"`),
 /// as `np.searchsorted`.
 pub(crate) fn searchsorted(a: &[f64], x: f64, right: bool) -> usize {
-    if right {
-        a.partition_point(|&v| v <= x)
-    } else {
-        a.partition_point(|&v| v < x)
-    }
+    if right { a.partition_point(|&v| v <= x) } else { a.partition_point(|&v| v < x) }
 }
 
 /// Average ranks (1-based) of `values`, ties sharing the mean of their positions, as
@@ -181,10 +177,7 @@ pub(crate) fn non_empty(reference: &[f64], current: &[f64]) -> Result<()> {
 
 pub(crate) fn same_len<T>(reference: &[T], current: &[T]) -> Result<()> {
     if reference.len() != current.len() {
-        return Err(Error::LengthMismatch {
-            reference: reference.len(),
-            current: current.len(),
-        });
+        return Err(Error::LengthMismatch { reference: reference.len(), current: current.len() });
     }
     Ok(())
 }
@@ -240,11 +233,7 @@ impl TooSmallExt for [f64] {
             return Err(Error::Empty(which));
         }
         if self.len() < need {
-            return Err(Error::TooSmall {
-                which,
-                got: self.len(),
-                need,
-            });
+            return Err(Error::TooSmall { which, got: self.len(), need });
         }
         Ok(())
     }

@@ -56,8 +56,7 @@ impl Tally {
         if test == "TVD" || test == "empirical_mmd" {
             let bound = if test == "TVD" { 0.05 } else { 0.15 };
             if (got - want).abs() > bound {
-                self.failures
-                    .push(format!("{at}: {test} {got} vs {want} beyond sampling error"));
+                self.failures.push(format!("{at}: {test} {got} vs {want} beyond sampling error"));
             }
             return;
         }
@@ -68,8 +67,7 @@ impl Tally {
             self.max_rel_at = format!("{at} {test}: {got:e} vs {want:e}");
         }
         if !((got - want).abs() <= rtol * want.abs() || (got - want).abs() <= atol) {
-            self.failures
-                .push(format!("{at}: {test} score {got:e} vs {want:e} (rel {rel:e})"));
+            self.failures.push(format!("{at}: {test} score {got:e} vs {want:e} (rel {rel:e})"));
         }
     }
 }
@@ -98,40 +96,18 @@ fn golden_fixtures_match_scipy_and_evidently() {
     eprintln!(
         "golden: {} fixtures, {} columns, {} scores checked, {} documented deviations; \
          max relative error {:e} ({})",
-        tally.fixtures,
-        tally.columns,
-        tally.scores,
-        tally.deviations,
-        tally.max_rel,
-        tally.max_rel_at
+        tally.fixtures, tally.columns, tally.scores, tally.deviations, tally.max_rel, tally.max_rel_at
     );
-    assert!(
-        tally.failures.is_empty(),
-        "{} mismatches:\n{}",
-        tally.failures.len(),
-        tally.failures.join("\n")
-    );
+    assert!(tally.failures.is_empty(), "{} mismatches:\n{}", tally.failures.len(), tally.failures.join("\n"));
 }
 
 fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
     let name = col["name"].as_str().unwrap_or("?");
     let at = format!("{fname}/{name}");
     let dtype = col["dtype"].as_str().unwrap_or("float");
-    let nums = |side: &str| -> Vec<f64> {
-        col[side]
-            .as_array()
-            .expect("values")
-            .iter()
-            .map(parse_number)
-            .collect()
-    };
+    let nums = |side: &str| -> Vec<f64> { col[side].as_array().expect("values").iter().map(parse_number).collect() };
     let strs = |side: &str| -> Vec<Option<String>> {
-        col[side]
-            .as_array()
-            .expect("values")
-            .iter()
-            .map(|v| v.as_str().map(str::to_string))
-            .collect()
+        col[side].as_array().expect("values").iter().map(|v| v.as_str().map(str::to_string)).collect()
     };
     let (rn, cn) = (nums_if(dtype != "str", || nums("reference")), nums_if(dtype != "str", || nums("current")));
     let (rs, cs) = (strs("reference"), strs("current"));
@@ -141,16 +117,7 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
         (ColumnData::Categorical(&rs), ColumnData::Categorical(&cs))
     } else {
         let integer = dtype == "int";
-        (
-            ColumnData::Numerical {
-                values: &rn,
-                integer,
-            },
-            ColumnData::Numerical {
-                values: &cn,
-                integer,
-            },
-        )
+        (ColumnData::Numerical { values: &rn, integer }, ColumnData::Numerical { values: &cn, integer })
     };
 
     let kind = match col["kind"].as_str() {
@@ -161,9 +128,7 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
     if let Some(k) = kind {
         let inferred = drift::infer_kind(&reference, &current);
         if inferred != k {
-            tally
-                .failures
-                .push(format!("{at}: kind {inferred:?}, Evidently {k:?}"));
+            tally.failures.push(format!("{at}: kind {inferred:?}, Evidently {k:?}"));
         }
     }
 
@@ -171,19 +136,12 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
     let got = drift::column_drift(&reference, &current, &ColumnOptions::default());
     match (default.get("error"), got) {
         (Some(_), Err(_)) => {}
-        (Some(e), Ok(r)) => tally
-            .failures
-            .push(format!("{at}: Evidently failed ({e}) but driftwatch gave {r:?}")),
-        (None, Err(e)) => tally
-            .failures
-            .push(format!("{at}: driftwatch failed: {e}")),
+        (Some(e), Ok(r)) => tally.failures.push(format!("{at}: Evidently failed ({e}) but driftwatch gave {r:?}")),
+        (None, Err(e)) => tally.failures.push(format!("{at}: driftwatch failed: {e}")),
         (None, Ok(r)) => {
             let want_test = default["stattest"].as_str().unwrap_or("?");
             if r.stattest.name() != want_test {
-                tally.failures.push(format!(
-                    "{at}: default test {} vs Evidently {want_test}",
-                    r.stattest
-                ));
+                tally.failures.push(format!("{at}: default test {} vs Evidently {want_test}", r.stattest));
             } else {
                 let want = parse_number(&default["score"]);
                 tally.score(&format!("{at} (default)"), want_test, r.score, Some(want));
@@ -191,9 +149,7 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
                     tally.failures.push(format!("{at}: threshold {}", r.threshold));
                 }
                 if default["drifted"].as_bool() != Some(r.drifted) {
-                    tally
-                        .failures
-                        .push(format!("{at}: default verdict {} differs", r.drifted));
+                    tally.failures.push(format!("{at}: default verdict {} differs", r.drifted));
                 }
             }
         }
@@ -212,21 +168,14 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
             tally.failures.push(format!("{at}: unknown test {tname}"));
             continue;
         };
-        let opts = ColumnOptions {
-            kind,
-            stattest: Some(test),
-            threshold: None,
-        };
+        let opts = ColumnOptions { kind, stattest: Some(test), threshold: None };
         let got = drift::column_drift(&reference, &current, &opts);
         match (want.get("error"), got) {
             (Some(_), Err(_)) => {}
-            (Some(e), Ok(r)) => tally.failures.push(format!(
-                "{at}: {tname}: Evidently failed ({e}) but driftwatch gave {}",
-                r.score
-            )),
-            (None, Err(e)) => tally
-                .failures
-                .push(format!("{at}: {tname}: driftwatch failed: {e}")),
+            (Some(e), Ok(r)) => {
+                tally.failures.push(format!("{at}: {tname}: Evidently failed ({e}) but driftwatch gave {}", r.score))
+            }
+            (None, Err(e)) => tally.failures.push(format!("{at}: {tname}: driftwatch failed: {e}")),
             (None, Ok(r)) => {
                 let w = parse_number(&want["score"]);
                 tally.score(&at, tname, r.score, Some(w));

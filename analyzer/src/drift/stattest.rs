@@ -134,11 +134,9 @@ impl StatTest {
     pub fn applies_to(self, kind: ColumnKind) -> bool {
         match self {
             StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => true,
-            StatTest::ChiSquare
-            | StatTest::Z
-            | StatTest::GTest
-            | StatTest::FisherExact
-            | StatTest::Tvd => kind == ColumnKind::Categorical,
+            StatTest::ChiSquare | StatTest::Z | StatTest::GTest | StatTest::FisherExact | StatTest::Tvd => {
+                kind == ColumnKind::Categorical
+            }
             _ => kind == ColumnKind::Numerical,
         }
     }
@@ -147,35 +145,18 @@ impl StatTest {
     pub fn score(self, data: &Prepared<'_>, kind: ColumnKind) -> Result<f64> {
         let categorical = kind == ColumnKind::Categorical;
         let numbers = || match data {
-            Prepared::Numerical {
-                reference,
-                current,
-                integer,
-            } => Ok((&reference[..], &current[..], *integer)),
-            Prepared::Categorical { .. } => Err(Error::NotApplicable {
-                test: self.name(),
-                kind: "cat",
-            }),
+            Prepared::Numerical { reference, current, integer } => Ok((&reference[..], &current[..], *integer)),
+            Prepared::Categorical { .. } => Err(Error::NotApplicable { test: self.name(), kind: "cat" }),
         };
         let shares = |fill: bool| -> Result<(Vec<f64>, Vec<f64>)> {
             match data {
-                Prepared::Numerical {
-                    reference,
-                    current,
-                    integer,
-                } if !categorical => Ok(binning::numerical_shares(
-                    reference, current, *integer, fill,
-                )?),
+                Prepared::Numerical { reference, current, integer } if !categorical => {
+                    Ok(binning::numerical_shares(reference, current, *integer, fill)?)
+                }
                 _ => {
                     let (r, c) = data.counts();
                     let (nr, nc) = (r.iter().sum::<u64>(), c.iter().sum::<u64>());
-                    Ok(binning::count_shares(
-                        &r,
-                        &c,
-                        nr as usize,
-                        nc as usize,
-                        fill,
-                    ))
+                    Ok(binning::count_shares(&r, &c, nr as usize, nc as usize, fill))
                 }
             }
         };
@@ -217,11 +198,7 @@ impl StatTest {
                 stats::jensenshannon::jensenshannon(&r, &c)?
             }
             StatTest::Hellinger => match data {
-                Prepared::Numerical {
-                    reference,
-                    current,
-                    integer,
-                } if !categorical => {
+                Prepared::Numerical { reference, current, integer } if !categorical => {
                     stats::hellinger::hellinger_numerical(reference, current, *integer)?
                 }
                 _ => {

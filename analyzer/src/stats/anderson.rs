@@ -28,9 +28,7 @@ pub fn anderson_ksamp(reference: &[f64], current: &[f64]) -> Result<AndersonResu
     let mut zstar = z.clone();
     zstar.dedup();
     if zstar.len() < 2 {
-        return Err(Error::Invalid(
-            "anderson_ksamp needs more than one distinct observation".into(),
-        ));
+        return Err(Error::Invalid("anderson_ksamp needs more than one distinct observation".into()));
     }
     let nf = n_total as f64;
     let k = 2.0f64;
@@ -38,19 +36,9 @@ pub fn anderson_ksamp(reference: &[f64], current: &[f64]) -> Result<AndersonResu
     let all_distinct = n_total == zstar.len();
     let lj: Vec<f64> = zstar
         .iter()
-        .map(|&x| {
-            if all_distinct {
-                1.0
-            } else {
-                (searchsorted(&z, x, true) - searchsorted(&z, x, false)) as f64
-            }
-        })
+        .map(|&x| if all_distinct { 1.0 } else { (searchsorted(&z, x, true) - searchsorted(&z, x, false)) as f64 })
         .collect();
-    let bj: Vec<f64> = zstar
-        .iter()
-        .zip(&lj)
-        .map(|(&x, l)| searchsorted(&z, x, false) as f64 + l / 2.0)
-        .collect();
+    let bj: Vec<f64> = zstar.iter().zip(&lj).map(|(&x, l)| searchsorted(&z, x, false) as f64 + l / 2.0).collect();
     for s in &samples {
         let ni = s.len() as f64;
         let inner = super::np_sum_by(zstar.len(), |j| {
@@ -78,11 +66,8 @@ pub fn anderson_ksamp(reference: &[f64], current: &[f64]) -> Result<AndersonResu
     let h = hs_cs.last().copied().unwrap_or(0.0) + 1.0;
     let g = super::np_sum_by(hs_cs.len(), |i| hs_cs[i] / (i + 2) as f64);
     let a = (4.0 * g - 6.0) * (k - 1.0) + (10.0 - 6.0 * g) * h_big;
-    let b = (2.0 * g - 4.0) * k * k + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * h_big - 8.0 * h
-        + 4.0 * g
-        - 6.0;
-    let c = (6.0 * h + 2.0 * g - 2.0) * k * k + (4.0 * h - 4.0 * g + 6.0) * k + (2.0 * h - 6.0) * h_big
-        + 4.0 * h;
+    let b = (2.0 * g - 4.0) * k * k + 8.0 * h * k + (2.0 * g - 14.0 * h - 4.0) * h_big - 8.0 * h + 4.0 * g - 6.0;
+    let c = (6.0 * h + 2.0 * g - 2.0) * k * k + (4.0 * h - 4.0 * g + 6.0) * k + (2.0 * h - 6.0) * h_big + 4.0 * h;
     let dd = (2.0 * h + 6.0) * k * k - 4.0 * h * k;
     let sigmasq = (a * nf.powi(3) + b * nf.powi(2) + c * nf + dd) / ((nf - 1.0) * (nf - 2.0) * (nf - 3.0));
     let m = k - 1.0;
@@ -104,10 +89,7 @@ pub fn anderson_ksamp(reference: &[f64], current: &[f64]) -> Result<AndersonResu
         let coef = polyfit2(&critical, &logs);
         ((coef[0] * a2 + coef[1]) * a2 + coef[2]).exp()
     };
-    Ok(AndersonResult {
-        statistic: a2,
-        significance_level: p,
-    })
+    Ok(AndersonResult { statistic: a2, significance_level: p })
 }
 
 /// Least-squares quadratic through (x, y) as `np.polyfit(x, y, 2)`: highest power first.

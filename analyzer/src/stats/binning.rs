@@ -26,11 +26,7 @@ pub fn sturges_edges(reference: &[f64], current: &[f64], integer: bool) -> Resul
         return Err(Error::Invalid("bin range is not finite".into()));
     }
     let ptp = hi - lo;
-    let (first, last) = if lo == hi {
-        (lo - 0.5, hi + 0.5)
-    } else {
-        (lo, hi)
-    };
+    let (first, last) = if lo == hi { (lo - 0.5, hi + 0.5) } else { (lo, hi) };
     let mut width = ptp / ((n as f64).log2() + 1.0);
     let n_bins = if width != 0.0 {
         if integer && width < 1.0 {
@@ -71,11 +67,7 @@ pub fn histogram(values: &[f64], edges: &[f64]) -> Vec<u64> {
     }
     let sorted = super::sorted(values);
     let last = edges.len() - 1;
-    let cum: Vec<usize> = edges
-        .iter()
-        .enumerate()
-        .map(|(i, &e)| super::searchsorted(&sorted, e, i == last))
-        .collect();
+    let cum: Vec<usize> = edges.iter().enumerate().map(|(i, &e)| super::searchsorted(&sorted, e, i == last)).collect();
     cum.windows(2).map(|w| (w[1] - w[0]) as u64).collect()
 }
 
@@ -131,11 +123,7 @@ pub fn shares(counts: &[u64], total: usize) -> Vec<f64> {
 /// Evidently's zero handling for PSI and KL, in place: with `m` the smallest non-zero share,
 /// every zero becomes `m / 10⁶` if `m ≤ 0.0001`, else `0.0001`. No renormalising follows.
 pub fn fill_zeros(shares: &mut [f64]) {
-    let m = shares
-        .iter()
-        .copied()
-        .filter(|&s| s != 0.0)
-        .fold(f64::INFINITY, f64::min);
+    let m = shares.iter().copied().filter(|&s| s != 0.0).fold(f64::INFINITY, f64::min);
     if !m.is_finite() {
         return;
     }
@@ -148,12 +136,7 @@ pub fn fill_zeros(shares: &mut [f64]) {
 /// Binned shares of a numerical column as Evidently's `get_binned_data` computes them:
 /// Sturges histogram when the reference has more than 20 distinct values, one bin per distinct
 /// value of the union otherwise. `fill` applies [`fill_zeros`] to both arrays.
-pub fn numerical_shares(
-    reference: &[f64],
-    current: &[f64],
-    integer: bool,
-    fill: bool,
-) -> Result<(Vec<f64>, Vec<f64>)> {
+pub fn numerical_shares(reference: &[f64], current: &[f64], integer: bool, fill: bool) -> Result<(Vec<f64>, Vec<f64>)> {
     super::non_empty(reference, current)?;
     let (rc, cc) = if n_unique(reference) > 20 {
         let edges = sturges_edges(reference, current, integer)?;

@@ -42,16 +42,9 @@ pub fn cramervonmises_2samp(reference: &[f64], current: &[f64]) -> Result<CvmRes
         let mut vt = (n + 1.0) * (4.0 * k * n - 3.0 * (nxf * nxf + nyf * nyf) - 2.0 * k);
         vt /= 45.0 * n * n * 4.0 * k;
         let tn = 1.0 / 6.0 + (t - et) / (45.0 * vt).sqrt();
-        if tn < 0.003 {
-            1.0
-        } else {
-            (1.0 - cdf_cvm_inf(tn)).max(0.0)
-        }
+        if tn < 0.003 { 1.0 } else { (1.0 - cdf_cvm_inf(tn)).max(0.0) }
     };
-    Ok(CvmResult {
-        statistic: t,
-        pvalue: p,
-    })
+    Ok(CvmResult { statistic: t, pvalue: p })
 }
 
 /// Limiting CDF of the one-sample statistic (Evidently's `_cdf_cvm_inf`).
@@ -79,8 +72,7 @@ fn pval_exact(s: f64, m: u64, n: u64) -> f64 {
     let a = (lcm / m) as i128;
     let b = (lcm / n) as i128;
     let mn = (m * n) as f64;
-    let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * s - mn * (4.0 * mn - 1.0)) / (6.0 * mn * mn))
-        .floor();
+    let zeta = ((lcm * lcm * (m + n)) as f64 * (6.0 * s - mn * (4.0 * mn - 1.0)) / (6.0 * mn * mn)).floor();
     let mut combinations = 1.0f64;
     for i in 0..m {
         combinations = combinations * (m + n - i) as f64 / (i + 1) as f64;
@@ -101,11 +93,7 @@ fn pval_exact(s: f64, m: u64, n: u64) -> f64 {
         }
         gs = next;
     }
-    let hits: u128 = gs[m as usize]
-        .iter()
-        .filter(|(v, _)| **v as f64 >= zeta)
-        .map(|(_, f)| *f)
-        .sum();
+    let hits: u128 = gs[m as usize].iter().filter(|(v, _)| **v as f64 >= zeta).map(|(_, f)| *f).sum();
     hits as f64 / combinations
 }
 

@@ -14,22 +14,15 @@ use super::{Error, Result, same_len};
 pub fn fisher_exact_counts(reference: &[u64], current: &[u64]) -> Result<f64> {
     same_len(reference, current)?;
     if reference.len() > 2 {
-        return Err(Error::Invalid(
-            "fisher_exact expects binary data, found more than 2 categories".into(),
-        ));
+        return Err(Error::Invalid("fisher_exact expects binary data, found more than 2 categories".into()));
     }
     let nr: u64 = reference.iter().sum();
     let nc: u64 = current.iter().sum();
     if nr != nc {
-        return Err(Error::Invalid(format!(
-            "fisher_exact needs equal sample sizes, got {nr} and {nc}"
-        )));
+        return Err(Error::Invalid(format!("fisher_exact needs equal sample sizes, got {nr} and {nc}")));
     }
     let at = |v: &[u64], i: usize| v.get(i).copied().unwrap_or(0);
-    let table = [
-        [at(current, 1), at(current, 0)],
-        [at(reference, 1), at(reference, 0)],
-    ];
+    let table = [[at(current, 1), at(current, 0)], [at(reference, 1), at(reference, 0)]];
     Ok(fisher_exact(table))
 }
 
@@ -100,24 +93,15 @@ impl Hypergeom {
     fn new(total: u64, good: u64, draws: u64) -> Self {
         let lo = (draws + good).saturating_sub(total);
         let hi = draws.min(good);
-        Hypergeom {
-            total,
-            good,
-            draws,
-            lo,
-            hi,
-        }
+        Hypergeom { total, good, draws, lo, hi }
     }
 
     fn pmf(&self, k: u64) -> f64 {
         if k < self.lo || k > self.hi {
             return 0.0;
         }
-        let lc = |n: u64, r: u64| {
-            ln_gamma(n as f64 + 1.0) - ln_gamma(r as f64 + 1.0) - ln_gamma((n - r) as f64 + 1.0)
-        };
-        (lc(self.good, k) + lc(self.total - self.good, self.draws - k) - lc(self.total, self.draws))
-            .exp()
+        let lc = |n: u64, r: u64| ln_gamma(n as f64 + 1.0) - ln_gamma(r as f64 + 1.0) - ln_gamma((n - r) as f64 + 1.0);
+        (lc(self.good, k) + lc(self.total - self.good, self.draws - k) - lc(self.total, self.draws)).exp()
     }
 
     fn cdf(&self, k: u64) -> f64 {

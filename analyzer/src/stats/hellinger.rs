@@ -40,11 +40,7 @@ pub fn hellinger_numerical(reference: &[f64], current: &[f64], integer: bool) ->
 fn density(values: &[f64], edges: &[f64]) -> Vec<f64> {
     let counts = histogram(values, edges);
     let total: u64 = counts.iter().sum();
-    counts
-        .iter()
-        .enumerate()
-        .map(|(i, &c)| c as f64 / (edges[i + 1] - edges[i]) / total as f64)
-        .collect()
+    counts.iter().enumerate().map(|(i, &c)| c as f64 / (edges[i + 1] - edges[i]) / total as f64).collect()
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ pub fn kl_div(reference: &[f64], current: &[f64]) -> Result<f64> {
     same_len(reference, current)?;
     let sp = np_sum(reference);
     let sq = np_sum(current);
-    Ok(np_sum_by(reference.len(), |i| {
-        rel_entr(1.0 * reference[i] / sp, 1.0 * current[i] / sq)
-    }))
+    Ok(np_sum_by(reference.len(), |i| rel_entr(1.0 * reference[i] / sp, 1.0 * current[i] / sq)))
 }
 
 /// scipy's `special.rel_entr(x, y)`: x·ln(x/y) for x, y > 0; 0 for x = 0, y ≥ 0; +∞ otherwise.

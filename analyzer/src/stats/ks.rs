@@ -34,24 +34,12 @@ pub fn ks_2samp(reference: &[f64], current: &[f64]) -> Result<KsResult> {
     if n1.max(n2) <= MAX_AUTO_N
         && let Some((d, p)) = attempt_exact(n1, n2, g, d)
     {
-        return Ok(KsResult {
-            statistic: d,
-            pvalue: p.clamp(0.0, 1.0),
-            exact: true,
-        });
+        return Ok(KsResult { statistic: d, pvalue: p.clamp(0.0, 1.0), exact: true });
     }
-    let (m, n) = if n1 >= n2 {
-        (n1 as f64, n2 as f64)
-    } else {
-        (n2 as f64, n1 as f64)
-    };
+    let (m, n) = if n1 >= n2 { (n1 as f64, n2 as f64) } else { (n2 as f64, n1 as f64) };
     let en = m * n / (m + n);
     let p = kolmogn::kolmogn_sf(en.round_ties_even() as u64, d);
-    Ok(KsResult {
-        statistic: d,
-        pvalue: p.clamp(0.0, 1.0),
-        exact: false,
-    })
+    Ok(KsResult { statistic: d, pvalue: p.clamp(0.0, 1.0), exact: false })
 }
 
 /// max(maxS, minS) of scipy: the largest signed gap of `cdf1 − cdf2` evaluated at every value
@@ -92,11 +80,7 @@ fn attempt_exact(n1: usize, n2: usize, g: usize, d: f64) -> Option<(f64, f64)> {
     } else {
         outer_prob_inside_method(n1 as u64, n2 as u64, g as u64, h)
     };
-    if prob.is_finite() && (0.0..=1.0).contains(&prob) {
-        Some((d, prob))
-    } else {
-        None
-    }
+    if prob.is_finite() && (0.0..=1.0).contains(&prob) { Some((d, prob)) } else { None }
 }
 
 /// scipy's `_compute_prob_outside_square(n, h)`.

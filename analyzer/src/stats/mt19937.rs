@@ -15,9 +15,7 @@ impl Mt19937 {
         let mut s = seed;
         for (pos, k) in key.iter_mut().enumerate() {
             *k = s;
-            s = 1_812_433_253u32
-                .wrapping_mul(s ^ (s >> 30))
-                .wrapping_add(pos as u32 + 1);
+            s = 1_812_433_253u32.wrapping_mul(s ^ (s >> 30)).wrapping_add(pos as u32 + 1);
         }
         Mt19937 { key, pos: 624 }
     }

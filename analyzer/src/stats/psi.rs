@@ -8,9 +8,7 @@ use super::{Result, np_sum_by, same_len};
 /// Drift when PSI ≥ threshold (default 0.1).
 pub fn psi(reference: &[f64], current: &[f64]) -> Result<f64> {
     same_len(reference, current)?;
-    Ok(np_sum_by(reference.len(), |i| {
-        (reference[i] - current[i]) * (reference[i] / current[i]).ln()
-    }))
+    Ok(np_sum_by(reference.len(), |i| (reference[i] - current[i]) * (reference[i] / current[i]).ln()))
 }
 
 #[cfg(test)]

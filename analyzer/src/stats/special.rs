@@ -109,11 +109,8 @@ pub fn erfc(a: f64) -> f64 {
         return under;
     }
     let z = z.exp();
-    let (p, q) = if x < 8.0 {
-        (polevl(x, &NDTR_P), p1evl(x, &NDTR_Q))
-    } else {
-        (polevl(x, &NDTR_R), p1evl(x, &NDTR_S))
-    };
+    let (p, q) =
+        if x < 8.0 { (polevl(x, &NDTR_P), p1evl(x, &NDTR_Q)) } else { (polevl(x, &NDTR_R), p1evl(x, &NDTR_S)) };
     let mut y = (z * p) / q;
     if a < 0.0 {
         y = 2.0 - y;
@@ -172,13 +169,10 @@ pub fn ln_gamma(x: f64) -> f64 {
     if x > 15.0 {
         // Stirling's series: accurate to the last bit here and cheap for large arguments.
         let z = 1.0 / (x * x);
-        let series = (((((-691.0 / 360_360.0 * z + 1.0 / 1188.0) * z - 1.0 / 1680.0) * z
-            + 1.0 / 1260.0)
-            * z
-            - 1.0 / 360.0)
-            * z
-            + 1.0 / 12.0)
-            / x;
+        let series =
+            (((((-691.0 / 360_360.0 * z + 1.0 / 1188.0) * z - 1.0 / 1680.0) * z + 1.0 / 1260.0) * z - 1.0 / 360.0) * z
+                + 1.0 / 12.0)
+                / x;
         return (x - 0.5) * x.ln() - x + 0.5 * (2.0 * PI).ln() + series;
     }
     let x = x - 1.0;

@@ -231,10 +231,7 @@ fn pomeranz_j1j2(i: i64, n: i64, ll: i64, ceilf: i64, roundf: i64) -> (i64, i64)
             if ip1div2 == n + 1 {
                 (n - ll - ceilf - 1, n + ll + ceilf - 1)
             } else {
-                (
-                    ip1div2 - 1 - ll - roundf - 1,
-                    ip1div2 + ll - 1 + ceilf - 1,
-                )
+                (ip1div2 - 1 - ll - roundf - 1, ip1div2 + ll - 1 + ceilf - 1)
             }
         } else {
             (ip1div2 - 1 - ll - 1, ip1div2 + ll + roundf - 1)
@@ -365,12 +362,7 @@ fn pelz_good_cdf(n: u64, x: f64) -> f64 {
         let m = (2 * kk - 1) as f64;
         let (m2, m4, m6) = (m * m, m.powi(4), m.powi(6));
         let qpower = q.powf(8.0 * kk as f64);
-        let coeffs = [
-            1.0,
-            k1a + k1b * m2,
-            k2a + k2b * m2 + k2c * m4,
-            k3a + k3b * m2 + k3c * m4 + k3d * m6,
-        ];
+        let coeffs = [1.0, k1a + k1b * m2, k2a + k2b * m2 + k2c * m4, k3a + k3b * m2 + k3c * m4 + k3d * m6];
         for i in 0..4 {
             k[i] = k[i] * qpower + coeffs[i];
         }
