@@ -226,3 +226,59 @@ mod tests {
         assert!(err("").contains("no [[models]]"));
     }
 }
+
+#[cfg(test)]
+mod docs {
+    use super::*;
+
+    fn paths(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
+        match value {
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    paths(&p, v, out);
+                }
+            }
+            toml::Value::Array(items) if items.iter().all(|i| i.is_table()) && !items.is_empty() => {
+                for item in items {
+                    paths(&format!("{prefix}[]"), item, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+
+    /// Every config field appears in `docs/config.md`, so the reference cannot fall behind.
+    #[test]
+    fn every_field_is_documented() {
+        let mut config = Config::default();
+        config.collector.wal_dir = Some("/wal".into());
+        config.auth.tokens.push(crate::auth::TokenConfig {
+            name: "t".into(),
+            token_env: Some("T".into()),
+            token: Some("x".into()),
+            scopes: vec![crate::auth::Scope::Read],
+        });
+        let mut schema = driftwatch_collector::schema::SchemaConfig {
+            infer_from: Some("ref.csv".into()),
+            prediction: Some(driftwatch_collector::schema::ValueKind::Numerical),
+            label: Some(driftwatch_collector::schema::ValueKind::Numerical),
+            scores: vec!["a".into()],
+            ..Default::default()
+        };
+        schema.features.push(driftwatch_collector::schema::FeatureConfig {
+            name: "e".into(),
+            kind: driftwatch_collector::schema::FeatureKind::Embedding,
+            dim: Some(3),
+            nullable: true,
+        });
+        config.models.push(ModelConfig { name: "m".into(), schema });
+        let value = toml::Value::try_from(&config).unwrap();
+        let mut all = Vec::new();
+        paths("", &value, &mut all);
+        let doc = include_str!("../docs/config.md");
+        let missing: Vec<&String> = all.iter().filter(|p| !doc.contains(&format!("`{p}`"))).collect();
+        assert!(missing.is_empty(), "docs/config.md does not document: {missing:?}");
+        assert!(all.len() > 30, "the walk found too few fields: {all:?}");
+    }
+}

@@ -1,0 +1,47 @@
+# driftwatch: the two commands a new user needs are `make demo` and `make test`.
+# Each does its own setup on a fresh machine (Rust components, Debian packages the tests need).
+
+SHELL := /bin/bash
+CARGO ?= cargo
+VENV := .venv
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test setup setup-rust setup-system bench-ingest golden help
+
+help:
+	@echo "make demo          run the demo: server + generated stream of predictions and labels"
+	@echo "make test          run every test (installs what the tests need first)"
+	@echo "make bench-ingest  ingest throughput and memory benchmark (release build)"
+	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
+
+demo: setup-rust
+	$(CARGO) run --quiet -- demo
+
+test: setup
+	$(CARGO) fmt --all --check
+	$(CARGO) test --workspace --lib --bins --tests
+
+setup: setup-rust setup-system
+
+setup-rust:
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
+	@if command -v rustup >/dev/null; then rustup component list --installed | grep -q rustfmt || rustup component add rustfmt; fi
+
+# Headless Chromium for the browser tests of the HTML report.
+setup-system:
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium (Debian package) for the browser tests"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+
+bench-ingest:
+	$(CARGO) bench --bench ingest
+
+$(VENV)/.golden: analyzer/golden/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r analyzer/golden/requirements.txt
+	touch $@
+
+golden: $(VENV)/.golden
+	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/generate.py
+	$(CARGO) test -p driftwatch-analyzer --test golden
