@@ -46,6 +46,11 @@ pub struct ServerConfig {
     pub max_body_bytes: u64,
     /// Ingest requests handled at once; more get 429 with Retry-After. Default `256`.
     pub max_inflight_ingest: usize,
+    /// Request body bytes held by ingest requests in flight, together; more get 429. Bounds the
+    /// memory of ingest under overload. A request without Content-Length counts as
+    /// `max_body_bytes`. Default `"256MiB"`.
+    #[serde(with = "units::bytes")]
+    pub max_inflight_body_bytes: u64,
     /// How long a graceful shutdown waits for requests in flight. Default `"30s"`.
     #[serde(with = "units::duration")]
     pub shutdown_timeout: Duration,
@@ -57,6 +62,7 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             max_body_bytes: 16 << 20,
             max_inflight_ingest: 256,
+            max_inflight_body_bytes: 256 << 20,
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -162,6 +168,9 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
     config.collector.validate().map_err(anyhow::Error::msg)?;
     if config.server.max_body_bytes == 0 {
         anyhow::bail!("server.max_body_bytes: must be more than 0");
+    }
+    if config.server.max_inflight_body_bytes < config.server.max_body_bytes {
+        anyhow::bail!("server.max_inflight_body_bytes: must be at least server.max_body_bytes");
     }
     if config.server.max_inflight_ingest == 0 {
         anyhow::bail!("server.max_inflight_ingest: must be at least 1");

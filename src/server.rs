@@ -108,6 +108,7 @@ impl Server {
             collector: collector.clone(),
             max_body_bytes: config.server.max_body_bytes as usize,
             inflight: Arc::new(Semaphore::new(config.server.max_inflight_ingest)),
+            inflight_kib: Arc::new(Semaphore::new((config.server.max_inflight_body_bytes / 1024) as usize)),
         });
         let tokens = Arc::new(config.auth.resolve()?);
         let app = Router::new()

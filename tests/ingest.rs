@@ -101,6 +101,12 @@ fn every_format_lands_in_parquet_and_reads_back_exactly() {
             server.post_json("/v1/models/credit/labels", &json!({"prediction_id": "p-1", "label": label}));
         assert_eq!(status, 200, "{answer}");
     }
+    // Two labels for one prediction in one request: the later record wins.
+    let (status, _) = server.post_json(
+        "/v1/models/credit/labels",
+        &json!([{"prediction_id": "p-3", "label": "bad"}, {"prediction_id": "p-3", "label": "good"}]),
+    );
+    assert_eq!(status, 200);
     let (status, _) = server.post(
         "/v1/models/credit/labels",
         "application/x-ndjson",
@@ -119,9 +125,10 @@ fn every_format_lands_in_parquet_and_reads_back_exactly() {
 
     // Through SQL.
     assert_eq!(one("SELECT count(*) FROM predictions", &server), 1006);
-    assert_eq!(one("SELECT count(*) FROM labels", &server), 503);
+    assert_eq!(one("SELECT count(*) FROM labels", &server), 505);
+    assert_eq!(one("SELECT label FROM labels_latest WHERE prediction_id = 'p-3'", &server), "good");
     assert_eq!(one("SELECT label FROM labels_latest WHERE prediction_id = 'p-1'", &server), "good");
-    assert_eq!(one("SELECT count(label) FROM predictions_labeled", &server), 502);
+    assert_eq!(one("SELECT count(label) FROM predictions_labeled", &server), 503);
     assert_eq!(one("SELECT sum(age) FROM predictions WHERE prediction_id LIKE 'a-%'", &server), 499500.0);
     assert_eq!(
         one("SELECT count(*) FROM predictions_labeled WHERE prediction_id LIKE 'a-%' AND label = prediction", &server),
@@ -168,11 +175,11 @@ fn every_format_lands_in_parquet_and_reads_back_exactly() {
         }
     }
     assert_eq!(found, 1000);
-    assert_eq!(read_parquet(&store.join("labels")).iter().map(RecordBatch::num_rows).sum::<usize>(), 503);
+    assert_eq!(read_parquet(&store.join("labels")).iter().map(RecordBatch::num_rows).sum::<usize>(), 505);
 
     let metrics = server.metrics();
     assert!(metrics.contains("driftwatch_ingest_rows_total{model=\"credit\",table=\"predictions\"} 1006"), "{metrics}");
-    assert!(metrics.contains("driftwatch_ingest_rows_total{model=\"credit\",table=\"labels\"} 503"), "{metrics}");
+    assert!(metrics.contains("driftwatch_ingest_rows_total{model=\"credit\",table=\"labels\"} 505"), "{metrics}");
 
     // A graceful stop writes what is still in the WAL.
     let (status, _) = server.post_json(

@@ -26,6 +26,9 @@ pub struct IngestState {
     pub max_body_bytes: usize,
     /// Ingest requests being decoded or written at once; more answer 429.
     pub inflight: Arc<Semaphore>,
+    /// Body memory held by requests in flight, in KiB permits; more answer 429. A request holds
+    /// its declared length, or `max_body_bytes` when it declares none (chunked).
+    pub inflight_kib: Arc<Semaphore>,
 }
 
 /// The ingest routes, ready to merge into the server's router.
@@ -108,6 +111,10 @@ async fn accept(
     let format = Format::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
     let Ok(_permit) = state.inflight.try_acquire() else {
         return Err(ApiError::overloaded("too many ingest requests at once; retry later", 1));
+    };
+    let kib = (declared.unwrap_or(state.max_body_bytes) / 1024 + 1).min(u32::MAX as usize) as u32;
+    let Ok(_memory) = state.inflight_kib.try_acquire_many(kib) else {
+        return Err(ApiError::overloaded("too much request data in flight; retry later", 1));
     };
     let bytes = axum::body::to_bytes(body, state.max_body_bytes).await.map_err(|e| {
         let limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());

@@ -153,9 +153,12 @@ fn convert(
         let column: ArrayRef = match input {
             None => match rule {
                 Rule::Id => Arc::new(StringArray::from_iter_values((0..rows).map(|_| new_prediction_id()))),
-                Rule::Time | Rule::Arrival => {
-                    Arc::new(TimestampMicrosecondArray::from_value(cx.now_us, rows).with_timezone("UTC"))
-                }
+                Rule::Time => Arc::new(TimestampMicrosecondArray::from_value(cx.now_us, rows).with_timezone("UTC")),
+                // One microsecond apart, so the records of a request keep their order.
+                Rule::Arrival => Arc::new(
+                    TimestampMicrosecondArray::from_iter_values((0..rows).map(|i| cx.now_us + (offset + i) as i64))
+                        .with_timezone("UTC"),
+                ),
                 _ => arrow::array::new_null_array(field.data_type(), rows),
             },
             Some(col) => {
@@ -233,7 +236,8 @@ fn fill_and_check(
                             "duplicate_id",
                             format!("row {}: prediction_id `{id}` appears twice in this request", at(i)),
                         )
-                        .at(at(i), name).expected_got("an id unique within the request", id));
+                        .at(at(i), name)
+                        .expected_got("an id unique within the request", id));
                     }
                     id.to_string()
                 };

@@ -3,7 +3,8 @@
 //! Coercions (documented in `docs/ingest.md`): numerical accepts any JSON number; categorical
 //! accepts strings, integers and booleans (as their text); text accepts strings; boolean accepts
 //! `true`/`false` and the integers 0 and 1; embeddings accept an array of exactly `dim` numbers.
-//! `null` or an absent key is a missing value where the feature is nullable. Timestamps are RFC 3339
+//! `null` or an absent key is a missing value where the feature is nullable. JSON has no NaN or
+//! infinity, and serde_json refuses numbers beyond f64's range, so every number here is finite. Timestamps are RFC 3339
 //! strings or Unix epoch seconds (a number, fractions allowed).
 
 use std::collections::HashSet;
@@ -232,21 +233,6 @@ fn prediction_id<'v>(v: Option<&'v Value>, row: usize) -> Result<Option<&'v str>
     }
 }
 
-fn reject_non_finite(v: &Value, accepts: Accepts, row: usize, field: &str) -> Result<(), ApiError> {
-    // serde_json never yields NaN or infinity, but numbers beyond f64's range parse as infinity.
-    if let (Accepts::Number, Some(x)) = (accepts, v.as_f64()) {
-        if !x.is_finite() {
-            return Err(ApiError::bad_request(
-                "non_finite",
-                format!("row {row}, field `{field}`: {x} is not a finite number"),
-            )
-            .at(row, field)
-            .expected_got("a finite number", x.to_string()));
-        }
-    }
-    Ok(())
-}
-
 fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, ApiError> {
     let schema = cx.schema;
     let n = rows.len();
@@ -322,7 +308,6 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
                 }
                 features[i].append_null();
             } else {
-                reject_non_finite(v, accepts[i], row, &field())?;
                 features[i].append(accepts[i], v, row, &field())?;
             }
         }
@@ -338,7 +323,6 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
         match record.get("prediction") {
             None | Some(Value::Null) => return Err(missing(row, "prediction", &prediction_accepts.expected())),
             Some(v) => {
-                reject_non_finite(v, prediction_accepts, row, "prediction")?;
                 prediction.append(prediction_accepts, v, row, "prediction")?;
             }
         }
@@ -383,7 +367,6 @@ fn append_score(b: &mut Float64Builder, v: Option<&Value>, row: usize, field: &s
     match v {
         None | Some(Value::Null) => b.append_null(),
         Some(v @ Value::Number(_)) => {
-            reject_non_finite(v, Accepts::Number, row, field)?;
             b.append_option(v.as_f64());
         }
         Some(other) => return Err(ApiError::wrong_type(row, field, "a finite number", describe(other))),
@@ -418,7 +401,6 @@ fn labels(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, ApiErro
         match record.get("label") {
             None | Some(Value::Null) => return Err(missing(row, "label", &accepts.expected())),
             Some(v) => {
-                reject_non_finite(v, accepts, row, "label")?;
                 label.append(accepts, v, row, "label")?;
             }
         }
@@ -426,7 +408,8 @@ fn labels(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, ApiErro
             None | Some(Value::Null) => cx.now_us,
             Some(v) => timestamp_us(v, row, "timestamp")?,
         });
-        received.append_value(cx.now_us);
+        // One microsecond apart, so the records of a request keep their order ("last one wins").
+        received.append_value(cx.now_us + row as i64);
     }
     let columns: Vec<ArrayRef> =
         vec![Arc::new(ids.finish()), label.finish(), Arc::new(times.finish()), Arc::new(received.finish())];
@@ -486,8 +469,9 @@ mod tests {
         assert_eq!((e.code, e.details.field.as_deref()), ("missing_field", Some("features.vip")));
         let e = run(r#"{"features": {"vip": true, "height": 2}, "prediction": "no"}"#).unwrap_err();
         assert_eq!((e.code, e.details.field.as_deref()), ("unknown_field", Some("features.height")));
+        // serde_json refuses numbers beyond f64's range, so no infinity ever reaches a column.
         let e = run(r#"{"features": {"age": 1e400, "vip": true}, "prediction": "no"}"#).unwrap_err();
-        assert_eq!(e.code, "non_finite");
+        assert_eq!(e.code, "malformed_json");
         let e = run(&format!(r#"[{{"prediction_id": "a", "features": {{"vip": true}}, "prediction": "x"}}, {{"prediction_id": "a", "features": {{"vip": true}}, "prediction": "x"}}]"#)).unwrap_err();
         assert_eq!((e.code, e.details.row), ("duplicate_id", Some(1)));
         assert_eq!(run("{").unwrap_err().code, "malformed_json");
