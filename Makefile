@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup setup-rust setup-system bench-ingest golden help
+.PHONY: demo test setup setup-rust setup-system setup-python bench-ingest golden help
 
 help:
 	@echo "make demo          run the demo: server + generated stream of predictions and labels"
@@ -21,7 +21,7 @@ test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) test --workspace --lib --bins --tests
 
-setup: setup-rust setup-system
+setup: setup-rust setup-system setup-python
 
 setup-rust:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
@@ -34,12 +34,20 @@ setup-system:
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
 	fi
 
+# Python packages the tests use (pyarrow reads the store as another engine would).
+setup-python: $(VENV)/.tests
+
+$(VENV)/.tests: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
 bench-ingest:
 	$(CARGO) bench --bench ingest
 
 $(VENV)/.golden: analyzer/golden/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r analyzer/golden/requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r analyzer/golden/requirements.txt
 	touch $@
 
 golden: $(VENV)/.golden
