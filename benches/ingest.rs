@@ -20,8 +20,9 @@ use serde_json::{Value, json};
 const SECONDS: u64 = 8;
 
 fn record(i: usize) -> Value {
+    let region = ["north", "south", "east", "west"][i % 4];
     json!({
-        "features": {"age": 20 + i % 50, "income": 30000.5 + i as f64, "region": ["north", "south", "east", "west"][i % 4], "vip": i % 7 == 0},
+        "features": {"age": 20 + i % 50, "income": 30000.5 + i as f64, "region": region, "vip": i % 7 == 0},
         "prediction": if i % 3 == 0 { "bad" } else { "good" },
         "scores": {"good": 0.7, "bad": 0.3}
     })
