@@ -123,6 +123,9 @@ pub struct ModelConfig {
     /// `[models.schema]`: what its records hold.
     #[serde(default)]
     pub schema: SchemaConfig,
+    /// `[models.analysis]`: reference, windows and tests of the continuous analysis.
+    #[serde(default)]
+    pub analysis: driftwatch_analyzer::monitor::AnalysisConfig,
 }
 
 /// A loaded, validated config and the folder its relative paths are resolved against.
@@ -195,6 +198,16 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
         }
         let schema = ModelSchema::from_config(&model.schema, base)
             .map_err(|e| anyhow::anyhow!("models[{i}].schema (model `{}`): {e}", model.name))?;
+        let features: Vec<&str> = schema.features.iter().map(|f| f.name.as_str()).collect();
+        model.analysis.validate(&format!("models[{i}].analysis"), &features).map_err(anyhow::Error::msg)?;
+        if let Some(reference) = &model.analysis.reference {
+            let path = base.join(reference);
+            anyhow::ensure!(
+                path.is_file(),
+                "models[{i}].analysis.reference: {} is not a readable file",
+                path.display()
+            );
+        }
         out.push((model.name.clone(), schema));
     }
     Ok(out)
@@ -281,11 +294,21 @@ mod docs {
             dim: Some(3),
             nullable: true,
         });
-        config.models.push(ModelConfig { name: "m".into(), schema });
+        let mut analysis = driftwatch_analyzer::monitor::AnalysisConfig {
+            reference: Some("ref.parquet".into()),
+            positive_class: Some("yes".into()),
+            ..Default::default()
+        };
+        analysis.columns.insert("e".into(), Default::default());
+        analysis.columns.get_mut("e").unwrap().stattest = Some("psi".into());
+        analysis.columns.get_mut("e").unwrap().threshold = Some(0.2);
+        config.models.push(ModelConfig { name: "m".into(), schema, analysis });
         let value = toml::Value::try_from(&config).unwrap();
         let mut all = Vec::new();
         paths("", &value, &mut all);
         let doc = include_str!("../docs/config.md");
+        // `columns` is keyed by feature name; the reference writes the key as `<column>`.
+        let all: Vec<String> = all.iter().map(|p| p.replace(".columns.e.", ".columns.<column>.")).collect();
         let missing: Vec<&String> = all.iter().filter(|p| !doc.contains(&format!("`{p}`"))).collect();
         assert!(missing.is_empty(), "docs/config.md does not document: {missing:?}");
         assert!(all.len() > 30, "the walk found too few fields: {all:?}");

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use driftwatch_analyzer::monitor::{self, ModelMonitor, Monitor};
 use driftwatch_analyzer::sql::{self, QueryError};
 use driftwatch_collector::api::IngestState;
 use driftwatch_collector::metrics::Metrics as CollectorMetrics;
@@ -33,6 +34,11 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/models/{model}/labels"),
     ("POST", "/v1/query"),
     ("POST", "/v1/flush"),
+    ("GET", "/v1/models/{model}/drift"),
+    ("GET", "/v1/models/{model}/performance"),
+    ("GET", "/v1/models/{model}/quality"),
+    ("POST", "/v1/models/{model}/reference"),
+    ("POST", "/v1/models/{model}/analyze"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -45,6 +51,7 @@ struct AppState {
     query: QueryConfig,
     registry: prometheus::Registry,
     ready: Arc<AtomicBool>,
+    monitor: Arc<Monitor>,
 }
 
 /// A running server.
@@ -52,6 +59,7 @@ pub struct Server {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
     collector: Arc<Collector>,
+    monitor: Arc<Monitor>,
     ready: Arc<AtomicBool>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -95,7 +103,23 @@ impl Server {
         let schemas = fixed_schemas(loaded, &store, true).await?;
         let registry = prometheus::Registry::new();
         let metrics = CollectorMetrics::register(&registry)?;
-        let collector = Arc::new(Collector::open(&config.collector, store, schemas.clone(), metrics).await?);
+        let collector = Arc::new(Collector::open(&config.collector, store.clone(), schemas.clone(), metrics).await?);
+        let analyzer_metrics = monitor::metrics::Metrics::register(&registry)?;
+        let mut monitors = Vec::new();
+        for ((name, schema), model) in schemas.iter().zip(&config.models) {
+            let m = ModelMonitor::open(
+                name.clone(),
+                schema.clone(),
+                model.analysis.clone(),
+                store.clone(),
+                loaded.base.clone(),
+                config.query.memory_limit as usize,
+                analyzer_metrics.clone(),
+            )
+            .await?;
+            monitors.push(Arc::new(m));
+        }
+        let monitor = Arc::new(Monitor::start(monitors));
         let ready = Arc::new(AtomicBool::new(false));
         let state = AppState {
             collector: collector.clone(),
@@ -103,6 +127,7 @@ impl Server {
             query: config.query.clone(),
             registry,
             ready: ready.clone(),
+            monitor: monitor.clone(),
         };
         let ingest = driftwatch_collector::api::routes(IngestState {
             collector: collector.clone(),
@@ -119,6 +144,11 @@ impl Server {
             .route("/v1/models", get(models))
             .route("/v1/query", post(query))
             .route("/v1/flush", post(flush))
+            .route("/v1/models/{model}/drift", get(|s, m, q| results(s, m, q, "drift")))
+            .route("/v1/models/{model}/performance", get(|s, m, q| results(s, m, q, "performance")))
+            .route("/v1/models/{model}/quality", get(|s, m, q| results(s, m, q, "quality")))
+            .route("/v1/models/{model}/reference", post(upload_reference))
+            .route("/v1/models/{model}/analyze", post(analyze))
             .with_state(state)
             .merge(ingest)
             .fallback(|| async {
@@ -145,7 +175,7 @@ impl Server {
                 .await
         });
         ready.store(true, Ordering::Relaxed);
-        Ok(Self { addr, collector, ready, stop, task, shutdown_timeout: config.server.shutdown_timeout })
+        Ok(Self { addr, collector, monitor, ready, stop, task, shutdown_timeout: config.server.shutdown_timeout })
     }
 
     /// The collector, for in-process use.
@@ -167,6 +197,7 @@ impl Server {
                 let _ = task.await;
             }
         }
+        self.monitor.shutdown().await;
         self.collector.flush().await.map_err(anyhow::Error::msg)?;
         match Arc::try_unwrap(self.collector) {
             Ok(collector) => tokio::task::spawn_blocking(move || collector.shutdown()).await?,
@@ -274,5 +305,140 @@ pub fn query_error(e: QueryError) -> ApiError {
         }
         QueryError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query_timeout", message),
         QueryError::Execution(_) => ApiError::internal(&message),
+    }
+}
+
+fn monitor_of<'a>(state: &'a AppState, model: &str) -> Result<&'a Arc<ModelMonitor>, ApiError> {
+    state.monitor.model(model).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_FOUND, "unknown_model", format!("no model `{model}` is configured"))
+            .field("model")
+    })
+}
+
+/// `?from=&to=`: RFC 3339 bounds on the window start.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn bound(value: &Option<String>, field: &str, default: &str) -> Result<String, ApiError> {
+    let Some(v) = value else { return Ok(default.to_string()) };
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .map_err(|e| {
+            ApiError::bad_request("invalid_parameter", format!("`{field}` must be an RFC 3339 time: {e}"))
+                .field(field)
+                .expected_got("e.g. 2026-11-25T13:00:00Z", v.clone())
+        })
+}
+
+/// The per-window header fields; everything else of a row goes into the window's item list.
+const WINDOW_FIELDS: [&str; 7] =
+    ["window_start", "window_end", "computed_at", "rows", "labeled_rows", "dataset_drift_share", "dataset_drifted"];
+
+async fn results(
+    State(state): State<AppState>,
+    axum::extract::Path(model): axum::extract::Path<String>,
+    axum::extract::Query(range): axum::extract::Query<Range>,
+    table: &'static str,
+) -> Response {
+    let result = async {
+        monitor_of(&state, &model)?;
+        let from = bound(&range.from, "from", "1970-01-01T00:00:00Z")?;
+        let to = bound(&range.to, "to", "2200-01-01T00:00:00Z")?;
+        let (_, schema) = state.schemas.iter().find(|(n, _)| *n == model).expect("monitored models are configured");
+        let ctx = sql::session(&state.collector.store, &model, schema, state.query.memory_limit as usize)
+            .await
+            .map_err(query_error)?;
+        let sql = format!(
+            "SELECT * FROM {table} WHERE window_start >= '{from}' AND window_start < '{to}' ORDER BY window_start"
+        );
+        let out = sql::run(&ctx, &sql, &state.query.limits()).await.map_err(query_error)?;
+        let rows: Vec<serde_json::Value> =
+            serde_json::from_slice(&sql::to_json_rows(&out.batches).map_err(query_error)?)
+                .map_err(|e| ApiError::internal(&e))?;
+        let items = match table {
+            "drift" => "columns",
+            "performance" => "metrics",
+            _ => "checks",
+        };
+        let mut windows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
+        for row in rows {
+            let serde_json::Value::Object(mut row) = row else { continue };
+            let start = row.get("window_start").cloned();
+            if windows.last().is_none_or(|w| w.get("window_start") != start.as_ref()) {
+                let mut w = serde_json::Map::new();
+                for f in WINDOW_FIELDS {
+                    if let Some(v) = row.get(f) {
+                        w.insert(f.into(), v.clone());
+                    }
+                }
+                w.insert(items.into(), serde_json::Value::Array(vec![]));
+                windows.push(w);
+            }
+            for f in WINDOW_FIELDS {
+                row.remove(f);
+            }
+            if let Some(serde_json::Value::Array(list)) = windows.last_mut().and_then(|w| w.get_mut(items)) {
+                list.push(serde_json::Value::Object(row));
+            }
+        }
+        Ok::<_, ApiError>(axum::Json(
+            serde_json::json!({"model": model, "truncated": out.truncated, "windows": windows}),
+        ))
+    }
+    .await;
+    match result {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn upload_reference(
+    State(state): State<AppState>,
+    axum::extract::Path(model): axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let result = async {
+        let monitor = monitor_of(&state, &model)?;
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let format = match content_type.split(';').next().unwrap_or("").trim() {
+            "text/csv" => "csv",
+            "application/vnd.apache.parquet" | "application/x-parquet" | "application/octet-stream" => "parquet",
+            other => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    format!("send the reference as Parquet (application/vnd.apache.parquet) or CSV (text/csv), not `{other}`"),
+                ));
+            }
+        };
+        match monitor.upload_reference(body, format).await {
+            Ok(profile) => Ok(axum::Json(serde_json::json!({"reference": profile}))),
+            Err(monitor::Error::Reference(m)) => Err(ApiError::bad_request("invalid_reference", m)),
+            Err(e @ (monitor::Error::Arrow(_) | monitor::Error::Parquet(_))) => {
+                Err(ApiError::bad_request("invalid_reference", format!("the reference cannot be read: {e}")))
+            }
+            Err(e) => Err(ApiError::internal(&e)),
+        }
+    }
+    .await;
+    match result {
+        Ok(r) => r.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn analyze(State(state): State<AppState>, axum::extract::Path(model): axum::extract::Path<String>) -> Response {
+    let monitor = match monitor_of(&state, &model) {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    match monitor.run_once().await {
+        Ok(summary) => axum::Json(summary).into_response(),
+        Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "analysis_failed", e.to_string()).into_response(),
     }
 }

@@ -5,7 +5,9 @@
 //! - `labels`: every label as received (a prediction may have several);
 //! - `labels_latest`: one label per prediction, the one that arrived last;
 //! - `predictions_labeled`: `predictions` left-joined with `labels_latest` by `prediction_id`,
-//!   adding `label` and `label_timestamp`.
+//!   adding `label` and `label_timestamp`;
+//! - `drift`, `performance`, `quality`: the continuous analysis' results, one row per window
+//!   and column, metric or check (see [`crate::monitor::results`]).
 //!
 //! Statements other than queries (DDL, DML, `COPY`, `SET`) are refused. Results are capped in rows,
 //! memory and time.
@@ -116,6 +118,14 @@ pub async fn session(
     let utf8 = |name: &str| (name.to_string(), DataType::Utf8);
     register(&ctx, model, Table::Predictions, schema.predictions_schema(), vec![utf8("date"), utf8("hour")])?;
     register(&ctx, model, Table::Labels, schema.labels_schema(), vec![utf8("date")])?;
+    for table in crate::monitor::results::TABLES {
+        let url = ListingTableUrl::parse(format!("{STORE_URL}{model}/results/{table}/"))?;
+        let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+        let config = ListingTableConfig::new(url)
+            .with_listing_options(options)
+            .with_schema(crate::monitor::results::schema(table));
+        ctx.register_table(table, Arc::new(ListingTable::try_new(config)?))?;
+    }
     for view in [
         "CREATE VIEW labels_latest AS SELECT prediction_id, label, timestamp, received_at FROM (\
            SELECT *, row_number() OVER (PARTITION BY prediction_id ORDER BY received_at DESC, timestamp DESC) AS rank FROM labels\

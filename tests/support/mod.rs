@@ -152,6 +152,12 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows the server's log: that is where the cause usually is.
+        if std::thread::panicking() {
+            if let Some(log) = self.stderr.take().and_then(|t| t.join().ok()) {
+                eprintln!("--- driftwatch log ---\n{}\n--- end of log ---", log.join("\n"));
+            }
+        }
     }
 }
 

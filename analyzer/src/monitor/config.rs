@@ -1,0 +1,113 @@
+//! `[models.analysis]`: how a model's traffic is analysed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use driftwatch_collector::config::units;
+use serde::{Deserialize, Serialize};
+
+use crate::drift::StatTest;
+
+/// Analysis settings of one model. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisConfig {
+    /// Whether the model is analysed continuously. Default `true`.
+    pub enabled: bool,
+    /// Reference data (Parquet or CSV, relative to the config file) with the feature columns, and
+    /// optionally the prediction, target and `score_<class>` columns. Default: none, and the first
+    /// `reference_rows` collected predictions become the reference. A reference uploaded through
+    /// `POST /v1/models/{model}/reference` replaces either.
+    pub reference: Option<PathBuf>,
+    /// In the reference file, the column holding the prediction. Default `"prediction"`.
+    pub reference_prediction_column: String,
+    /// In the reference file, the column holding the true label. Default `"target"`.
+    pub reference_target_column: String,
+    /// Rows of collected traffic that become the reference when no file is given. Default `1000`.
+    pub reference_rows: usize,
+    /// Length of the tumbling event-time windows. Default `"1h"`. Example: `"15m"`.
+    #[serde(with = "units::duration")]
+    pub window: Duration,
+    /// How often new data is looked for. Default `"30s"`.
+    #[serde(with = "units::duration")]
+    pub interval: Duration,
+    /// Windows starting longer ago than this are no longer recomputed when late labels arrive.
+    /// Default `"7d"`.
+    #[serde(with = "units::duration")]
+    pub label_lookback: Duration,
+    /// Share of drifted columns at which the dataset counts as drifted. Default `0.5` (Evidently's).
+    pub drift_share: f64,
+    /// Features exported as Prometheus series per model, in schema order; the results tables
+    /// keep every feature. Default `100`.
+    pub max_exported_features: usize,
+    /// For binary classification: the class counted as positive (precision, recall, F1, ROC AUC).
+    /// Default: the last class in `schema.scores`, else the lexically last label seen.
+    pub positive_class: Option<String>,
+    /// Per-column overrides: `columns.age = { stattest = "psi", threshold = 0.2 }`.
+    pub columns: BTreeMap<String, ColumnOverride>,
+}
+
+/// A column's test and threshold override.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnOverride {
+    /// Evidently's name of the test: `ks`, `chisquare`, `z`, `psi`, `jensenshannon`, `wasserstein`,
+    /// `kl_div`, `hellinger`, `t_test`, `mannw`, `anderson`, `cramer_von_mises`, `ed`, `g_test`,
+    /// `fisher_exact`, `TVD`, `empirical_mmd`.
+    pub stattest: Option<String>,
+    /// The threshold; its meaning follows the test (a p-value or a distance).
+    pub threshold: Option<f64>,
+}
+
+impl Default for AnalysisConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            reference: None,
+            reference_prediction_column: "prediction".into(),
+            reference_target_column: "target".into(),
+            reference_rows: 1000,
+            window: Duration::from_secs(3600),
+            interval: Duration::from_secs(30),
+            label_lookback: Duration::from_secs(7 * 86400),
+            drift_share: 0.5,
+            max_exported_features: 100,
+            positive_class: None,
+            columns: BTreeMap::new(),
+        }
+    }
+}
+
+impl AnalysisConfig {
+    /// Checks ranges and test names; messages start with the field (`at` is its path prefix).
+    pub fn validate(&self, at: &str, columns: &[&str]) -> Result<(), String> {
+        if self.window < Duration::from_secs(1) {
+            return Err(format!("{at}.window: must be at least 1s"));
+        }
+        if self.interval.is_zero() {
+            return Err(format!("{at}.interval: must be more than 0"));
+        }
+        if !(0.0..=1.0).contains(&self.drift_share) {
+            return Err(format!("{at}.drift_share: must be between 0 and 1, got {}", self.drift_share));
+        }
+        if self.reference.is_none() && self.reference_rows == 0 {
+            return Err(format!("{at}.reference_rows: must be at least 1 when no reference file is given"));
+        }
+        for (name, o) in &self.columns {
+            if !columns.contains(&name.as_str()) {
+                return Err(format!("{at}.columns.{name}: no such feature (known: {})", columns.join(", ")));
+            }
+            if let Some(t) = &o.stattest {
+                if StatTest::from_name(t).is_none() {
+                    let names: Vec<&str> = StatTest::ALL.iter().map(|t| t.name()).collect();
+                    return Err(format!(
+                        "{at}.columns.{name}.stattest: unknown test `{t}`; one of {}",
+                        names.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,99 @@
+//! The analyzer's Prometheus series, all in one place. They show each model's latest analysed
+//! window. Label values come from bounded sets: configured models, their first
+//! `max_exported_features` features, test names, metric names and check names.
+
+use prometheus::{GaugeVec, Histogram, HistogramOpts, Opts, Registry};
+
+/// Analyzer metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// `driftwatch_feature_drift_score{model,feature,stattest}`: the test's score.
+    pub drift_score: GaugeVec,
+    /// `driftwatch_feature_drifted{model,feature,stattest}`: 1 when the column drifted.
+    pub drifted: GaugeVec,
+    /// `driftwatch_dataset_drift_share{model}`: share of drifted features.
+    pub drift_share: GaugeVec,
+    /// `driftwatch_model_performance{model,metric,kind}`: kind is `realized` or `estimated`.
+    pub performance: GaugeVec,
+    /// `driftwatch_performance_decay_ratio{model,metric}`: window value over reference value.
+    pub decay: GaugeVec,
+    /// `driftwatch_label_coverage_ratio{model}`: labeled rows over rows.
+    pub coverage: GaugeVec,
+    /// `driftwatch_data_quality{model,feature,check}`.
+    pub quality: GaugeVec,
+    /// `driftwatch_window_rows{model}`: rows in the latest window.
+    pub rows: GaugeVec,
+    /// `driftwatch_analysis_duration_seconds`: one analysis run of one model.
+    pub duration: Histogram,
+    /// `driftwatch_last_analysis_timestamp_seconds{model}`: end of the last completed run.
+    pub last_run: GaugeVec,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let g = |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
+        let m = Self {
+            drift_score: g(
+                "driftwatch_feature_drift_score",
+                "Drift test score of a column in the latest window (p-value or distance, per stattest).",
+                &["model", "feature", "stattest"],
+            )?,
+            drifted: g(
+                "driftwatch_feature_drifted",
+                "1 when the column drifted in the latest window.",
+                &["model", "feature", "stattest"],
+            )?,
+            drift_share: g(
+                "driftwatch_dataset_drift_share",
+                "Share of drifted features in the latest window.",
+                &["model"],
+            )?,
+            performance: g(
+                "driftwatch_model_performance",
+                "Model performance in the latest window; kind is realized (labels) or estimated (scores).",
+                &["model", "metric", "kind"],
+            )?,
+            decay: g(
+                "driftwatch_performance_decay_ratio",
+                "Realized performance in the latest window over the reference's.",
+                &["model", "metric"],
+            )?,
+            coverage: g(
+                "driftwatch_label_coverage_ratio",
+                "Share of the latest window's predictions with a label.",
+                &["model"],
+            )?,
+            quality: g(
+                "driftwatch_data_quality",
+                "Data-quality figure of a feature in the latest window.",
+                &["model", "feature", "check"],
+            )?,
+            rows: g("driftwatch_window_rows", "Predictions in the latest analysed window.", &["model"])?,
+            duration: Histogram::with_opts(
+                HistogramOpts::new("driftwatch_analysis_duration_seconds", "Time of one analysis run of one model.")
+                    .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
+            )?,
+            last_run: g(
+                "driftwatch_last_analysis_timestamp_seconds",
+                "Unix time at which the last analysis run of the model completed.",
+                &["model"],
+            )?,
+        };
+        for c in [
+            &m.drift_score,
+            &m.drifted,
+            &m.drift_share,
+            &m.performance,
+            &m.decay,
+            &m.coverage,
+            &m.quality,
+            &m.rows,
+            &m.last_run,
+        ] {
+            registry.register(Box::new(c.clone()))?;
+        }
+        registry.register(Box::new(m.duration.clone()))?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,146 @@
+//! The results tables, as Parquet under `<model>/results/{drift,performance,quality}/`: one file
+//! per window, named after the window's start, so a recomputed window replaces its file.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use driftwatch_collector::schema::timestamp_type;
+use driftwatch_collector::store::Store;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+
+use super::Result;
+use super::window::WindowResult;
+
+/// The three results tables.
+pub const TABLES: [&str; 3] = ["drift", "performance", "quality"];
+
+fn common() -> Vec<Field> {
+    vec![
+        Field::new("window_start", timestamp_type(), false),
+        Field::new("window_end", timestamp_type(), false),
+        Field::new("computed_at", timestamp_type(), false),
+        Field::new("rows", DataType::UInt64, false),
+    ]
+}
+
+/// Schema of a results table.
+pub fn schema(table: &str) -> SchemaRef {
+    let mut fields = common();
+    match table {
+        "drift" => fields.extend([
+            Field::new("column", DataType::Utf8, false),
+            Field::new("role", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("stattest", DataType::Utf8, false),
+            Field::new("score", DataType::Float64, true),
+            Field::new("threshold", DataType::Float64, true),
+            Field::new("drifted", DataType::Boolean, false),
+            Field::new("error", DataType::Utf8, true),
+            Field::new("dataset_drift_share", DataType::Float64, false),
+            Field::new("dataset_drifted", DataType::Boolean, false),
+        ]),
+        "performance" => fields.extend([
+            Field::new("labeled_rows", DataType::UInt64, false),
+            Field::new("metric", DataType::Utf8, false),
+            Field::new("kind", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, true),
+            Field::new("reference_value", DataType::Float64, true),
+        ]),
+        _ => fields.extend([
+            Field::new("feature", DataType::Utf8, false),
+            Field::new("check", DataType::Utf8, false),
+            Field::new("value", DataType::Float64, true),
+        ]),
+    }
+    Arc::new(Schema::new(fields))
+}
+
+fn finite(x: f64) -> Option<f64> {
+    x.is_finite().then_some(x)
+}
+
+/// The window's rows of each table.
+pub fn batches(
+    start_us: i64,
+    end_us: i64,
+    computed_us: i64,
+    r: &WindowResult,
+) -> Result<Vec<(&'static str, RecordBatch)>> {
+    let ts = |n: usize, v: i64| Arc::new(TimestampMicrosecondArray::from_value(v, n).with_timezone("UTC")) as ArrayRef;
+    let head = |n: usize| {
+        vec![
+            ts(n, start_us),
+            ts(n, end_us),
+            ts(n, computed_us),
+            Arc::new(UInt64Array::from_value(r.rows as u64, n)) as ArrayRef,
+        ]
+    };
+    let strings = |v: Vec<&str>| Arc::new(StringArray::from(v)) as ArrayRef;
+
+    let n = r.drift.len();
+    let mut drift = head(n);
+    drift.extend([
+        strings(r.drift.iter().map(|d| d.column.as_str()).collect()),
+        strings(r.drift.iter().map(|d| d.role.as_str()).collect()),
+        strings(r.drift.iter().map(|d| d.kind.as_str()).collect()),
+        strings(r.drift.iter().map(|d| d.stattest.as_str()).collect()),
+        Arc::new(Float64Array::from_iter(r.drift.iter().map(|d| finite(d.score)))),
+        Arc::new(Float64Array::from_iter(r.drift.iter().map(|d| finite(d.threshold)))),
+        Arc::new(BooleanArray::from_iter(r.drift.iter().map(|d| Some(d.drifted)))),
+        Arc::new(StringArray::from_iter(r.drift.iter().map(|d| d.error.as_deref()))),
+        Arc::new(Float64Array::from_value(r.drift_share, n)),
+        Arc::new(BooleanArray::from(vec![r.dataset_drifted; n])),
+    ]);
+
+    let n = r.performance.len();
+    let mut performance = head(n);
+    performance.extend([
+        Arc::new(UInt64Array::from_value(r.labeled_rows as u64, n)) as ArrayRef,
+        strings(r.performance.iter().map(|p| p.metric.as_str()).collect()),
+        strings(r.performance.iter().map(|p| p.kind.as_str()).collect()),
+        Arc::new(Float64Array::from_iter(r.performance.iter().map(|p| finite(p.value)))),
+        Arc::new(Float64Array::from_iter(r.performance.iter().map(|p| p.reference.and_then(finite)))),
+    ]);
+
+    let n = r.quality.len();
+    let mut quality = head(n);
+    quality.extend([
+        strings(r.quality.iter().map(|q| q.feature.as_str()).collect()),
+        strings(r.quality.iter().map(|q| q.check.as_str()).collect()),
+        Arc::new(Float64Array::from_iter(r.quality.iter().map(|q| finite(q.value)))),
+    ]);
+
+    Ok(vec![
+        ("drift", RecordBatch::try_new(schema("drift"), drift)?),
+        ("performance", RecordBatch::try_new(schema("performance"), performance)?),
+        ("quality", RecordBatch::try_new(schema("quality"), quality)?),
+    ])
+}
+
+/// Path of a window's file of a table.
+pub fn path(model: &str, table: &str, start_us: i64) -> Path {
+    Path::from(format!("{model}/results/{table}/window-{start_us:020}.parquet"))
+}
+
+/// Writes a window's results, replacing an earlier computation of the same window.
+pub async fn write(
+    store: &Store,
+    model: &str,
+    start_us: i64,
+    end_us: i64,
+    computed_us: i64,
+    r: &WindowResult,
+) -> Result<()> {
+    for (table, batch) in batches(start_us, end_us, computed_us, r)? {
+        let mut buf = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
+        writer.write(&batch)?;
+        writer.close()?;
+        store.put(&path(model, table, start_us), buf.into()).await?;
+    }
+    Ok(())
+}

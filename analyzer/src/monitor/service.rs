@@ -1,0 +1,433 @@
+//! The analysis loop of each model, its persisted state, and the reference's life cycle.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use driftwatch_collector::schema::ModelSchema;
+use driftwatch_collector::store::Store;
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock, watch};
+
+use super::config::AnalysisConfig;
+use super::data::Frame;
+use super::metrics::Metrics;
+use super::reference::{self, Profile, Reference};
+use super::window::{self, Role, WindowResult};
+use super::{Error, Result, results};
+use crate::sql;
+
+const HOUR_US: i64 = 3_600_000_000;
+
+/// What has been analysed, stored as `<model>/results/state.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The reference fingerprint the windows were computed against.
+    pub reference_version: String,
+    /// Prediction files seen, with their sizes.
+    pub prediction_files: BTreeMap<String, u64>,
+    /// Label files seen, with their sizes.
+    pub label_files: BTreeMap<String, u64>,
+    /// Windows computed: start (µs) → rows.
+    pub windows: BTreeMap<i64, usize>,
+    /// The newest window's result, exported as metrics (also after a restart).
+    pub latest: Option<(i64, WindowResult)>,
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Whether no reference is available yet (too little traffic).
+    pub waiting_for_reference: bool,
+    /// Window starts (µs) recomputed by this run.
+    pub windows: Vec<i64>,
+}
+
+/// The continuous analysis of one model.
+pub struct ModelMonitor {
+    /// Model name.
+    pub name: String,
+    schema: ModelSchema,
+    config: AnalysisConfig,
+    store: Store,
+    /// Folder that relative reference paths are resolved against.
+    base: PathBuf,
+    memory_limit: usize,
+    metrics: Metrics,
+    reference: RwLock<Option<Arc<Reference>>>,
+    state: Mutex<State>,
+}
+
+fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+fn date(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default().format("%Y-%m-%d").to_string()
+}
+
+/// The hour partition (start, µs) a prediction file sits in, from its hive path.
+fn hour_of(path: &str) -> Option<i64> {
+    let date = path.split("date=").nth(1)?.get(..10)?;
+    let hour: u32 = path.split("hour=").nth(1)?.get(..2)?.parse().ok()?;
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    Some(day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_micros())
+}
+
+impl ModelMonitor {
+    /// Sets up the monitor of one model; reads its saved state.
+    pub async fn open(
+        name: String,
+        schema: ModelSchema,
+        config: AnalysisConfig,
+        store: Store,
+        base: PathBuf,
+        memory_limit: usize,
+        metrics: Metrics,
+    ) -> Result<Self> {
+        let state_path = Path::from(format!("{name}/results/state.json"));
+        let state = match store.object_store().get(&state_path).await {
+            Ok(r) => serde_json::from_slice(&r.bytes().await?)?,
+            Err(object_store::Error::NotFound { .. }) => State::default(),
+            Err(e) => return Err(e.into()),
+        };
+        let monitor = Self {
+            name,
+            schema,
+            config,
+            store,
+            base,
+            memory_limit,
+            metrics,
+            reference: RwLock::default(),
+            state: Mutex::new(state),
+        };
+        if let Some((start, latest)) = &monitor.state.lock().await.latest {
+            monitor.export(*start, latest);
+        }
+        Ok(monitor)
+    }
+
+    /// The model's analysis settings.
+    pub fn config(&self) -> &AnalysisConfig {
+        &self.config
+    }
+
+    /// The active reference's profile, if there is one yet.
+    pub async fn profile(&self) -> Option<Profile> {
+        self.reference.read().await.as_ref().map(|r| r.profile.clone())
+    }
+
+    fn reference_path(&self, format: &str) -> Path {
+        Path::from(format!("{}/reference/reference.{format}", self.name))
+    }
+
+    fn profile_path(&self) -> Path {
+        Path::from(format!("{}/reference/profile.json", self.name))
+    }
+
+    async fn save_reference(&self, data: Bytes, profile: Profile) -> Result<Arc<Reference>> {
+        let mut reference = Reference::new(reference::decode(data.clone(), &profile.format)?, &self.schema, profile)?;
+        let performance = reference.performance(&self.schema, &self.config).realized.clone();
+        reference.profile.performance = performance;
+        self.store.put(&self.reference_path(&reference.profile.format), data).await?;
+        self.store.put(&self.profile_path(), serde_json::to_vec_pretty(&reference.profile)?.into()).await?;
+        let reference = Arc::new(reference);
+        *self.reference.write().await = Some(reference.clone());
+        tracing::info!(model = %self.name, source = %reference.profile.source, rows = reference.profile.rows, "reference set");
+        Ok(reference)
+    }
+
+    /// Replaces the reference with uploaded data (Parquet or CSV); every window is recomputed
+    /// at the next run. Invalid data changes nothing.
+    pub async fn upload_reference(&self, data: Bytes, format: &str) -> Result<Profile> {
+        let _state = self.state.lock().await;
+        let profile = Profile {
+            source: "upload".into(),
+            version: reference::fingerprint(&data),
+            format: format.into(),
+            prediction_column: self.config.reference_prediction_column.clone(),
+            target_column: self.config.reference_target_column.clone(),
+            rows: 0,
+            performance: BTreeMap::new(),
+        };
+        Ok(self.save_reference(data, profile).await?.profile.clone())
+    }
+
+    /// The active reference: loaded from the store, copied from the config's file, or taken from
+    /// the first collected rows; `None` while there is too little traffic.
+    async fn reference(&self) -> Result<Option<Arc<Reference>>> {
+        if let Some(r) = self.reference.read().await.clone() {
+            return Ok(Some(r));
+        }
+        let stored: Option<Profile> = match self.store.object_store().get(&self.profile_path()).await {
+            Ok(r) => Some(serde_json::from_slice(&r.bytes().await?)?),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let configured = match &self.config.reference {
+            Some(path) => {
+                let full = self.base.join(path);
+                let data = std::fs::read(&full)
+                    .map_err(|e| Error::Reference(format!("cannot read {}: {e}", full.display())))?;
+                let format = full.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+                Some((full, Bytes::from(data), format))
+            }
+            None => None,
+        };
+        // An uploaded reference wins; a configured file wins over traffic and replaces its own
+        // older copy when the file changed.
+        if let Some(profile) = stored {
+            let replaced_by_config = profile.source.starts_with("config:")
+                && configured.as_ref().is_some_and(|(_, data, _)| reference::fingerprint(data) != profile.version);
+            if profile.source == "upload"
+                || profile.source == "traffic" && configured.is_none()
+                || !replaced_by_config && profile.source.starts_with("config:")
+            {
+                let data = self.store.object_store().get(&self.reference_path(&profile.format)).await?.bytes().await?;
+                let reference =
+                    Arc::new(Reference::new(reference::decode(data, &profile.format)?, &self.schema, profile)?);
+                *self.reference.write().await = Some(reference.clone());
+                return Ok(Some(reference));
+            }
+        }
+        if let Some((path, data, format)) = configured {
+            let profile = Profile {
+                source: format!("config:{}", path.display()),
+                version: reference::fingerprint(&data),
+                format,
+                prediction_column: self.config.reference_prediction_column.clone(),
+                target_column: self.config.reference_target_column.clone(),
+                rows: 0,
+                performance: BTreeMap::new(),
+            };
+            return Ok(Some(self.save_reference(data, profile).await?));
+        }
+        self.reference_from_traffic().await
+    }
+
+    async fn reference_from_traffic(&self) -> Result<Option<Arc<Reference>>> {
+        let ctx = sql::session(&self.store, &self.name, &self.schema, self.memory_limit).await?;
+        let n = self.config.reference_rows;
+        let batches = ctx
+            .sql(&format!("SELECT * FROM predictions_labeled ORDER BY timestamp, prediction_id LIMIT {n}"))
+            .await?
+            .collect()
+            .await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows < n {
+            tracing::debug!(model = %self.name, rows, needed = n, "waiting for traffic to form the reference");
+            return Ok(None);
+        }
+        let mut buf = Vec::new();
+        let mut writer = ArrowWriter::try_new(&mut buf, batches[0].schema(), None)?;
+        for b in &batches {
+            writer.write(b)?;
+        }
+        writer.close()?;
+        let data = Bytes::from(buf);
+        let profile = Profile {
+            source: "traffic".into(),
+            version: reference::fingerprint(&data),
+            format: "parquet".into(),
+            prediction_column: "prediction".into(),
+            target_column: "label".into(),
+            rows: 0,
+            performance: BTreeMap::new(),
+        };
+        Ok(Some(self.save_reference(data, profile).await?))
+    }
+
+    async fn list(&self, table: &str) -> Result<BTreeMap<String, u64>> {
+        let prefix = Path::from(format!("{}/{table}", self.name));
+        let metas: Vec<_> = self.store.object_store().list(Some(&prefix)).try_collect().await?;
+        Ok(metas
+            .into_iter()
+            .filter(|m| m.location.as_ref().ends_with(".parquet"))
+            .map(|m| (m.location.to_string(), m.size))
+            .collect())
+    }
+
+    /// The windows (start, µs) that overlap an hour partition.
+    fn windows_of_hour(&self, hour: i64) -> impl Iterator<Item = i64> {
+        let w = self.config.window.as_micros() as i64;
+        let first = hour.div_euclid(w) * w;
+        (0..).map(move |i| first + i * w).take_while(move |s| *s < hour + HOUR_US)
+    }
+
+    async fn window_frame(&self, ctx: &datafusion::prelude::SessionContext, start: i64, end: i64) -> Result<Frame> {
+        let mut wanted = reference::analysed_columns(&self.schema);
+        wanted.push(("timestamp".into(), true));
+        wanted.push(("label_timestamp".into(), true));
+        let list: Vec<String> = wanted.iter().map(|(c, _)| format!("\"{c}\"")).collect();
+        let query = format!(
+            "SELECT {} FROM predictions_labeled WHERE timestamp >= '{}' AND timestamp < '{}' AND date >= '{}' AND date <= '{}'",
+            list.join(", "),
+            rfc3339(start),
+            rfc3339(end),
+            date(start),
+            date(end - 1)
+        );
+        let batches = ctx.sql(&query).await?.collect().await?;
+        Frame::from_batches(&batches, &wanted)
+    }
+
+    /// Analyses every window whose data changed since the last run.
+    pub async fn run_once(&self) -> Result<RunSummary> {
+        let mut state = self.state.lock().await;
+        let started = Instant::now();
+        let Some(reference) = self.reference().await? else {
+            return Ok(RunSummary { waiting_for_reference: true, windows: vec![] });
+        };
+        if state.reference_version != reference.profile.version {
+            if !state.windows.is_empty() {
+                tracing::info!(model = %self.name, "the reference changed: every window is recomputed");
+            }
+            *state = State { reference_version: reference.profile.version.clone(), ..State::default() };
+        }
+        let predictions = self.list("predictions").await?;
+        let labels = self.list("labels").await?;
+        let mut todo = BTreeSet::new();
+        for (path, size) in &predictions {
+            if state.prediction_files.get(path) != Some(size) {
+                if let Some(hour) = hour_of(path) {
+                    todo.extend(self.windows_of_hour(hour));
+                }
+            }
+        }
+        let labels_changed = labels.iter().any(|(p, s)| state.label_files.get(p) != Some(s));
+        if labels_changed {
+            let horizon = chrono::Utc::now().timestamp_micros() - self.config.label_lookback.as_micros() as i64;
+            todo.extend(state.windows.keys().copied().filter(|w| *w >= horizon));
+        }
+        let ctx = sql::session(&self.store, &self.name, &self.schema, self.memory_limit).await?;
+        let window_us = self.config.window.as_micros() as i64;
+        let mut done = Vec::new();
+        for start in todo {
+            let end = start + window_us;
+            let frame = self.window_frame(&ctx, start, end).await?;
+            if frame.rows == 0 {
+                continue;
+            }
+            let (reference, schema, config) = (reference.clone(), self.schema.clone(), self.config.clone());
+            let result = tokio::task::spawn_blocking(move || window::analyse(&frame, &reference, &schema, &config))
+                .await
+                .map_err(|e| Error::Reference(format!("analysis task failed: {e}")))?;
+            results::write(&self.store, &self.name, start, end, chrono::Utc::now().timestamp_micros(), &result).await?;
+            state.windows.insert(start, result.rows);
+            if state.latest.as_ref().is_none_or(|(s, _)| *s <= start) {
+                state.latest = Some((start, result));
+            }
+            done.push(start);
+        }
+        state.prediction_files = predictions;
+        state.label_files = labels;
+        let path = Path::from(format!("{}/results/state.json", self.name));
+        self.store.put(&path, serde_json::to_vec(&*state)?.into()).await?;
+        if let Some((start, latest)) = &state.latest {
+            self.export(*start, latest);
+        }
+        self.metrics.duration.observe(started.elapsed().as_secs_f64());
+        self.metrics.last_run.with_label_values(&[&self.name]).set(chrono::Utc::now().timestamp_micros() as f64 / 1e6);
+        if !done.is_empty() {
+            tracing::info!(model = %self.name, windows = done.len(), elapsed = ?started.elapsed(), "analysed windows");
+        }
+        Ok(RunSummary { waiting_for_reference: false, windows: done })
+    }
+
+    /// Sets the gauges from a window's result.
+    fn export(&self, _start: i64, r: &WindowResult) {
+        let m = &self.metrics;
+        let name = self.name.as_str();
+        let exported: BTreeSet<&str> = self
+            .schema
+            .features
+            .iter()
+            .take(self.config.max_exported_features)
+            .map(|f| f.name.as_str())
+            .chain(["prediction", "label"])
+            .collect();
+        m.drift_score.reset();
+        m.drifted.reset();
+        for d in r.drift.iter().filter(|d| exported.contains(d.column.as_str()) && d.error.is_none()) {
+            let labels = [name, d.column.as_str(), d.stattest.as_str()];
+            m.drift_score.with_label_values(&labels).set(d.score);
+            m.drifted.with_label_values(&labels).set(if d.drifted { 1.0 } else { 0.0 });
+        }
+        m.drift_share.with_label_values(&[name]).set(r.drift_share);
+        m.rows.with_label_values(&[name]).set(r.rows as f64);
+        for q in r.quality.iter().filter(|q| exported.contains(q.feature.as_str())) {
+            m.quality.with_label_values(&[name, q.feature.as_str(), q.check.as_str()]).set(q.value);
+        }
+        for p in &r.performance {
+            if p.metric == "label_coverage" {
+                m.coverage.with_label_values(&[name]).set(p.value);
+                continue;
+            }
+            m.performance.with_label_values(&[name, p.metric.as_str(), p.kind.as_str()]).set(p.value);
+            if let (Some(reference), "realized") = (p.reference, p.kind.as_str()) {
+                if reference != 0.0 {
+                    m.decay.with_label_values(&[name, p.metric.as_str()]).set(p.value / reference);
+                }
+            }
+        }
+        let _ = Role::Feature;
+    }
+
+    /// Runs [`ModelMonitor::run_once`] every `interval` until `stop` turns true.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::error!(model = %self.name, error = %e, "analysis failed; retrying at the next interval");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.interval) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }
+}
+
+/// Every model's monitor, running in the background.
+pub struct Monitor {
+    models: BTreeMap<String, Arc<ModelMonitor>>,
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl Monitor {
+    /// Starts the loops of the given monitors.
+    pub fn start(monitors: Vec<Arc<ModelMonitor>>) -> Self {
+        let (stop, stopped) = watch::channel(false);
+        let tasks = monitors
+            .iter()
+            .filter(|m| m.config.enabled)
+            .map(|m| tokio::spawn(m.clone().run(stopped.clone())))
+            .collect();
+        Self {
+            models: monitors.into_iter().map(|m| (m.name.clone(), m)).collect(),
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
+        }
+    }
+
+    /// A model's monitor.
+    pub fn model(&self, name: &str) -> Option<&Arc<ModelMonitor>> {
+        self.models.get(name)
+    }
+
+    /// Stops the loops, letting a run in progress finish.
+    pub async fn shutdown(&self) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
+        for t in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! One window's analysis: drift, data quality and performance against the reference. Pure CPU
+//! work over a [`Frame`]; columns are analysed in parallel.
+
+use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use serde::{Deserialize, Serialize};
+
+use super::config::AnalysisConfig;
+use super::data::{Column, Frame};
+use super::reference::Reference;
+use crate::drift::{self, ColumnKind, ColumnOptions, StatTest};
+
+/// What a drifted column is to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// An input feature.
+    Feature,
+    /// The model's output (prediction drift).
+    Prediction,
+    /// The true label (target drift), on the labeled rows of the window.
+    Target,
+}
+
+impl Role {
+    /// `feature`, `prediction` or `target`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Feature => "feature",
+            Role::Prediction => "prediction",
+            Role::Target => "target",
+        }
+    }
+}
+
+/// One column's drift in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DriftRow {
+    /// Column name (`prediction` and `label` for the model's output and target).
+    pub column: String,
+    /// Its role.
+    pub role: Role,
+    /// `num` or `cat`.
+    pub kind: String,
+    /// Evidently's name of the test.
+    pub stattest: String,
+    /// The test's score (p-value or distance); NaN when it could not be computed.
+    pub score: f64,
+    /// The threshold.
+    pub threshold: f64,
+    /// Whether it drifted.
+    pub drifted: bool,
+    /// Why the score could not be computed (e.g. no values in the window).
+    pub error: Option<String>,
+}
+
+/// One data-quality figure of one feature in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityRow {
+    /// The feature.
+    pub feature: String,
+    /// `missing_share`, `out_of_range_share` (numerical: outside the reference's min..max),
+    /// `new_categories` (categorical: distinct values the reference never had) or
+    /// `new_category_share` (rows holding one).
+    pub check: String,
+    /// The figure.
+    pub value: f64,
+}
+
+/// One performance figure in one window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PerformanceRow {
+    /// Metric name, e.g. `accuracy`, `f1`, `rmse`, `label_coverage`, `label_delay_seconds`.
+    pub metric: String,
+    /// `realized` (from labels) or `estimated` (from scores, before labels).
+    pub kind: String,
+    /// The value.
+    pub value: f64,
+    /// The same metric on the reference, when known.
+    pub reference: Option<f64>,
+}
+
+/// A window's results.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct WindowResult {
+    /// Rows in the window.
+    pub rows: usize,
+    /// Rows with a label.
+    pub labeled_rows: usize,
+    /// Drift of every feature, the prediction and the target.
+    pub drift: Vec<DriftRow>,
+    /// Share of drifted features (features only, as Evidently's dataset drift).
+    pub drift_share: f64,
+    /// Whether the share reached the configured threshold.
+    pub dataset_drifted: bool,
+    /// Data quality per feature.
+    pub quality: Vec<QualityRow>,
+    /// Realized and estimated performance.
+    pub performance: Vec<PerformanceRow>,
+}
+
+/// The columns to test, with their role and kind as the schema declares them.
+fn tested_columns(schema: &ModelSchema) -> Vec<(String, Role, ColumnKind)> {
+    let value_kind =
+        |k: ValueKind| if k == ValueKind::Numerical { ColumnKind::Numerical } else { ColumnKind::Categorical };
+    let mut out: Vec<(String, Role, ColumnKind)> = schema
+        .features
+        .iter()
+        .filter(|f| f.kind != FeatureKind::Embedding)
+        .map(|f| {
+            let kind = if f.kind == FeatureKind::Numerical { ColumnKind::Numerical } else { ColumnKind::Categorical };
+            (f.name.clone(), Role::Feature, kind)
+        })
+        .collect();
+    out.push(("prediction".into(), Role::Prediction, value_kind(schema.prediction)));
+    out.push(("label".into(), Role::Target, value_kind(schema.label)));
+    out
+}
+
+fn drift_one(
+    name: &str,
+    role: Role,
+    kind: ColumnKind,
+    current: &Column,
+    reference: &Column,
+    config: &AnalysisConfig,
+) -> DriftRow {
+    let over = config.columns.get(name);
+    let options = ColumnOptions {
+        kind: Some(kind),
+        stattest: over.and_then(|o| o.stattest.as_deref()).and_then(StatTest::from_name),
+        threshold: over.and_then(|o| o.threshold),
+    };
+    let result = reference.with_data(|r| current.with_data(|c| drift::column_drift(r, c, &options)));
+    match result {
+        Ok(r) => DriftRow {
+            column: name.into(),
+            role,
+            kind: r.kind.name().into(),
+            stattest: r.stattest.name().into(),
+            score: r.score,
+            threshold: r.threshold,
+            drifted: r.drifted,
+            error: None,
+        },
+        Err(e) => DriftRow {
+            column: name.into(),
+            role,
+            kind: kind.name().into(),
+            stattest: options.stattest.map_or("", StatTest::name).into(),
+            score: f64::NAN,
+            threshold: options.threshold.unwrap_or(f64::NAN),
+            drifted: false,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
+/// Labeled rows only: the target drift compares the labels that arrived with the reference's.
+fn labeled(column: &Column) -> Column {
+    match column {
+        Column::Numbers(v) => Column::Numbers(v.iter().copied().filter(|x| x.is_finite()).collect()),
+        Column::Strings(a) => Column::Strings(a.iter().flatten().map(Some).collect()),
+    }
+}
+
+/// Analyses one window of `current` rows against the reference.
+pub fn analyse(current: &Frame, reference: &Reference, schema: &ModelSchema, config: &AnalysisConfig) -> WindowResult {
+    let columns = tested_columns(schema);
+    let labels = current.get("label").map(labeled);
+    let jobs: Vec<(&str, Role, ColumnKind, &Column, &Column)> = columns
+        .iter()
+        .filter_map(|(name, role, kind)| {
+            let cur = if *role == Role::Target { labels.as_ref()? } else { current.get(name)? };
+            let reference = reference.frame.get(name)?;
+            if *role == Role::Target && (cur.is_empty() || reference.len() == reference.missing()) {
+                return None;
+            }
+            Some((name.as_str(), *role, *kind, cur, reference))
+        })
+        .collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
+    let mut drift: Vec<DriftRow> = Vec::with_capacity(jobs.len());
+    std::thread::scope(|s| {
+        let chunks: Vec<_> = jobs
+            .chunks(jobs.len().div_ceil(workers).max(1))
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(n, role, kind, cur, r)| drift_one(n, *role, *kind, cur, r, config))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for c in chunks {
+            drift.extend(c.join().expect("a drift worker panicked"));
+        }
+    });
+    let tested = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none()).count();
+    let drifted = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none() && r.drifted).count();
+    let drift_share = if tested == 0 { 0.0 } else { drifted as f64 / tested as f64 };
+
+    let mut quality = Vec::new();
+    for f in schema.features.iter().filter(|f| f.kind != FeatureKind::Embedding) {
+        let Some(column) = current.get(&f.name) else { continue };
+        let rows = column.len().max(1) as f64;
+        quality.push(QualityRow {
+            feature: f.name.clone(),
+            check: "missing_share".into(),
+            value: column.missing() as f64 / rows,
+        });
+        match column {
+            Column::Numbers(v) => {
+                if let Some(&(lo, hi)) = reference.ranges.get(&f.name) {
+                    let out = v.iter().filter(|x| x.is_finite() && (**x < lo || **x > hi)).count();
+                    quality.push(QualityRow {
+                        feature: f.name.clone(),
+                        check: "out_of_range_share".into(),
+                        value: out as f64 / rows,
+                    });
+                }
+            }
+            Column::Strings(a) => {
+                if let Some(known) = reference.categories.get(&f.name) {
+                    let mut new = std::collections::HashSet::new();
+                    let mut new_rows = 0usize;
+                    for v in a.iter().flatten() {
+                        if !known.contains(v) {
+                            new.insert(v);
+                            new_rows += 1;
+                        }
+                    }
+                    quality.push(QualityRow {
+                        feature: f.name.clone(),
+                        check: "new_categories".into(),
+                        value: new.len() as f64,
+                    });
+                    quality.push(QualityRow {
+                        feature: f.name.clone(),
+                        check: "new_category_share".into(),
+                        value: new_rows as f64 / rows,
+                    });
+                }
+            }
+        }
+    }
+
+    let labeled_rows = labels.as_ref().map_or(0, Column::len);
+    let performance = super::performance::window_performance(current, reference, schema, config);
+    WindowResult {
+        rows: current.rows,
+        labeled_rows,
+        drift,
+        drift_share,
+        dataset_drifted: tested > 0 && drift_share >= config.drift_share,
+        quality,
+        performance,
+    }
+}

@@ -1,0 +1,256 @@
+//! Continuous analysis end to end: a dataset streams in through ingest with drift injected in
+//! some features from a known hour, labels follow later, and the windows, the results API and
+//! `/metrics` tell the same story. A restart resumes without recomputing old windows.
+
+mod support;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+use support::Server;
+
+const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
+const ROWS_PER_HOUR: usize = 600;
+
+/// One applicant. After the change, ages crowd around 40, where the model is least sure, and
+/// regions reverse their mix; income and vip keep their distribution. The model's score is
+/// calibrated before the change, and the true outcome flips after it (young applicants become the
+/// good risks), so the model becomes wrong. The estimate from scores alone can only see the
+/// first effect (less confident predictions); the labels show the second.
+fn row(rng: &mut StdRng, changed: bool) -> (Value, &'static str, &'static str) {
+    let age = if changed { rng.random_range(32.0..48.0_f64) } else { rng.random_range(20.0..60.0_f64) }.round();
+    let weights = if changed { [0.1, 0.2, 0.3, 0.4] } else { [0.4, 0.3, 0.2, 0.1] };
+    let u: f64 = rng.random();
+    let region = ["north", "south", "east", "west"][weights
+        .iter()
+        .scan(0.0, |acc, w| {
+            *acc += w;
+            Some(*acc)
+        })
+        .position(|c| u < c)
+        .unwrap_or(3)];
+    let income = (rng.random_range(0.0..1.0_f64) * 50_000.0 + 20_000.0).round();
+    let vip = rng.random_bool(0.2);
+    let p_bad = 1.0 / (1.0 + ((age - 40.0) / 4.0).exp());
+    let prediction = if p_bad >= 0.5 { "bad" } else { "good" };
+    let bad = if changed { rng.random_bool(1.0 - p_bad) } else { rng.random_bool(p_bad) };
+    let record = json!({"features": {"age": age, "region": region, "income": income, "vip": vip},
+                        "prediction": prediction, "scores": {"good": 1.0 - p_bad, "bad": p_bad}});
+    (record, prediction, if bad { "bad" } else { "good" })
+}
+
+fn config(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut csv = String::from("age,region,income,vip,prediction,target,score_good,score_bad\n");
+    for _ in 0..2000 {
+        let (r, prediction, label) = row(&mut rng, false);
+        let f = &r["features"];
+        csv += &format!(
+            "{},{},{},{},{prediction},{label},{},{}\n",
+            f["age"],
+            f["region"].as_str().unwrap(),
+            f["income"],
+            f["vip"],
+            r["scores"]["good"],
+            r["scores"]["bad"]
+        );
+    }
+    std::fs::write(dir.join("reference.csv"), csv).unwrap();
+    let text = r#"[store]
+root = "store"
+[collector]
+flush_interval = "1h"
+[[models]]
+name = "credit"
+[models.schema]
+prediction = "categorical"
+scores = ["good", "bad"]
+features = [
+  { name = "age", kind = "numerical" },
+  { name = "region", kind = "categorical" },
+  { name = "income", kind = "numerical" },
+  { name = "vip", kind = "boolean" },
+]
+[models.analysis]
+reference = "reference.csv"
+window = "1h"
+interval = "1h"
+label_lookback = "3650d"
+positive_class = "bad"
+"#;
+    let path = dir.join("driftwatch.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn analyze(server: &Server) -> Value {
+    let (status, summary) = server.post_json("/v1/models/credit/analyze", &json!({}));
+    assert_eq!(status, 200, "{summary}");
+    summary
+}
+
+fn get(server: &Server, path: &str) -> Value {
+    support::client().get(server.url(path)).send().unwrap().json().unwrap()
+}
+
+/// window start (hour index) → column → drifted
+fn drifted_by_hour(server: &Server) -> Vec<(String, Vec<(String, bool)>)> {
+    let drift = get(server, "/v1/models/credit/drift");
+    drift["windows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no windows: {drift}"))
+        .iter()
+        .map(|w| {
+            let mut cols: Vec<(String, bool)> = w["columns"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|c| c["role"] == "feature")
+                .map(|c| (c["column"].as_str().unwrap().to_string(), c["drifted"].as_bool().unwrap()))
+                .collect();
+            cols.sort();
+            (w["window_start"].as_str().unwrap().to_string(), cols)
+        })
+        .collect()
+}
+
+fn realized(server: &Server, metric: &str) -> Vec<f64> {
+    performance(server, metric, "realized")
+}
+
+fn performance(server: &Server, metric: &str, kind: &str) -> Vec<f64> {
+    let perf = get(server, "/v1/models/credit/performance");
+    perf["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| {
+            w["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == metric && m["kind"] == kind)?["value"]
+                .as_f64()
+        })
+        .collect()
+}
+
+#[test]
+fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    let server = Server::start(&cfg);
+
+    // Four hours of traffic; the world changes at hour 2.
+    let mut rng = StdRng::seed_from_u64(2);
+    let mut labels = Vec::new();
+    for hour in 0..4 {
+        let mut records = Vec::new();
+        for i in 0..ROWS_PER_HOUR {
+            let (mut r, _, label) = row(&mut rng, hour >= 2);
+            let id = format!("h{hour}-{i}");
+            r["prediction_id"] = json!(id);
+            r["timestamp"] = json!(START + hour * 3600 + (i as i64 * 5));
+            records.push(r);
+            labels.push((hour, json!({"prediction_id": id, "label": label})));
+        }
+        let (status, answer) = server.post_json("/v1/models/credit/predictions", &json!(records));
+        assert_eq!(status, 200, "{answer}");
+    }
+    // Labels of the first two hours arrive; the others are late.
+    let early: Vec<&Value> = labels.iter().filter(|(h, _)| *h < 2).map(|(_, l)| l).collect();
+    assert_eq!(server.post_json("/v1/models/credit/labels", &json!(early)).0, 200);
+    server.flush();
+    let summary = analyze(&server);
+    assert_eq!(summary["windows"].as_array().unwrap().len(), 4, "{summary}");
+
+    let by_hour = drifted_by_hour(&server);
+    assert_eq!(by_hour.len(), 4);
+    let expect_before =
+        vec![("age".to_string(), false), ("income".into(), false), ("region".into(), false), ("vip".into(), false)];
+    let expect_after =
+        vec![("age".to_string(), true), ("income".into(), false), ("region".into(), true), ("vip".into(), false)];
+    for (i, (start, cols)) in by_hour.iter().enumerate() {
+        assert_eq!(cols, if i < 2 { &expect_before } else { &expect_after }, "window {start}");
+    }
+    let drift = get(&server, "/v1/models/credit/drift");
+    let shares: Vec<f64> =
+        drift["windows"].as_array().unwrap().iter().map(|w| w["dataset_drift_share"].as_f64().unwrap()).collect();
+    assert_eq!(shares, vec![0.0, 0.0, 0.5, 0.5]);
+    // The predictions keep their mix (half the crowd is still under 40): no prediction drift.
+    let prediction_drift: Vec<bool> = drift["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            w["columns"].as_array().unwrap().iter().find(|c| c["role"] == "prediction").unwrap()["drifted"]
+                .as_bool()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(prediction_drift, vec![false, false, false, false]);
+
+    // Before any label of the changed hours, the estimate already falls: the model is less sure.
+    let estimated = performance(&server, "accuracy", "estimated");
+    assert_eq!(estimated.len(), 4, "{estimated:?}");
+    assert!(estimated[2].max(estimated[3]) < estimated[0].min(estimated[1]) - 0.08, "estimated accuracy {estimated:?}");
+    // Where the world did not change, the estimate agrees with the labels.
+    let before = realized(&server, "accuracy");
+    assert_eq!(before.len(), 2, "{before:?}");
+    for (e, r) in estimated.iter().zip(&before) {
+        assert!((e - r).abs() < 0.05, "estimated {e} vs realized {r}");
+    }
+
+    // Label coverage: full before the change, none after (yet).
+    assert_eq!(realized(&server, "label_coverage"), vec![1.0, 1.0, 0.0, 0.0]);
+
+    // /metrics shows the latest window (hour 3) as the results API does.
+    let metrics = server.metrics();
+    let gauge = |line: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("{line} missing:\n{metrics}"))
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(gauge(r#"driftwatch_feature_drifted{feature="age",model="credit",stattest="wasserstein"}"#), 1.0);
+    assert_eq!(gauge(r#"driftwatch_feature_drifted{feature="income",model="credit",stattest="wasserstein"}"#), 0.0);
+    assert_eq!(gauge(r#"driftwatch_feature_drifted{feature="region",model="credit",stattest="jensenshannon"}"#), 1.0);
+    assert_eq!(gauge(r#"driftwatch_dataset_drift_share{model="credit"}"#), 0.5);
+    assert_eq!(gauge(r#"driftwatch_label_coverage_ratio{model="credit"}"#), 0.0);
+    let last = &drift["windows"][3]["columns"];
+    let age_score = last.as_array().unwrap().iter().find(|c| c["column"] == "age").unwrap()["score"].as_f64().unwrap();
+    assert_eq!(
+        gauge(r#"driftwatch_feature_drift_score{feature="age",model="credit",stattest="wasserstein"}"#),
+        age_score
+    );
+
+    // A restart resumes: nothing is recomputed, the results stay.
+    server.stop();
+    let server = Server::start(&cfg);
+    let summary = analyze(&server);
+    assert_eq!(summary["windows"], json!([]), "a restart recomputed old windows");
+    assert_eq!(drifted_by_hour(&server), by_hour);
+    assert!(server.metrics().contains(r#"driftwatch_dataset_drift_share{model="credit"} 0.5"#));
+
+    // The late labels arrive: only then is target drift known for the changed hours.
+    let late: Vec<&Value> = labels.iter().filter(|(h, _)| *h >= 2).map(|(_, l)| l).collect();
+    assert_eq!(server.post_json("/v1/models/credit/labels", &json!(late)).0, 200);
+    server.flush();
+    let summary = analyze(&server);
+    assert_eq!(summary["windows"].as_array().unwrap().len(), 4, "late labels recompute the windows in the lookback");
+    assert_eq!(realized(&server, "label_coverage"), vec![1.0, 1.0, 1.0, 1.0]);
+    let accuracy = realized(&server, "accuracy");
+    assert!(accuracy[2].max(accuracy[3]) < accuracy[0].min(accuracy[1]) - 0.3, "realized accuracy {accuracy:?}");
+    let m = server.metrics();
+    assert!(m.contains(r#"driftwatch_model_performance{kind="realized",metric="accuracy",model="credit"}"#), "{m}");
+    assert!(m.contains(r#"driftwatch_performance_decay_ratio{metric="accuracy",model="credit"}"#), "{m}");
+
+    // Late rows for hour 1 only recompute hour 1.
+    let late_row = json!({"prediction_id": "late-1", "timestamp": START + 3600 + 10, "features": {"age": 30, "region": "north", "income": 30000, "vip": false}, "prediction": "bad"});
+    assert_eq!(server.post_json("/v1/models/credit/predictions", &late_row).0, 200);
+    server.flush();
+    let summary = analyze(&server);
+    assert_eq!(summary["windows"], json!([(START + 3600) * 1_000_000]));
+    server.stop();
+}
