@@ -10,4 +10,6 @@ pub mod auth;
 pub mod config;
 pub mod demo;
 pub mod logging;
+pub mod proxy;
+pub mod report;
 pub mod server;

@@ -66,6 +66,12 @@ enum Command {
         /// The SQL, e.g. "SELECT count(*) FROM predictions".
         sql: String,
     },
+    /// Compare a current dataset with a reference and report drift per column (JSON or HTML), with
+    /// Evidently's numbers.
+    Report(driftwatch::report::ReportArgs),
+    /// Sidecar reverse proxy: forwards every request to the predictor unchanged and captures
+    /// features and predictions from its predict routes.
+    Proxy(driftwatch::proxy::ProxyArgs),
     /// Run the demo: start the server on the embedded example config, feed it a generated stream
     /// of predictions and late labels, and show where the data landed.
     Demo {
@@ -180,6 +186,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Report(args) => driftwatch::report::run(args).await,
+        Command::Proxy(args) => driftwatch::proxy::run(args).await,
         Command::Demo { store, listen, rows, serve } => driftwatch::demo::run(&store, listen, rows, serve).await,
     }
 }

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Proxy overhead benchmark: wrk against a fast upstream (nginx answering a fixed JSON prediction),
+# directly and through `driftwatch proxy`, for a plain forwarded route and for a captured predict
+# route (rows stored by the local collector). Prints throughput and p50/p99 latency of each, and
+# the overhead. Goal (issue 7): p99 overhead under 1 ms, throughput at least 90% of direct.
+#
+# Needs: wrk and nginx (Debian: apt-get install -y --no-install-recommends wrk nginx-light), and
+# the release binary (cargo build --release). Tunables: DURATION (10s), CONNECTIONS (16),
+# THREADS (1), DRIFTWATCH_BIN (target/release/driftwatch).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BIN=${DRIFTWATCH_BIN:-target/release/driftwatch}
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-16}
+THREADS=${THREADS:-1}
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+for tool in wrk "$NGINX" curl python3; do
+    command -v "$tool" >/dev/null || { echo "missing: $tool (see the header of $0)"; exit 1; }
+done
+[ -x "$BIN" ] || { echo "missing $BIN: build it with cargo build --release"; exit 1; }
+
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+wait_http() {
+    for _ in $(seq 1 200); do
+        curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    echo "not ready: $1"; exit 1
+}
+
+UP_PORT=$(free_port)
+PROXY_PORT=$(free_port)
+METRICS_PORT=$(free_port)
+
+# The upstream: nginx, one worker, keep-alive, a fixed answer of the plain JSON shape.
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $WORK/nginx/error.log warn;
+pid $WORK/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/nginx;
+    proxy_temp_path $WORK/nginx;
+    fastcgi_temp_path $WORK/nginx;
+    uwsgi_temp_path $WORK/nginx;
+    scgi_temp_path $WORK/nginx;
+    server {
+        listen 127.0.0.1:$UP_PORT;
+        default_type application/json;
+        location / { return 200 '{"prediction": "good", "scores": [0.75, 0.25]}'; }
+    }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$UP_PORT/ping"
+
+# The proxy, capturing into a local collector.
+cat >"$WORK/driftwatch.toml" <<EOF
+[store]
+root = "store"
+
+[[models]]
+name = "credit"
+[models.schema]
+prediction = "categorical"
+scores = ["good", "bad"]
+features = [
+  { name = "age", kind = "numerical" },
+  { name = "region", kind = "categorical" },
+  { name = "vip", kind = "boolean" },
+]
+EOF
+RUST_LOG=warn "$BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
+    --upstream "http://127.0.0.1:$UP_PORT" --model credit --config "$WORK/driftwatch.toml" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$METRICS_PORT/readyz"
+
+cat >"$WORK/post.lua" <<'EOF'
+wrk.method = "POST"
+wrk.body = '{"features": {"age": 41, "region": "north", "vip": true}}'
+wrk.headers["Content-Type"] = "application/json"
+EOF
+
+# Runs wrk; prints "requests_per_s p50_ms p99_ms".
+bench() {
+    local url=$1 script=${2:-}
+    local args=(-t "$THREADS" -c "$CONNECTIONS" -d "$DURATION" --latency)
+    [ -n "$script" ] && args+=(-s "$script")
+    wrk "${args[@]}" "$url" | awk '
+        function ms(v) {
+            if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+            if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+            if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+            return v
+        }
+        /^ +50%/ { p50 = ms($2) }
+        /^ +99%/ { p99 = ms($2) }
+        /^Requests\/sec:/ { rps = $2 }
+        /Non-2xx/ { bad = $NF }
+        END { if (bad) print "warning: " bad " non-2xx answers" > "/dev/stderr"; printf "%s %s %s\n", rps, p50, p99 }'
+}
+
+echo "wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run; upstream nginx (1 worker)"
+printf '%-40s %12s %10s %10s\n' "run" "req/s" "p50 ms" "p99 ms"
+report() {
+    local name=$1 direct=$2 proxied=$3
+    read -r d_rps d_p50 d_p99 <<<"$direct"
+    read -r p_rps p_p50 p_p99 <<<"$proxied"
+    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: direct" "$d_rps" "$d_p50" "$d_p99"
+    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through the proxy" "$p_rps" "$p_p50" "$p_p99"
+    awk -v dr="$d_rps" -v pr="$p_rps" -v d50="$d_p50" -v p50="$p_p50" -v d99="$d_p99" -v p99="$p_p99" -v n="$name" 'BEGIN {
+        ratio = pr / dr; over = p99 - d99
+        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms  [%s]\n", n ": overhead", ratio * 100, p50 - d50, over,
+            (ratio >= 0.9 && over < 1.0) ? "goal met" : "goal missed (>= 90% and < 1 ms)"
+    }'
+}
+
+bench "http://127.0.0.1:$UP_PORT/ping" >/dev/null # warm-up
+direct=$(bench "http://127.0.0.1:$UP_PORT/ping")
+proxied=$(bench "http://127.0.0.1:$PROXY_PORT/ping")
+report "GET /ping (forwarded only)" "$direct" "$proxied"
+
+direct=$(bench "http://127.0.0.1:$UP_PORT/predict" "$WORK/post.lua")
+proxied=$(bench "http://127.0.0.1:$PROXY_PORT/predict" "$WORK/post.lua")
+report "POST /predict (captured)" "$direct" "$proxied"
+
+metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
+rows=$(awk '/^driftwatch_capture_rows_total / { print $2 }' <<<"$metrics")
+dropped=$(awk '/^driftwatch_capture_dropped_total/ && $2 > 0 { printf "%s%s=%s", sep, $1, $2; sep=", " }' <<<"$metrics")
+echo "captured rows stored: ${rows:-0}; dropped: ${dropped:-none}"

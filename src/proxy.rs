@@ -1,0 +1,485 @@
+//! `driftwatch proxy`: a sidecar reverse proxy that captures predictions in front of any HTTP
+//! predictor, with no change to the predictor's code.
+//!
+//! Takes in: client requests (HTTP/1.1), forwarded to the upstream predictor (HTTP/1.1 or h2c).
+//! Gives out: the upstream's responses unchanged plus `x-prediction-id`; rows extracted from the
+//! predict routes, stored by a collector in this process (`--config`) or sent to a remote
+//! driftwatch (`--collector`) with a spool on disk; metrics on `--metrics-listen`.
+//! Must never: delay, alter or fail the predictor's traffic for capture's sake. When capture must
+//! shed load it drops and counts (`driftwatch_capture_dropped_total{reason}`). `docs/proxy.md`
+//! is the user's reference.
+
+pub mod capture;
+pub mod config;
+pub mod extract;
+pub mod forward;
+pub mod metrics;
+pub mod remote;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use driftwatch_collector::Collector;
+use driftwatch_collector::config::units::{parse_bytes, parse_duration};
+use driftwatch_collector::metrics::Metrics as CollectorMetrics;
+use driftwatch_collector::store::Store;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use self::capture::{CaptureQueue, Sink};
+use self::config::{DEFAULT_PREDICT_PATHS, ExtractConfig, Mapping, ProxyConfig};
+use self::forward::Forwarder;
+use self::metrics::ProxyMetrics;
+use self::remote::Remote;
+
+/// Arguments of `driftwatch proxy`. Sizes take units (`1MiB`), durations too (`250ms`, `30s`).
+#[derive(clap::Args, Debug)]
+pub struct ProxyArgs {
+    /// Address clients connect to, e.g. `0.0.0.0:8081` (port 0 picks a free one).
+    #[arg(long, env = "DRIFTWATCH_PROXY_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+    /// Base URL of the predictor, plain HTTP, e.g. `http://127.0.0.1:8080`.
+    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM")]
+    pub upstream: String,
+    /// Speak HTTP/2 with prior knowledge (h2c) to the upstream instead of HTTP/1.1.
+    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_HTTP2")]
+    pub upstream_http2: bool,
+    /// Longest wait for the upstream's response headers; then the client gets 504.
+    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub upstream_timeout: Duration,
+    /// Longest wait for a connection to the upstream; then the client gets 502.
+    #[arg(long, env = "DRIFTWATCH_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+    /// The model captured rows belong to.
+    #[arg(long, env = "DRIFTWATCH_PROXY_MODEL")]
+    pub model: String,
+    /// Local collector: the driftwatch config whose store and `[[models]]` schema take the rows.
+    #[arg(long, short, env = "DRIFTWATCH_CONFIG", conflicts_with = "collector", required_unless_present = "collector")]
+    pub config: Option<PathBuf>,
+    /// Remote collector: base URL of a central `driftwatch serve`, e.g. `http://driftwatch:8080`.
+    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR")]
+    pub collector: Option<String>,
+    /// Bearer token for the remote collector (a token with the `ingest` scope).
+    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TOKEN", hide_env_values = true)]
+    pub collector_token: Option<String>,
+    /// Longest wait for one POST to the remote collector.
+    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub collector_timeout: Duration,
+    /// Longest pause between delivery attempts while the remote collector is down.
+    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_MAX_BACKOFF", default_value = "5s", value_parser = parse_duration)]
+    pub collector_max_backoff: Duration,
+    /// Folder for rows the remote collector has not taken yet (kept across restarts); default
+    /// `driftwatch-spool-<model>` in the temporary folder. Use a volume in Kubernetes.
+    #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// Most bytes the spool holds; beyond it new rows are dropped and counted (`spool_full`).
+    #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_MAX_BYTES", default_value = "512MiB", value_parser = parse_bytes)]
+    pub spool_max_bytes: u64,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here (apart from --listen, so no upstream path is
+    /// shadowed), e.g. `0.0.0.0:9464`. Not served when absent.
+    #[arg(long, env = "DRIFTWATCH_PROXY_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Captured routes (POST only): path globs where `*` matches within a segment and `**` across.
+    /// Repeat or separate with commas. Default: /v2/models/*/infer, /v2/models/*/versions/*/infer,
+    /// /v1/models/*:predict, /predict, /invocations.
+    #[arg(long = "predict-path", env = "DRIFTWATCH_PROXY_PREDICT_PATHS", value_delimiter = ',')]
+    pub predict_paths: Vec<String>,
+    /// Largest request or response body captured; larger ones stream through and count as dropped.
+    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_MAX_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
+    pub capture_max_bytes: u64,
+    /// Captured exchanges waiting to be stored; when full, new ones are dropped and counted.
+    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_QUEUE", default_value_t = 1024)]
+    pub capture_queue: usize,
+    /// Rows written to the collector in one batch at most.
+    #[arg(long, env = "DRIFTWATCH_PROXY_BATCH_MAX_ROWS", default_value_t = 1000)]
+    pub batch_max_rows: usize,
+    /// Names of positional features (TF-Serving list instances, OIP inputs holding vectors of
+    /// this length), comma-separated.
+    #[arg(long, env = "DRIFTWATCH_PROXY_FEATURE_NAMES", value_delimiter = ',')]
+    pub feature_names: Vec<String>,
+    /// The Open Inference Protocol output holding the prediction (default: the first output).
+    #[arg(long, env = "DRIFTWATCH_PROXY_PREDICTION_OUTPUT")]
+    pub prediction_output: Option<String>,
+    /// The Open Inference Protocol output holding the scores (probabilities).
+    #[arg(long, env = "DRIFTWATCH_PROXY_SCORES_OUTPUT")]
+    pub scores_output: Option<String>,
+    /// `model_version` of captured rows when the response names none.
+    #[arg(long, env = "DRIFTWATCH_PROXY_MODEL_VERSION")]
+    pub model_version: Option<String>,
+    /// Mapping: JSON pointer to the request's rows (an array, or one object). Setting any mapping
+    /// flag turns shape detection off.
+    #[arg(long)]
+    pub request_rows: Option<String>,
+    /// Mapping: a feature as NAME=POINTER, the pointer within one request row. Repeatable.
+    #[arg(long = "feature")]
+    pub features: Vec<String>,
+    /// Mapping: JSON pointer to the response's rows (an array, or one value).
+    #[arg(long)]
+    pub response_rows: Option<String>,
+    /// Mapping: JSON pointer to the prediction within one response row (default: the row).
+    #[arg(long)]
+    pub prediction_pointer: Option<String>,
+    /// Mapping: JSON pointer to the scores within one response row.
+    #[arg(long)]
+    pub scores_pointer: Option<String>,
+    /// How long shutdown waits for requests in flight, then for the capture queue to drain.
+    #[arg(long, env = "DRIFTWATCH_PROXY_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl ProxyArgs {
+    /// The settings these flags give, validated.
+    pub fn into_config(self) -> anyhow::Result<ProxyConfig> {
+        let mapped = self.request_rows.is_some()
+            || self.response_rows.is_some()
+            || self.prediction_pointer.is_some()
+            || self.scores_pointer.is_some()
+            || !self.features.is_empty();
+        let mapping = if mapped {
+            let features = self
+                .features
+                .iter()
+                .map(|f| match f.split_once('=') {
+                    Some((name, pointer)) if !name.is_empty() => Ok((name.to_string(), pointer.to_string())),
+                    _ => Err(anyhow::anyhow!("--feature `{f}`: expected NAME=POINTER, e.g. age=/person/age")),
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Some(Mapping {
+                request_rows: self.request_rows.unwrap_or_default(),
+                features,
+                response_rows: self.response_rows.unwrap_or_default(),
+                prediction: self.prediction_pointer.unwrap_or_default(),
+                scores: self.scores_pointer,
+            })
+        } else {
+            None
+        };
+        let config = ProxyConfig {
+            listen: self.listen,
+            upstream: self.upstream,
+            upstream_http2: self.upstream_http2,
+            upstream_timeout: self.upstream_timeout,
+            connect_timeout: self.connect_timeout,
+            model: self.model,
+            metrics_listen: self.metrics_listen,
+            predict_paths: if self.predict_paths.is_empty() {
+                DEFAULT_PREDICT_PATHS.iter().map(|p| p.to_string()).collect()
+            } else {
+                self.predict_paths
+            },
+            capture_max_bytes: self.capture_max_bytes,
+            capture_queue: self.capture_queue,
+            batch_max_rows: self.batch_max_rows,
+            extract: ExtractConfig {
+                feature_names: self.feature_names,
+                prediction_output: self.prediction_output,
+                scores_output: self.scores_output,
+                model_version: self.model_version,
+                mapping,
+            },
+            config: self.config,
+            collector: self.collector,
+            collector_token: self.collector_token,
+            collector_timeout: self.collector_timeout,
+            collector_max_backoff: self.collector_max_backoff,
+            spool_dir: self.spool_dir,
+            spool_max_bytes: self.spool_max_bytes,
+            shutdown_timeout: self.shutdown_timeout,
+        };
+        config.validate().map_err(anyhow::Error::msg)?;
+        Ok(config)
+    }
+}
+
+/// Runs the proxy until SIGINT or SIGTERM, then shuts it down gracefully.
+pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
+    let config = args.into_config()?;
+    let upstream = config.upstream.clone();
+    let sink = match (&config.config, &config.collector) {
+        (Some(path), _) => format!("local collector ({})", path.display()),
+        (_, Some(url)) => format!("remote collector {url}"),
+        _ => String::new(),
+    };
+    let proxy = Proxy::start(config).await?;
+    tracing::info!(
+        addr = %proxy.addr,
+        metrics_addr = %proxy.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
+        upstream = %upstream,
+        sink = %sink,
+        "driftwatch proxy is listening"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing requests in flight and draining the capture queue");
+    proxy.shutdown().await?;
+    tracing::info!("stopped cleanly");
+    Ok(())
+}
+
+/// A running proxy.
+pub struct Proxy {
+    /// Where clients connect (useful with port 0).
+    pub addr: SocketAddr,
+    /// Where `/metrics` is served, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The proxy's metrics.
+    pub metrics: Arc<ProxyMetrics>,
+    stop: watch::Sender<bool>,
+    accept: JoinHandle<()>,
+    worker: JoinHandle<()>,
+    delivery: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    metrics_server: Option<(watch::Sender<bool>, JoinHandle<()>)>,
+    collector: Option<Arc<Collector>>,
+    ready: Arc<AtomicBool>,
+    shutdown_timeout: Duration,
+}
+
+impl Proxy {
+    /// Opens the collector (local or remote), binds the listeners and starts forwarding.
+    pub async fn start(config: ProxyConfig) -> anyhow::Result<Self> {
+        config.validate().map_err(anyhow::Error::msg)?;
+        let metrics = Arc::new(ProxyMetrics::new()?);
+        let (stop, stopped) = watch::channel(false);
+        let mut collector = None;
+        let mut delivery = None;
+        let sink = if let Some(path) = &config.config {
+            let loaded = crate::config::load(path)?;
+            let store = Store::open(&loaded.store_root())?;
+            let schemas: Vec<_> = crate::server::fixed_schemas(&loaded, &store, true)
+                .await?
+                .into_iter()
+                .filter(|(name, _)| *name == config.model)
+                .collect();
+            if schemas.is_empty() {
+                let known: Vec<&str> = loaded.models.iter().map(|(n, _)| n.as_str()).collect();
+                anyhow::bail!(
+                    "--model `{}` is not declared in {} (declared: {})",
+                    config.model,
+                    path.display(),
+                    known.join(", ")
+                );
+            }
+            let collector_metrics = CollectorMetrics::register(&metrics.registry)?;
+            let opened = Arc::new(Collector::open(&loaded.config.collector, store, schemas, collector_metrics).await?);
+            let model = opened.model(&config.model).cloned().ok_or_else(|| anyhow::anyhow!("model not opened"))?;
+            collector = Some(opened);
+            Sink::Local(model)
+        } else {
+            let base = config.collector.clone().unwrap_or_default();
+            let spool_dir = config
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("driftwatch-spool-{}", config.model)));
+            let remote = Arc::new(Remote::new(&config, &base, &spool_dir, metrics.clone())?);
+            let (tx, rx) = watch::channel(false);
+            delivery = Some((tx, tokio::spawn(remote.clone().run_delivery(rx))));
+            Sink::Remote(remote)
+        };
+        let (queue, rx) = CaptureQueue::new(config.capture_queue, metrics.clone());
+        let forwarder = Arc::new(Forwarder::new(&config, Arc::new(queue), metrics.clone())?);
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let ready = Arc::new(AtomicBool::new(false));
+        let (metrics_addr, metrics_server) = match config.metrics_listen {
+            Some(at) => {
+                // Metrics stay up until the very end of a shutdown, so the drain can be watched.
+                let (tx, rx) = watch::channel(false);
+                let (a, task) = serve_metrics(at, metrics.clone(), ready.clone(), rx).await?;
+                (Some(a), Some((tx, task)))
+            }
+            None => (None, None),
+        };
+        let worker =
+            tokio::spawn(capture::run_worker(rx, config.extract.clone(), sink, metrics.clone(), config.batch_max_rows));
+        let accept = tokio::spawn(accept_loop(listener, forwarder, stopped));
+        ready.store(true, Ordering::Relaxed);
+        Ok(Self {
+            addr,
+            metrics_addr,
+            metrics,
+            stop,
+            accept,
+            worker,
+            delivery,
+            metrics_server,
+            collector,
+            ready,
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    /// Stops accepting, lets requests in flight finish, drains the capture queue into the
+    /// collector (flushed to Parquet) or the spool, then stops.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.ready.store(false, Ordering::Relaxed);
+        let _ = self.stop.send(true);
+        let limit = self.shutdown_timeout;
+        let mut accept = self.accept;
+        if tokio::time::timeout(limit, &mut accept).await.is_err() {
+            tracing::warn!(timeout = ?limit, "requests still in flight at the shutdown timeout; closing them");
+            accept.abort();
+            let _ = accept.await;
+        }
+        // With every connection gone, the queue's last sender is gone: the worker drains and ends.
+        let mut worker = self.worker;
+        if tokio::time::timeout(limit, &mut worker).await.is_err() {
+            tracing::warn!(timeout = ?limit, "the capture queue did not drain in time; the rest is dropped");
+            worker.abort();
+            let _ = worker.await;
+        }
+        if let Some((stop, mut task)) = self.delivery {
+            let _ = stop.send(true);
+            if tokio::time::timeout(limit, &mut task).await.is_err() {
+                task.abort();
+                let _ = task.await;
+            }
+        }
+        if let Some(collector) = self.collector {
+            collector.flush().await.map_err(anyhow::Error::msg)?;
+            match Arc::try_unwrap(collector) {
+                Ok(c) => tokio::task::spawn_blocking(move || c.shutdown()).await?,
+                Err(_) => {
+                    tracing::warn!("collector still referenced at shutdown; its WAL is replayed at the next start")
+                }
+            }
+        }
+        if let Some((stop, task)) = self.metrics_server {
+            let _ = stop.send(true);
+            let _ = task.await;
+        }
+        Ok(())
+    }
+}
+
+async fn accept_loop(listener: TcpListener, forwarder: Arc<Forwarder>, mut stop: watch::Receiver<bool>) {
+    let for_connections = stop.clone();
+    let mut connections = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    connections.spawn(serve_connection(stream, forwarder.clone(), for_connections.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = stopped(&mut stop) => break,
+        }
+    }
+    drop(listener);
+    drop(forwarder);
+    while connections.join_next().await.is_some() {}
+}
+
+async fn serve_connection(stream: TcpStream, forwarder: Arc<Forwarder>, mut stop: watch::Receiver<bool>) {
+    let _ = stream.set_nodelay(true);
+    let service = hyper::service::service_fn(move |request| {
+        let forwarder = forwarder.clone();
+        async move { Ok::<_, std::convert::Infallible>(forwarder.handle(request).await) }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "client connection ended with an error");
+            }
+        }
+        _ = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+async fn serve_metrics(
+    at: SocketAddr,
+    metrics: Arc<ProxyMetrics>,
+    ready: Arc<AtomicBool>,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    use axum::routing::get;
+    let listener =
+        TcpListener::bind(at).await.map_err(|e| anyhow::anyhow!("cannot listen on {at} (--metrics-listen): {e}"))?;
+    let addr = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    let mut out = String::new();
+                    match prometheus::TextEncoder::new().encode_utf8(&metrics.registry.gather(), &mut out) {
+                        Ok(()) => ([(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)], out).into_response(),
+                        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+                    }
+                }
+            }),
+        )
+        .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.load(Ordering::Relaxed);
+                async move {
+                    if ready {
+                        axum::Json(serde_json::json!({"status": "ready"})).into_response()
+                    } else {
+                        (
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                            axum::Json(serde_json::json!({"status": "stopping"})),
+                        )
+                            .into_response()
+                    }
+                }
+            }),
+        );
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
+        if let Err(e) = served.await {
+            tracing::error!(error = %e, "the metrics server failed");
+        }
+    });
+    Ok((addr, task))
+}
+
+/// Resolves once `stop` is set (or its sender is gone); holds no borrow of it afterwards.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,121 @@
+//! Drift and summaries of every column, in parallel across columns.
+
+use super::config::Settings;
+use super::read::{Table, numbers, strings};
+use super::summary::{self, Counts, Sorted};
+use super::{ColumnPlan, Progress};
+use anyhow::Context;
+use arrow::array::ArrayRef;
+use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, infer_kind};
+use driftwatch_dashboards::report::{ColumnReport, Outcome, Summary};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Computes every planned column on up to `threads` threads. Columns differ a lot in cost (a
+/// Kolmogorov-Smirnov column sorts, a 3-category column only counts), so threads take the next
+/// column from a shared counter instead of a fixed chunk each.
+pub fn all(
+    plan: &[ColumnPlan],
+    reference: &Table,
+    current: &Table,
+    settings: &Settings,
+    threads: usize,
+    progress: &Progress,
+) -> anyhow::Result<Vec<ColumnReport>> {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Vec<Mutex<Option<anyhow::Result<ColumnReport>>>> = plan.iter().map(|_| Mutex::new(None)).collect();
+    let threads = threads.clamp(1, plan.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(column) = plan.get(i) else { break };
+                    let result = one(column, &reference.columns[i], &current.columns[i], settings)
+                        .with_context(|| format!("column {:?}", column.name));
+                    if let Ok(mut slot) = results[i].lock() {
+                        *slot = Some(result);
+                    }
+                    progress.tick(done.fetch_add(1, Ordering::Relaxed) + 1, plan.len());
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .zip(plan)
+        .map(|(slot, column)| {
+            slot.into_inner()
+                .ok()
+                .flatten()
+                .unwrap_or_else(|| Err(anyhow::anyhow!("column {:?}: computation did not finish", column.name)))
+        })
+        .collect()
+}
+
+fn outcome(result: drift::Result<drift::ColumnDriftResult>) -> Outcome {
+    match result {
+        Ok(r) => Outcome::Computed {
+            stattest: r.stattest.name().to_string(),
+            score: r.score,
+            threshold: r.threshold,
+            drifted: r.drifted,
+        },
+        Err(e) => Outcome::Failed { error: e.to_string() },
+    }
+}
+
+/// One column: its verdict and both summaries. Arrow chunks are borrowed; numbers are copied
+/// once into a contiguous f64 buffer, strings not at all.
+fn one(
+    column: &ColumnPlan,
+    reference: &[ArrayRef],
+    current: &[ArrayRef],
+    settings: &Settings,
+) -> anyhow::Result<ColumnReport> {
+    let name = column.name.as_str();
+    let (kind, outcome, reference, current) = if column.numeric {
+        let (r, r_null) = numbers(reference)?;
+        let (c, c_null) = numbers(current)?;
+        // pandas holds an integer column with missing values as floats, and Evidently decides
+        // on that dtype: so does an Arrow integer column with nulls here.
+        let (ri, ci) = (column.integer.0 && !r_null, column.integer.1 && !c_null);
+        let rd = ColumnData::Numerical { values: &r, integer: ri };
+        let cd = ColumnData::Numerical { values: &c, integer: ci };
+        let kind = settings.kind(name).unwrap_or_else(|| infer_kind(&rd, &cd));
+        let outcome = outcome(drift::column_drift(&rd, &cd, &settings.options(name, kind)));
+        let (rs, cs) = match kind {
+            ColumnKind::Numerical => {
+                let (rs, cs) = (Sorted::new(&r), Sorted::new(&c));
+                let edges = summary::shared_edges(&rs, &cs, ri && ci);
+                (
+                    Summary::Numerical(summary::numerical(&rs, &edges)),
+                    Summary::Numerical(summary::numerical(&cs, &edges)),
+                )
+            }
+            ColumnKind::Categorical => {
+                let (rs, cs) = Counts::numbers(&r, &c).summaries();
+                (Summary::Categorical(rs), Summary::Categorical(cs))
+            }
+        };
+        (kind, outcome, rs, cs)
+    } else {
+        let r = strings(reference)?;
+        let c = strings(current)?;
+        let rd = ColumnData::Categorical(&r);
+        let cd = ColumnData::Categorical(&c);
+        let kind = settings.kind(name).unwrap_or_else(|| infer_kind(&rd, &cd));
+        let outcome = outcome(drift::column_drift(&rd, &cd, &settings.options(name, kind)));
+        let (rs, cs) = Counts::strings(&r, &c).summaries();
+        (kind, outcome, Summary::Categorical(rs), Summary::Categorical(cs))
+    };
+    Ok(ColumnReport {
+        name: column.name.clone(),
+        role: column.role,
+        kind: kind.name().to_string(),
+        outcome,
+        reference,
+        current,
+    })
+}

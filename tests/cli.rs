@@ -1,0 +1,95 @@
+//! The command line as a user meets it: help, config checking, queries, the demo.
+
+mod support;
+
+use std::process::Command;
+
+use serde_json::json;
+use support::{Server, binary, config};
+
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary()).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[test]
+fn every_command_has_useful_help() {
+    for (command, must_mention) in [
+        ("serve", vec!["--config", "--listen", "write-ahead log", "SIGTERM"]),
+        ("check-config", vec!["FILE", "field"]),
+        ("query", vec!["--model", "--format", "predictions_labeled", "labels_latest"]),
+        ("report", vec!["--reference", "--current", "--format", "--output"]),
+        ("demo", vec!["--rows", "--serve", "--store"]),
+    ] {
+        let (ok, stdout, _) = run(&[command, "--help"]);
+        assert!(ok, "{command} --help failed");
+        for word in must_mention {
+            assert!(stdout.contains(word), "`driftwatch {command} --help` does not mention {word}:\n{stdout}");
+        }
+    }
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_bad_field() {
+    let (ok, stdout, stderr) = run(&["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/driftwatch.toml")]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("valid") && stdout.contains("credit"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    for (text, expected) in [
+        ("[server]\nlisen = \"1\"\n", "unknown field `lisen`"),
+        ("[collector]\nsync = \"sometimes\"\n", "unknown variant `sometimes`"),
+        ("[[models]]\nname = \"a/b\"\nschema.features = [{ name = \"x\", kind = \"numerical\" }]\n", "models[0].name"),
+        ("[[models]]\nname = \"m\"\nschema.features = [{ name = \"prediction\", kind = \"numerical\" }]\n", "reserved"),
+        ("[[models]]\nname = \"m\"\nschema.infer_from = \"missing.parquet\"\n", "cannot open reference file"),
+        (
+            "[auth]\ntokens = [{ name = \"t\", token_env = \"DW_UNSET_VARIABLE\", scopes = [\"read\"] }]\n[[models]]\nname = \"m\"\nschema.features = [{ name = \"x\", kind = \"numerical\" }]\n",
+            "DW_UNSET_VARIABLE is not set",
+        ),
+    ] {
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, text).unwrap();
+        let (ok, _, stderr) = run(&["check-config", path.to_str().unwrap()]);
+        assert!(!ok, "accepted:\n{text}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("bad.toml"),
+            "for\n{text}\nexpected `{expected}` in:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn query_command_reads_the_store_directly() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "");
+    let server = Server::start(&cfg);
+    let rows: Vec<_> = (0..7).map(|i| json!({"prediction_id": format!("q-{i}"), "features": {"age": i, "region": "north", "vip": true}, "prediction": "good"})).collect();
+    assert_eq!(server.post_json("/v1/models/credit/predictions", &json!(rows)).0, 200);
+    server.stop();
+    let cfg = cfg.to_str().unwrap();
+    let (ok, stdout, stderr) =
+        run(&["query", "--config", cfg, "--format", "json", "SELECT count(*) AS n, sum(age) AS s FROM predictions"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout).unwrap(), json!([{"n": 7, "s": 21.0}]));
+    let (ok, stdout, _) = run(&[
+        "query",
+        "--config",
+        cfg,
+        "--max-rows",
+        "2",
+        "SELECT prediction_id FROM predictions ORDER BY prediction_id",
+    ]);
+    assert!(ok && stdout.contains("q-0") && stdout.contains("q-1") && !stdout.contains("q-2"), "{stdout}");
+    let (ok, _, stderr) = run(&["query", "--config", cfg, "DROP TABLE predictions"]);
+    assert!(!ok && stderr.contains("read-only"), "{stderr}");
+}
+
+#[test]
+fn demo_feeds_the_server_and_shows_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("demo");
+    let (ok, stdout, stderr) = run(&["demo", "--rows", "300", "--store", store.to_str().unwrap()]);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stdout.contains("predictions stored: 300"), "{stdout}");
+    assert!(support::parquet_files(&store.join("credit/predictions")).len() >= 1);
+}
