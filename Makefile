@@ -6,12 +6,15 @@ CARGO ?= cargo
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup setup-rust setup-system setup-python bench-ingest golden help
+.PHONY: demo test setup setup-rust setup-system setup-python bench-ingest bench-analysis bench-proxy bench-report golden help
 
 help:
 	@echo "make demo          run the demo: server + generated stream of predictions and labels"
 	@echo "make test          run every test (installs what the tests need first)"
 	@echo "make bench-ingest  ingest throughput and memory benchmark (release build)"
+	@echo "make bench-analysis  window analysis time for 100k to 3M rows (ROWS=... to choose)"
+	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
+	@echo "make bench-report  driftwatch report against Evidently on the same files"
 	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
 
 demo: setup-rust
@@ -44,6 +47,19 @@ $(VENV)/.tests: tests/requirements.txt
 
 bench-ingest:
 	$(CARGO) bench --bench ingest
+
+bench-analysis:
+	$(CARGO) bench --bench analysis
+
+bench-proxy:
+	$(CARGO) build --release
+	@command -v wrk >/dev/null && command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light; }
+	benches/proxy.sh
+
+bench-report: $(VENV)/.golden
+	$(CARGO) build --release
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r benches/report_vs_evidently.requirements.txt
+	DO_NOT_TRACK=1 $(VENV)/bin/python benches/report_vs_evidently.py --rows 100000 1000000
 
 $(VENV)/.golden: analyzer/golden/requirements.txt
 	python3 -m venv $(VENV)

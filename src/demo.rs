@@ -116,7 +116,7 @@ pub async fn run(store: &Path, listen: SocketAddr, rows: usize, serve: bool) -> 
     );
     println!("\n      Query it yourself:");
     println!(
-        "        driftwatch query --config {} \"SELECT region, count(*) FROM predictions GROUP BY region\"",
+        "        cargo run -- query --config {} \"SELECT region, count(*) FROM predictions GROUP BY region\"",
         config_path.display()
     );
     println!("        curl -s {base}/metrics | grep driftwatch_ingest_rows_total");
