@@ -6,19 +6,12 @@ mod support;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Float64Array, StringArray};
-use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
 use support::{Server, client, config};
 
 fn ipc(columns: Vec<(&str, ArrayRef)>) -> Vec<u8> {
-    let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let mut buf = Vec::new();
-    let mut w = StreamWriter::try_new(&mut buf, &batch.schema()).unwrap();
-    w.write(&batch).unwrap();
-    w.finish().unwrap();
-    drop(w);
-    buf
+    support::ipc(&RecordBatch::try_from_iter(columns).unwrap())
 }
 
 /// A valid record with a given id: a rejected request starts with one, to prove it is not kept.

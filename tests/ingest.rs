@@ -9,21 +9,11 @@ use arrow::array::{
     ArrayRef, AsArray, BooleanArray, Float32Array, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
 };
 use arrow::datatypes::{Float64Type, TimestampMicrosecondType};
-use arrow::ipc::writer::StreamWriter;
 use arrow::record_batch::RecordBatch;
 use serde_json::{Value, json};
-use support::{Server, config, read_parquet};
+use support::{Server, config, ipc, read_parquet};
 
 const ARROW: &str = "application/vnd.apache.arrow.stream";
-
-fn ipc(batch: &RecordBatch) -> Vec<u8> {
-    let mut buf = Vec::new();
-    let mut w = StreamWriter::try_new(&mut buf, &batch.schema()).unwrap();
-    w.write(batch).unwrap();
-    w.finish().unwrap();
-    drop(w);
-    buf
-}
 
 /// 1000 predictions `a-0` … `a-999`, one second apart from 2026-11-21T00:00:00Z, with a naive
 /// millisecond timestamp, integer ages and a Float32 score, to exercise the coercions.

@@ -205,3 +205,13 @@ pub fn read_parquet(dir: &Path) -> Vec<arrow::record_batch::RecordBatch> {
         })
         .collect()
 }
+
+/// A batch as an Arrow IPC stream body.
+pub fn ipc(batch: &arrow::record_batch::RecordBatch) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema()).unwrap();
+    w.write(batch).unwrap();
+    w.finish().unwrap();
+    drop(w);
+    buf
+}
