@@ -302,13 +302,26 @@ mod docs {
         analysis.columns.insert("e".into(), Default::default());
         analysis.columns.get_mut("e").unwrap().stattest = Some("psi".into());
         analysis.columns.get_mut("e").unwrap().threshold = Some(0.2);
+        analysis.thresholds.insert(
+            "accuracy".into(),
+            driftwatch_analyzer::monitor::config::MetricThreshold {
+                lower: Some(0.8),
+                upper: Some(1.0),
+                ..Default::default()
+            },
+        );
         config.models.push(ModelConfig { name: "m".into(), schema, analysis });
         let value = toml::Value::try_from(&config).unwrap();
         let mut all = Vec::new();
         paths("", &value, &mut all);
         let doc = include_str!("../docs/config.md");
         // `columns` is keyed by feature name; the reference writes the key as `<column>`.
-        let all: Vec<String> = all.iter().map(|p| p.replace(".columns.e.", ".columns.<column>.")).collect();
+        let all: Vec<String> = all
+            .iter()
+            .map(|p| {
+                p.replace(".columns.e.", ".columns.<column>.").replace(".thresholds.accuracy.", ".thresholds.<metric>.")
+            })
+            .collect();
         let missing: Vec<&String> = all.iter().filter(|p| !doc.contains(&format!("`{p}`"))).collect();
         assert!(missing.is_empty(), "docs/config.md does not document: {missing:?}");
         assert!(all.len() > 30, "the walk found too few fields: {all:?}");

@@ -77,6 +77,8 @@ window = "1h"
 interval = "1h"
 label_lookback = "3650d"
 positive_class = "bad"
+thresholds.accuracy = { calibrate = true }
+thresholds.label_coverage = { lower = 0.5 }
 "#;
     let path = dir.join("driftwatch.toml");
     std::fs::write(&path, text).unwrap();
@@ -116,6 +118,20 @@ fn drifted_by_hour(server: &Server) -> Vec<(String, Vec<(String, bool)>)> {
 
 fn realized(server: &Server, metric: &str) -> Vec<f64> {
     performance(server, metric, "realized")
+}
+
+/// Whether each window's `metric` of `kind` is outside its threshold.
+fn breached(server: &Server, metric: &str, kind: &str) -> Vec<bool> {
+    let perf = get(server, "/v1/models/credit/performance");
+    perf["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| {
+            w["metrics"].as_array().unwrap().iter().find(|m| m["metric"] == metric && m["kind"] == kind)?["breached"]
+                .as_bool()
+        })
+        .collect()
 }
 
 fn performance(server: &Server, metric: &str, kind: &str) -> Vec<f64> {
@@ -190,6 +206,10 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     let estimated = performance(&server, "accuracy", "estimated");
     assert_eq!(estimated.len(), 4, "{estimated:?}");
     assert!(estimated[2].max(estimated[3]) < estimated[0].min(estimated[1]) - 0.08, "estimated accuracy {estimated:?}");
+    // The estimate crosses the accuracy threshold calibrated on the reference, labels or not;
+    // the coverage threshold flags the hours whose labels are missing.
+    assert_eq!(breached(&server, "accuracy", "estimated"), vec![false, false, true, true]);
+    assert_eq!(breached(&server, "label_coverage", "realized"), vec![false, false, true, true]);
     // Where the world did not change, the estimate agrees with the labels.
     let before = realized(&server, "accuracy");
     assert_eq!(before.len(), 2, "{before:?}");
@@ -242,7 +262,19 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     assert_eq!(realized(&server, "label_coverage"), vec![1.0, 1.0, 1.0, 1.0]);
     let accuracy = realized(&server, "accuracy");
     assert!(accuracy[2].max(accuracy[3]) < accuracy[0].min(accuracy[1]) - 0.3, "realized accuracy {accuracy:?}");
+    assert_eq!(breached(&server, "accuracy", "realized"), vec![false, false, true, true]);
+    // Once labels are in, the estimate's error is known: small before the change, large after
+    // (the relation between features and outcome changed, which no estimate can see).
+    let error = performance(&server, "accuracy", "estimate_error");
+    assert!(
+        error[0].abs() < 0.05 && error[1].abs() < 0.05 && error[2] > 0.3 && error[3] > 0.3,
+        "estimate errors {error:?}"
+    );
     let m = server.metrics();
+    assert!(
+        m.contains(r#"driftwatch_performance_threshold_breached{kind="realized",metric="accuracy",model="credit"} 1"#),
+        "{m}"
+    );
     assert!(m.contains(r#"driftwatch_model_performance{kind="realized",metric="accuracy",model="credit"}"#), "{m}");
     assert!(m.contains(r#"driftwatch_performance_decay_ratio{metric="accuracy",model="credit"}"#), "{m}");
 

@@ -46,7 +46,51 @@ pub struct AnalysisConfig {
     pub positive_class: Option<String>,
     /// Per-column overrides: `columns.age = { stattest = "psi", threshold = 0.2 }`.
     pub columns: BTreeMap<String, ColumnOverride>,
+    /// Per-metric performance thresholds, constant or calibrated on the reference:
+    /// `thresholds.accuracy = { calibrate = true }`, `thresholds.label_coverage = { lower = 0.5 }`.
+    /// They apply to realized and estimated values alike; a value outside is `breached`.
+    pub thresholds: BTreeMap<String, MetricThreshold>,
 }
+
+/// A performance metric's acceptable range.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricThreshold {
+    /// Constant lower bound. Example: `0.8`.
+    pub lower: Option<f64>,
+    /// Constant upper bound. Example: `0.5` for `log_loss`.
+    pub upper: Option<f64>,
+    /// Calibrate from the reference instead: the metric on `chunks` equal parts of the reference,
+    /// mean ± `std_multiplier` · std (population std, as NannyML), clipped to the metric's range.
+    /// Constant bounds given as well take precedence on their side.
+    pub calibrate: bool,
+    /// The `k` of mean ± k·std. Default `3`.
+    pub std_multiplier: f64,
+    /// Reference chunks to calibrate on. Default `10`.
+    pub chunks: usize,
+}
+
+impl Default for MetricThreshold {
+    fn default() -> Self {
+        Self { lower: None, upper: None, calibrate: false, std_multiplier: 3.0, chunks: 10 }
+    }
+}
+
+/// Metric names a threshold may name.
+pub const METRICS: [&str; 12] = [
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "roc_auc",
+    "log_loss",
+    "mae",
+    "rmse",
+    "mape",
+    "r2",
+    "label_coverage",
+    "label_delay_seconds",
+];
 
 /// A column's test and threshold override.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -75,6 +119,7 @@ impl Default for AnalysisConfig {
             max_exported_features: 100,
             positive_class: None,
             columns: BTreeMap::new(),
+            thresholds: BTreeMap::new(),
         }
     }
 }
@@ -93,6 +138,17 @@ impl AnalysisConfig {
         }
         if self.reference.is_none() && self.reference_rows == 0 {
             return Err(format!("{at}.reference_rows: must be at least 1 when no reference file is given"));
+        }
+        for (metric, t) in &self.thresholds {
+            if !METRICS.contains(&metric.as_str()) {
+                return Err(format!("{at}.thresholds.{metric}: unknown metric; one of {}", METRICS.join(", ")));
+            }
+            if t.calibrate && (t.chunks < 2 || !(t.std_multiplier > 0.0)) {
+                return Err(format!("{at}.thresholds.{metric}: calibration needs chunks ≥ 2 and std_multiplier > 0"));
+            }
+            if !t.calibrate && t.lower.is_none() && t.upper.is_none() {
+                return Err(format!("{at}.thresholds.{metric}: give `lower`, `upper` or `calibrate = true`"));
+            }
         }
         for (name, o) in &self.columns {
             if !columns.contains(&name.as_str()) {

@@ -108,6 +108,22 @@ impl Frame {
         Ok(Self { rows, columns })
     }
 
+    /// Rows `offset..offset + len` of every column.
+    pub fn slice(&self, offset: usize, len: usize) -> Self {
+        let columns = self
+            .columns
+            .iter()
+            .map(|(name, c)| {
+                let part = match c {
+                    Column::Numbers(v) => Column::Numbers(v[offset..offset + len].to_vec()),
+                    Column::Strings(a) => Column::Strings(a.slice(offset, len)),
+                };
+                (name.clone(), part)
+            })
+            .collect();
+        Self { rows: len, columns }
+    }
+
     /// A column by name.
     pub fn get(&self, name: &str) -> Option<&Column> {
         self.columns.get(name)

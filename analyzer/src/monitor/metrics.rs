@@ -17,6 +17,8 @@ pub struct Metrics {
     pub performance: GaugeVec,
     /// `driftwatch_performance_decay_ratio{model,metric}`: window value over reference value.
     pub decay: GaugeVec,
+    /// `driftwatch_performance_threshold_breached{model,metric,kind}`: 1 when outside its threshold.
+    pub breached: GaugeVec,
     /// `driftwatch_label_coverage_ratio{model}`: labeled rows over rows.
     pub coverage: GaugeVec,
     /// `driftwatch_data_quality{model,feature,check}`.
@@ -59,6 +61,11 @@ impl Metrics {
                 "Realized performance in the latest window over the reference's.",
                 &["model", "metric"],
             )?,
+            breached: g(
+                "driftwatch_performance_threshold_breached",
+                "1 when a performance metric of the latest window is outside its configured threshold.",
+                &["model", "metric", "kind"],
+            )?,
             coverage: g(
                 "driftwatch_label_coverage_ratio",
                 "Share of the latest window's predictions with a label.",
@@ -83,6 +90,7 @@ impl Metrics {
         for c in [
             &m.drift_score,
             &m.drifted,
+            &m.breached,
             &m.drift_share,
             &m.performance,
             &m.decay,

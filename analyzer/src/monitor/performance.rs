@@ -11,7 +11,7 @@ use super::config::AnalysisConfig;
 use super::data::{Column, Frame};
 use super::reference::Reference;
 use super::window::PerformanceRow;
-use crate::performance::{self as perf, Average, BinaryCbpe};
+use crate::performance::{self as perf, Average, BinaryCbpe, StdMultipliers, Threshold, ValueRange};
 
 fn numbers<'a>(frame: &'a Frame, name: &str) -> Option<&'a [f64]> {
     match frame.get(name)? {
@@ -147,11 +147,18 @@ pub fn window_performance(
     config: &AnalysisConfig,
 ) -> Vec<PerformanceRow> {
     let mut rows = Vec::new();
-    let row = |metric: &str, kind: &str, value: f64, reference: Option<f64>| PerformanceRow {
-        metric: metric.into(),
-        kind: kind.into(),
-        value,
-        reference,
+    let baseline = reference.performance(schema, config);
+    let row = |metric: &str, kind: &str, value: f64, reference: Option<f64>| {
+        let threshold = (kind != "estimate_error").then(|| baseline.thresholds.get(metric)).flatten();
+        PerformanceRow {
+            metric: metric.into(),
+            kind: kind.into(),
+            value,
+            reference,
+            lower: threshold.and_then(|t| t.lower),
+            upper: threshold.and_then(|t| t.upper),
+            breached: threshold.map(|t| t.breached(value)),
+        }
     };
     let Some(label) = current.get("label") else { return rows };
     let labeled = label.len() - label.missing();
@@ -164,13 +171,17 @@ pub fn window_performance(
             rows.push(row("label_delay_seconds", "realized", delays.iter().sum::<f64>() / delays.len() as f64, None));
         }
     }
-    let baseline = &reference.performance(schema, config);
-    for (metric, value) in realized(current, schema, config) {
-        rows.push(row(&metric, "realized", value, baseline.realized.get(&metric).copied()));
+    let realized = realized(current, schema, config);
+    for (metric, value) in &realized {
+        rows.push(row(metric, "realized", *value, baseline.realized.get(metric).copied()));
     }
     if let Some(cbpe) = &baseline.cbpe {
         for (metric, value) in estimated(current, cbpe, schema, config) {
             rows.push(row(&metric, "estimated", value, baseline.realized.get(&metric).copied()));
+            // Once labels fill in, how far the estimate was from what happened.
+            if let Some(actual) = realized.get(&metric) {
+                rows.push(row(&metric, "estimate_error", value - actual, None));
+            }
         }
     }
     rows
@@ -183,4 +194,46 @@ pub struct Baseline {
     pub realized: BTreeMap<String, f64>,
     /// CBPE fitted on the reference (binary classifiers with scores and labels).
     pub cbpe: Option<BinaryCbpe>,
+    /// The configured thresholds, calibrated ones computed on reference chunks.
+    pub thresholds: BTreeMap<String, Threshold>,
+}
+
+/// Where a metric's values can lie, so a calibrated bound never leaves it.
+fn range_of(metric: &str) -> ValueRange {
+    match metric {
+        "log_loss" | "mae" | "rmse" | "mape" | "label_delay_seconds" => ValueRange::NON_NEGATIVE,
+        "r2" => ValueRange::AT_MOST_ONE,
+        _ => ValueRange::UNIT,
+    }
+}
+
+/// Each configured threshold: constant, or calibrated as mean ± k·std of the metric over
+/// equal chunks of the reference.
+pub fn thresholds(reference: &Frame, schema: &ModelSchema, config: &AnalysisConfig) -> BTreeMap<String, Threshold> {
+    let mut out = BTreeMap::new();
+    for (metric, t) in &config.thresholds {
+        let mut threshold = Threshold::constant(t.lower, t.upper);
+        if t.calibrate {
+            let size = reference.rows / t.chunks;
+            let values: Vec<f64> = (0..t.chunks)
+                .filter(|_| size > 0)
+                .map(|i| {
+                    let chunk = reference.slice(i * size, size);
+                    realized(&chunk, schema, config).get(metric).copied().unwrap_or(f64::NAN)
+                })
+                .collect();
+            let k = StdMultipliers { lower: Some(t.std_multiplier), upper: Some(t.std_multiplier) };
+            match Threshold::from_reference(&values, k, range_of(metric)) {
+                Ok(c) => {
+                    threshold = Threshold { lower: t.lower.or(c.lower), upper: t.upper.or(c.upper) };
+                }
+                Err(e) => {
+                    tracing::warn!(metric = %metric, error = %e, "cannot calibrate the threshold on the reference");
+                    continue;
+                }
+            }
+        }
+        out.insert(metric.clone(), threshold);
+    }
+    out
 }

@@ -165,6 +165,7 @@ impl Reference {
         self.baseline.get_or_init(|| super::performance::Baseline {
             realized: super::performance::realized(&self.frame, schema, config),
             cbpe: super::performance::fit_cbpe(&self.frame, schema, config),
+            thresholds: super::performance::thresholds(&self.frame, schema, config),
         })
     }
 

@@ -49,6 +49,9 @@ pub fn schema(table: &str) -> SchemaRef {
             Field::new("kind", DataType::Utf8, false),
             Field::new("value", DataType::Float64, true),
             Field::new("reference_value", DataType::Float64, true),
+            Field::new("lower_threshold", DataType::Float64, true),
+            Field::new("upper_threshold", DataType::Float64, true),
+            Field::new("breached", DataType::Boolean, true),
         ]),
         _ => fields.extend([
             Field::new("feature", DataType::Utf8, false),
@@ -104,6 +107,9 @@ pub fn batches(
         strings(r.performance.iter().map(|p| p.kind.as_str()).collect()),
         Arc::new(Float64Array::from_iter(r.performance.iter().map(|p| finite(p.value)))),
         Arc::new(Float64Array::from_iter(r.performance.iter().map(|p| p.reference.and_then(finite)))),
+        Arc::new(Float64Array::from_iter(r.performance.iter().map(|p| p.lower))),
+        Arc::new(Float64Array::from_iter(r.performance.iter().map(|p| p.upper))),
+        Arc::new(BooleanArray::from_iter(r.performance.iter().map(|p| p.breached))),
     ]);
 
     let n = r.quality.len();

@@ -366,6 +366,13 @@ impl ModelMonitor {
             m.quality.with_label_values(&[name, q.feature.as_str(), q.check.as_str()]).set(q.value);
         }
         for p in &r.performance {
+            if let Some(b) = p.breached {
+                m.breached.with_label_values(&[name, p.metric.as_str(), p.kind.as_str()]).set(if b {
+                    1.0
+                } else {
+                    0.0
+                });
+            }
             if p.metric == "label_coverage" {
                 m.coverage.with_label_values(&[name]).set(p.value);
                 continue;

@@ -77,6 +77,15 @@ pub struct PerformanceRow {
     pub value: f64,
     /// The same metric on the reference, when known.
     pub reference: Option<f64>,
+    /// Lower bound of the metric's threshold, when one is configured.
+    #[serde(default)]
+    pub lower: Option<f64>,
+    /// Upper bound of the metric's threshold, when one is configured.
+    #[serde(default)]
+    pub upper: Option<f64>,
+    /// Whether the value is outside the threshold; `None` without a threshold.
+    #[serde(default)]
+    pub breached: Option<bool>,
 }
 
 /// A window's results.
