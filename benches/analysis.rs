@@ -53,18 +53,19 @@ fn batch(schema: &ModelSchema, rows: usize, seed: u64, drift: bool, with_meta: b
     }
     for (i, f) in schema.features.iter().enumerate() {
         let shift = drift && i < 5;
-        let array: ArrayRef =
-            if f.kind == FeatureKind::Numerical {
-                let mean = if shift { 0.5 } else { 0.0 };
-                Arc::new(Float64Array::from_iter_values(
-                    (0..rows).map(|_| mean + rng.random::<f64>() * 2.0 + rng.random::<f64>()),
-                ))
-            } else {
-                let skew = if drift && (15..17).contains(&i) { 2 } else { 0 };
-                Arc::new(StringArray::from_iter_values((0..rows).map(|_| {
-                    ["a", "b", "c", "d", "e", "f"][(rng.random_range(0..6) + skew * rng.random_range(0..2)) % 6]
-                })))
-            };
+        let array: ArrayRef = if f.kind == FeatureKind::Numerical {
+            let mean = if shift { 0.5 } else { 0.0 };
+            Arc::new(Float64Array::from_iter_values(
+                (0..rows).map(|_| mean + rng.random::<f64>() * 2.0 + rng.random::<f64>()),
+            ))
+        } else {
+            // Drifted categories: half the rows take "a", the rest spread evenly.
+            let skewed = drift && (15..17).contains(&i);
+            Arc::new(StringArray::from_iter_values((0..rows).map(|_| {
+                let k = if skewed && rng.random_bool(0.5) { 0 } else { rng.random_range(0..6) };
+                ["a", "b", "c", "d", "e", "f"][k]
+            })))
+        };
         cols.push((f.name.clone(), array));
     }
     let prediction: ArrayRef = Arc::new(Float64Array::from_iter_values((0..rows).map(|_| rng.random::<f64>())));

@@ -258,6 +258,27 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// [`Prepared::n_unique`], but counting stops past `cap`: enough for the default test choice,
+    /// which only asks whether there are more than 2 or 5 values, without sorting millions.
+    pub fn n_unique_at_most(&self, cap: usize) -> usize {
+        match self {
+            Prepared::Numerical { reference, current, .. } => {
+                let mut seen: Vec<f64> = Vec::with_capacity(cap + 1);
+                for &x in reference.iter().chain(current.iter()) {
+                    // `==` merges −0.0 and 0.0, as value_counts does.
+                    if !seen.contains(&x) {
+                        seen.push(x);
+                        if seen.len() > cap {
+                            break;
+                        }
+                    }
+                }
+                seen.len()
+            }
+            Prepared::Categorical { keys, .. } => keys.len(),
+        }
+    }
+
     /// Distinct values of reference and current together.
     pub fn n_unique(&self) -> usize {
         match self {
@@ -315,7 +336,7 @@ pub fn column_drift(
             }
             t
         }
-        None => default_stattest(kind, prepared.n_reference(), prepared.n_unique()),
+        None => default_stattest(kind, prepared.n_reference(), prepared.n_unique_at_most(5)),
     };
     let threshold = options.threshold.unwrap_or_else(|| stattest.default_threshold());
     let score = stattest.score(&prepared, kind)?;

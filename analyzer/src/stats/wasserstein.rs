@@ -1,6 +1,6 @@
 //! Wasserstein-1 distance (plain and Evidently's normed form) and the CDF distances behind it.
 
-use super::{Result, non_empty, np_std, np_sum_by, searchsorted, sorted};
+use super::{Result, non_empty, np_std, np_sum_by, sorted};
 
 /// scipy's `_cdf_distance(p, u, v)` without weights: ∫|U(x) − V(x)|ᵖ dx over the merged
 /// sample, for p = 1 (as is) or p = 2 (square-rooted), in scipy's order of operations.
@@ -8,19 +8,39 @@ pub fn cdf_distance(p: u32, reference: &[f64], current: &[f64]) -> Result<f64> {
     non_empty(reference, current)?;
     let u = sorted(reference);
     let v = sorted(current);
-    let mut all: Vec<f64> = u.iter().chain(&v).copied().collect();
-    all.sort_by(f64::total_cmp);
+    // scipy sorts the concatenation and binary-searches each value in both samples; merging
+    // the two sorted samples and walking them with two cursors yields the very same values and
+    // counts in linear time, so the sum (numpy's pairwise order over the same terms) is unchanged.
+    let mut all = Vec::with_capacity(u.len() + v.len());
+    let (mut i, mut j) = (0, 0);
+    while i < u.len() || j < v.len() {
+        if j == v.len() || (i < u.len() && u[i].total_cmp(&v[j]).is_le()) {
+            all.push(u[i]);
+            i += 1;
+        } else {
+            all.push(v[j]);
+            j += 1;
+        }
+    }
     let nu = u.len() as f64;
     let nv = v.len() as f64;
-    let term = |i: usize| {
-        let x = all[i];
-        let delta = all[i + 1] - x;
-        let du = searchsorted(&u, x, true) as f64 / nu;
-        let dv = searchsorted(&v, x, true) as f64 / nv;
-        let d = (du - dv).abs();
-        if p == 1 { d * delta } else { d * d * delta }
-    };
-    let s = np_sum_by(all.len() - 1, term);
+    let (mut cu, mut cv) = (0, 0);
+    let terms: Vec<f64> = all
+        .windows(2)
+        .map(|w| {
+            let (x, delta) = (w[0], w[1] - w[0]);
+            // searchsorted(side="right"): how many values are ≤ x.
+            while cu < u.len() && u[cu] <= x {
+                cu += 1;
+            }
+            while cv < v.len() && v[cv] <= x {
+                cv += 1;
+            }
+            let d = (cu as f64 / nu - cv as f64 / nv).abs();
+            if p == 1 { d * delta } else { d * d * delta }
+        })
+        .collect();
+    let s = np_sum_by(terms.len(), |i| terms[i]);
     Ok(if p == 1 { s } else { s.sqrt() })
 }
 
