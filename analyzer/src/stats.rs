@@ -128,7 +128,7 @@ pub fn np_std(values: &[f64]) -> f64 {
 }
 
 /// A sorted copy of `values` (total order; the inputs carry no NaN).
-pub(crate) fn sorted(values: &[f64]) -> Vec<f64> {
+pub fn sorted(values: &[f64]) -> Vec<f64> {
     if values.len() > 4096 {
         return radix_sorted(values);
     }

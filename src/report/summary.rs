@@ -29,7 +29,7 @@ impl Sorted {
                 finite.push(v);
             }
         }
-        finite.sort_unstable_by(f64::total_cmp);
+        let finite = driftwatch_analyzer::stats::sorted(&finite);
         Sorted { values: finite, missing, infinite }
     }
 }
