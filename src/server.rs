@@ -315,12 +315,14 @@ fn monitor_of<'a>(state: &'a AppState, model: &str) -> Result<&'a Arc<ModelMonit
     })
 }
 
-/// `?from=&to=`: RFC 3339 bounds on the window start.
+/// `?from=&to=&window=`: RFC 3339 bounds on the window start, and `tumbling` (default) or
+/// `rolling` windows.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Range {
     from: Option<String>,
     to: Option<String>,
+    window: Option<String>,
 }
 
 fn bound(value: &Option<String>, field: &str, default: &str) -> Result<String, ApiError> {
@@ -335,8 +337,16 @@ fn bound(value: &Option<String>, field: &str, default: &str) -> Result<String, A
 }
 
 /// The per-window header fields; everything else of a row goes into the window's item list.
-const WINDOW_FIELDS: [&str; 7] =
-    ["window_start", "window_end", "computed_at", "rows", "labeled_rows", "dataset_drift_share", "dataset_drifted"];
+const WINDOW_FIELDS: [&str; 8] = [
+    "window",
+    "window_start",
+    "window_end",
+    "computed_at",
+    "rows",
+    "labeled_rows",
+    "dataset_drift_share",
+    "dataset_drifted",
+];
 
 async fn results(
     State(state): State<AppState>,
@@ -352,9 +362,19 @@ async fn results(
         let ctx = sql::session(&state.collector.store, &model, schema, state.query.memory_limit as usize)
             .await
             .map_err(query_error)?;
+        let window = match range.window.as_deref() {
+            None | Some("tumbling") => "tumbling",
+            Some("rolling") => "rolling",
+            Some(other) => {
+                return Err(ApiError::bad_request("invalid_parameter", "`window` is `tumbling` or `rolling`")
+                    .field("window")
+                    .expected_got("tumbling or rolling", other));
+            }
+        };
         let sql = format!(
-            "SELECT * FROM {table} WHERE window_start >= '{from}' AND window_start < '{to}' ORDER BY window_start"
+            "SELECT * FROM {table} WHERE window = '{window}' AND window_start >= '{from}' AND window_start < '{to}' ORDER BY window_start"
         );
+
         let out = sql::run(&ctx, &sql, &state.query.limits()).await.map_err(query_error)?;
         let rows: Vec<serde_json::Value> =
             serde_json::from_slice(&sql::to_json_rows(&out.batches).map_err(query_error)?)

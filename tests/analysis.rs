@@ -79,6 +79,7 @@ label_lookback = "3650d"
 positive_class = "bad"
 thresholds.accuracy = { calibrate = true }
 thresholds.label_coverage = { lower = 0.5 }
+rolling_rows = 300
 "#;
     let path = dir.join("driftwatch.toml");
     std::fs::write(&path, text).unwrap();
@@ -176,6 +177,7 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     let summary = analyze(&server);
     assert_eq!(summary["windows"].as_array().unwrap().len(), 4, "{summary}");
 
+    assert_eq!(summary["rolling"], true, "{summary}");
     let by_hour = drifted_by_hour(&server);
     assert_eq!(by_hour.len(), 4);
     let expect_before =
@@ -217,6 +219,23 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
         assert!((e - r).abs() < 0.05, "estimated {e} vs realized {r}");
     }
 
+    // The rolling window holds the latest 300 rows, all from after the change.
+    let rolling = get(&server, "/v1/models/credit/drift?window=rolling");
+    let windows = rolling["windows"].as_array().unwrap();
+    assert_eq!(windows.len(), 1, "{rolling}");
+    assert_eq!((windows[0]["window"].as_str(), windows[0]["rows"].as_u64()), (Some("rolling"), Some(300)));
+    assert_eq!(windows[0]["window_start"], "2026-11-20T03:25:00Z"); // hour 3, row 300 of 600, 5 s apart
+    let drifted: Vec<(&str, bool)> = windows[0]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["role"] == "feature")
+        .map(|c| (c["column"].as_str().unwrap(), c["drifted"].as_bool().unwrap()))
+        .collect();
+    assert!(drifted.contains(&("age", true)) && drifted.contains(&("income", false)), "{drifted:?}");
+    let bad = support::client().get(server.url("/v1/models/credit/drift?window=sliding")).send().unwrap();
+    assert_eq!(bad.status(), 400);
+
     // Label coverage: full before the change, none after (yet).
     assert_eq!(realized(&server, "label_coverage"), vec![1.0, 1.0, 0.0, 0.0]);
 
@@ -249,7 +268,11 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     server.stop();
     let server = Server::start(&cfg);
     let summary = analyze(&server);
-    assert_eq!(summary["windows"], json!([]), "a restart recomputed old windows");
+    assert_eq!(
+        (&summary["windows"], &summary["rolling"]),
+        (&json!([]), &json!(false)),
+        "a restart recomputed old windows"
+    );
     assert_eq!(drifted_by_hour(&server), by_hour);
     assert!(server.metrics().contains(r#"driftwatch_dataset_drift_share{model="credit"} 0.5"#));
 

@@ -29,6 +29,9 @@ pub struct AnalysisConfig {
     /// Length of the tumbling event-time windows. Default `"1h"`. Example: `"15m"`.
     #[serde(with = "units::duration")]
     pub window: Duration,
+    /// Also analyse the latest this-many rows (by event time) as one rolling window, recomputed
+    /// whenever new data arrives; stored with `window = "rolling"`. Default: none.
+    pub rolling_rows: Option<usize>,
     /// How often new data is looked for. Default `"30s"`.
     #[serde(with = "units::duration")]
     pub interval: Duration,
@@ -113,6 +116,7 @@ impl Default for AnalysisConfig {
             reference_target_column: "target".into(),
             reference_rows: 1000,
             window: Duration::from_secs(3600),
+            rolling_rows: None,
             interval: Duration::from_secs(30),
             label_lookback: Duration::from_secs(7 * 86400),
             drift_share: 0.5,
@@ -132,6 +136,9 @@ impl AnalysisConfig {
         }
         if self.interval.is_zero() {
             return Err(format!("{at}.interval: must be more than 0"));
+        }
+        if self.rolling_rows == Some(0) {
+            return Err(format!("{at}.rolling_rows: must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.drift_share) {
             return Err(format!("{at}.drift_share: must be between 0 and 1, got {}", self.drift_share));

@@ -20,6 +20,7 @@ pub const TABLES: [&str; 3] = ["drift", "performance", "quality"];
 
 fn common() -> Vec<Field> {
     vec![
+        Field::new("window", DataType::Utf8, false),
         Field::new("window_start", timestamp_type(), false),
         Field::new("window_end", timestamp_type(), false),
         Field::new("computed_at", timestamp_type(), false),
@@ -66,8 +67,9 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// The window's rows of each table.
+/// The window's rows of each table; `window` is `tumbling` or `rolling`.
 pub fn batches(
+    window: &str,
     start_us: i64,
     end_us: i64,
     computed_us: i64,
@@ -76,6 +78,7 @@ pub fn batches(
     let ts = |n: usize, v: i64| Arc::new(TimestampMicrosecondArray::from_value(v, n).with_timezone("UTC")) as ArrayRef;
     let head = |n: usize| {
         vec![
+            Arc::new(StringArray::from(vec![window; n])) as ArrayRef,
             ts(n, start_us),
             ts(n, end_us),
             ts(n, computed_us),
@@ -127,26 +130,30 @@ pub fn batches(
     ])
 }
 
-/// Path of a window's file of a table.
-pub fn path(model: &str, table: &str, start_us: i64) -> Path {
-    Path::from(format!("{model}/results/{table}/window-{start_us:020}.parquet"))
+/// Path of a window's file of a table: one per tumbling window, one for the rolling window.
+pub fn path(model: &str, table: &str, window: &str, start_us: i64) -> Path {
+    match window {
+        "rolling" => Path::from(format!("{model}/results/{table}/rolling.parquet")),
+        _ => Path::from(format!("{model}/results/{table}/window-{start_us:020}.parquet")),
+    }
 }
 
 /// Writes a window's results, replacing an earlier computation of the same window.
 pub async fn write(
     store: &Store,
     model: &str,
+    window: &str,
     start_us: i64,
     end_us: i64,
     computed_us: i64,
     r: &WindowResult,
 ) -> Result<()> {
-    for (table, batch) in batches(start_us, end_us, computed_us, r)? {
+    for (table, batch) in batches(window, start_us, end_us, computed_us, r)? {
         let mut buf = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
         writer.write(&batch)?;
         writer.close()?;
-        store.put(&path(model, table, start_us), buf.into()).await?;
+        store.put(&path(model, table, window, start_us), buf.into()).await?;
     }
     Ok(())
 }

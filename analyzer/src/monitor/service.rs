@@ -47,6 +47,8 @@ pub struct RunSummary {
     pub waiting_for_reference: bool,
     /// Window starts (µs) recomputed by this run.
     pub windows: Vec<i64>,
+    /// Whether the rolling "last N rows" window was recomputed.
+    pub rolling: bool,
 }
 
 /// The continuous analysis of one model.
@@ -261,21 +263,33 @@ impl ModelMonitor {
         (0..).map(move |i| first + i * w).take_while(move |s| *s < hour + HOUR_US)
     }
 
-    async fn window_frame(&self, ctx: &datafusion::prelude::SessionContext, start: i64, end: i64) -> Result<Frame> {
+    /// The analysed columns of the rows `filter` (the rest of a SELECT) picks.
+    async fn frame(&self, ctx: &datafusion::prelude::SessionContext, filter: &str) -> Result<Frame> {
         let mut wanted = reference::analysed_columns(&self.schema);
         wanted.push(("timestamp".into(), true));
         wanted.push(("label_timestamp".into(), true));
         let list: Vec<String> = wanted.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-        let query = format!(
-            "SELECT {} FROM predictions_labeled WHERE timestamp >= '{}' AND timestamp < '{}' AND date >= '{}' AND date <= '{}'",
-            list.join(", "),
+        let query = format!("SELECT {} FROM predictions_labeled {filter}", list.join(", "));
+        let batches = ctx.sql(&query).await?.collect().await?;
+        Frame::from_batches(&batches, &wanted)
+    }
+
+    async fn window_frame(&self, ctx: &datafusion::prelude::SessionContext, start: i64, end: i64) -> Result<Frame> {
+        let filter = format!(
+            "WHERE timestamp >= '{}' AND timestamp < '{}' AND date >= '{}' AND date <= '{}'",
             rfc3339(start),
             rfc3339(end),
             date(start),
             date(end - 1)
         );
-        let batches = ctx.sql(&query).await?.collect().await?;
-        Frame::from_batches(&batches, &wanted)
+        self.frame(ctx, &filter).await
+    }
+
+    async fn analyse(&self, reference: &Arc<Reference>, frame: Frame) -> Result<WindowResult> {
+        let (reference, schema, config) = (reference.clone(), self.schema.clone(), self.config.clone());
+        tokio::task::spawn_blocking(move || window::analyse(&frame, &reference, &schema, &config))
+            .await
+            .map_err(|e| Error::Reference(format!("analysis task failed: {e}")))
     }
 
     /// Analyses every window whose data changed since the last run.
@@ -283,7 +297,7 @@ impl ModelMonitor {
         let mut state = self.state.lock().await;
         let started = Instant::now();
         let Some(reference) = self.reference().await? else {
-            return Ok(RunSummary { waiting_for_reference: true, windows: vec![] });
+            return Ok(RunSummary { waiting_for_reference: true, ..RunSummary::default() });
         };
         if state.reference_version != reference.profile.version {
             if !state.windows.is_empty() {
@@ -315,16 +329,39 @@ impl ModelMonitor {
             if frame.rows == 0 {
                 continue;
             }
-            let (reference, schema, config) = (reference.clone(), self.schema.clone(), self.config.clone());
-            let result = tokio::task::spawn_blocking(move || window::analyse(&frame, &reference, &schema, &config))
-                .await
-                .map_err(|e| Error::Reference(format!("analysis task failed: {e}")))?;
-            results::write(&self.store, &self.name, start, end, chrono::Utc::now().timestamp_micros(), &result).await?;
+            let result = self.analyse(&reference, frame).await?;
+            results::write(
+                &self.store,
+                &self.name,
+                "tumbling",
+                start,
+                end,
+                chrono::Utc::now().timestamp_micros(),
+                &result,
+            )
+            .await?;
             state.windows.insert(start, result.rows);
             if state.latest.as_ref().is_none_or(|(s, _)| *s <= start) {
                 state.latest = Some((start, result));
             }
             done.push(start);
+        }
+        let files_changed = labels_changed || predictions.iter().any(|(p, s)| state.prediction_files.get(p) != Some(s));
+        let mut rolling = false;
+        if let (Some(n), true) = (self.config.rolling_rows, files_changed) {
+            let frame = self.frame(&ctx, &format!("ORDER BY timestamp DESC, prediction_id DESC LIMIT {n}")).await?;
+            let times = match frame.get("timestamp") {
+                Some(super::data::Column::Numbers(t)) => t.clone(),
+                _ => Vec::new(),
+            };
+            if let (Some(first), Some(last)) =
+                (times.iter().copied().reduce(f64::min), times.iter().copied().reduce(f64::max))
+            {
+                let result = self.analyse(&reference, frame).await?;
+                let now = chrono::Utc::now().timestamp_micros();
+                results::write(&self.store, &self.name, "rolling", first as i64, last as i64 + 1, now, &result).await?;
+                rolling = true;
+            }
         }
         state.prediction_files = predictions;
         state.label_files = labels;
@@ -338,7 +375,7 @@ impl ModelMonitor {
         if !done.is_empty() {
             tracing::info!(model = %self.name, windows = done.len(), elapsed = ?started.elapsed(), "analysed windows");
         }
-        Ok(RunSummary { waiting_for_reference: false, windows: done })
+        Ok(RunSummary { waiting_for_reference: false, windows: done, rolling })
     }
 
     /// Sets the gauges from a window's result.
