@@ -296,6 +296,8 @@ mod docs {
         });
         let mut analysis = driftwatch_analyzer::monitor::AnalysisConfig {
             reference: Some("ref.parquet".into()),
+            reference_span: Some(std::time::Duration::from_secs(3600)),
+            rolling_rows: Some(100),
             positive_class: Some("yes".into()),
             ..Default::default()
         };

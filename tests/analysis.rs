@@ -309,3 +309,38 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     assert_eq!(summary["windows"], json!([(START + 3600) * 1_000_000]));
     server.stop();
 }
+
+#[test]
+fn without_a_reference_file_the_first_span_of_traffic_becomes_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(config(dir.path()))
+        .unwrap()
+        .replace("reference = \"reference.csv\"\n", "reference_span = \"1h\"\n")
+        .replace("rolling_rows = 300\n", "");
+    let cfg = dir.path().join("span.toml");
+    std::fs::write(&cfg, text).unwrap();
+    let server = Server::start(&cfg);
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut post_hour = |hour: i64, changed: bool| {
+        let records: Vec<Value> = (0..ROWS_PER_HOUR)
+            .map(|i| {
+                let (mut r, _, _) = row(&mut rng, changed);
+                r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
+                r
+            })
+            .collect();
+        assert_eq!(server.post_json("/v1/models/credit/predictions", &json!(records)).0, 200);
+        server.flush();
+    };
+    // 50 minutes of traffic do not cover the span yet.
+    post_hour(0, false);
+    assert_eq!(analyze(&server)["waiting_for_reference"], true);
+    post_hour(1, false);
+    post_hour(2, true);
+    let summary = analyze(&server);
+    assert_eq!(summary["waiting_for_reference"], false, "{summary}");
+    let by_hour = drifted_by_hour(&server);
+    let age: Vec<bool> = by_hour.iter().map(|(_, cols)| cols.iter().find(|(c, _)| c == "age").unwrap().1).collect();
+    assert_eq!(age, vec![false, false, true], "{by_hour:?}");
+    server.stop();
+}

@@ -26,6 +26,11 @@ pub struct AnalysisConfig {
     pub reference_target_column: String,
     /// Rows of collected traffic that become the reference when no file is given. Default `1000`.
     pub reference_rows: usize,
+    /// When no reference file is given: the first this-long span of event time becomes the
+    /// reference (once traffic reaches past it), instead of the first `reference_rows` rows.
+    /// Default: none. Example: `"1d"`.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub reference_span: Option<Duration>,
     /// Length of the tumbling event-time windows. Default `"1h"`. Example: `"15m"`.
     #[serde(with = "units::duration")]
     pub window: Duration,
@@ -115,6 +120,7 @@ impl Default for AnalysisConfig {
             reference_prediction_column: "prediction".into(),
             reference_target_column: "target".into(),
             reference_rows: 1000,
+            reference_span: None,
             window: Duration::from_secs(3600),
             rolling_rows: None,
             interval: Duration::from_secs(30),
@@ -172,5 +178,23 @@ impl AnalysisConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Serde for an optional `"10s"`-style duration.
+mod opt_duration {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => driftwatch_collector::config::units::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        driftwatch_collector::config::units::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
     }
 }

@@ -216,15 +216,43 @@ impl ModelMonitor {
 
     async fn reference_from_traffic(&self) -> Result<Option<Arc<Reference>>> {
         let ctx = sql::session(&self.store, &self.name, &self.schema, self.memory_limit).await?;
-        let n = self.config.reference_rows;
-        let batches = ctx
-            .sql(&format!("SELECT * FROM predictions_labeled ORDER BY timestamp, prediction_id LIMIT {n}"))
-            .await?
-            .collect()
-            .await?;
-        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-        if rows < n {
-            tracing::debug!(model = %self.name, rows, needed = n, "waiting for traffic to form the reference");
+        let batches = if let Some(span) = self.config.reference_span {
+            // The first `span` of event time, once traffic reaches past its end.
+            let bounds =
+                ctx.sql("SELECT min(timestamp) AS lo, max(timestamp) AS hi FROM predictions").await?.collect().await?;
+            let bound = |name: &str| {
+                bounds.first().and_then(|b| b.column_by_name(name)).and_then(|c| {
+                    let c = arrow::compute::cast(c, &arrow::datatypes::DataType::Int64).ok()?;
+                    let c = c.as_any().downcast_ref::<arrow::array::Int64Array>()?;
+                    (c.len() == 1 && !arrow::array::Array::is_null(c, 0)).then(|| c.value(0))
+                })
+            };
+            let (Some(lo), Some(hi)) = (bound("lo"), bound("hi")) else { return Ok(None) };
+            let end = lo + span.as_micros() as i64;
+            if hi < end {
+                tracing::debug!(model = %self.name, "waiting for traffic to cover reference_span");
+                return Ok(None);
+            }
+            let query = format!(
+                "SELECT * FROM predictions_labeled WHERE timestamp < '{}' ORDER BY timestamp, prediction_id",
+                rfc3339(end)
+            );
+            ctx.sql(&query).await?.collect().await?
+        } else {
+            let n = self.config.reference_rows;
+            let batches = ctx
+                .sql(&format!("SELECT * FROM predictions_labeled ORDER BY timestamp, prediction_id LIMIT {n}"))
+                .await?
+                .collect()
+                .await?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            if rows < n {
+                tracing::debug!(model = %self.name, rows, needed = n, "waiting for traffic to form the reference");
+                return Ok(None);
+            }
+            batches
+        };
+        if batches.iter().map(|b| b.num_rows()).sum::<usize>() == 0 {
             return Ok(None);
         }
         let mut buf = Vec::new();
