@@ -171,20 +171,30 @@ async fn build(
     let (r, c) = tokio::join!(read::open(&ctx, "reference", reference), read::open(&ctx, "current", current));
     let (r, c) = (r?, c?);
     let (plan, skipped) = plan(&r, &c, settings)?;
-    progress.line(format_args!("reading {} columns of {} and {}", plan.len(), reference.display(), current.display()));
-    let names: Vec<&str> = plan.iter().map(|p| p.name.as_str()).collect();
-    let (rt, ct) = tokio::join!(r.read(&names), c.read(&names));
-    let (rt, ct) = (rt?, ct?);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(plan.len());
+    // Parquet is read a few columns at a time (as many as there are threads) and each group is
+    // dropped once computed, so memory follows the widest group, not the whole file. A CSV file
+    // has no column access: it is parsed once, whole.
+    let group =
+        if r.format == read::Format::Parquet && c.format == read::Format::Parquet { threads } else { plan.len() };
     progress.line(format_args!(
-        "read {} + {} rows; computing drift for {} columns on {threads} threads",
-        rt.rows,
-        ct.rows,
+        "reading {} columns of {} and {}; computing drift for {} columns on {threads} threads",
+        plan.len(),
+        reference.display(),
+        current.display(),
         plan.len()
     ));
-    // Blocking this runtime thread is fine: nothing else runs while columns are computed, and
-    // the scoped threads borrow the Arrow data instead of copying it into 'static tasks.
-    let columns = compute::all(&plan, &rt, &ct, settings, threads, progress)?;
+    let mut columns = Vec::with_capacity(plan.len());
+    let mut rows = Sides { reference: 0, current: 0 };
+    for chunk in plan.chunks(group.max(1)) {
+        let names: Vec<&str> = chunk.iter().map(|p| p.name.as_str()).collect();
+        let (rt, ct) = tokio::join!(r.read(&names), c.read(&names));
+        let (rt, ct) = (rt?, ct?);
+        rows = Sides { reference: rt.rows, current: ct.rows };
+        // Blocking this runtime thread is fine: nothing else runs while columns are computed,
+        // and the scoped threads borrow the Arrow data instead of copying it into 'static tasks.
+        columns.extend(compute::all(chunk, &rt, &ct, settings, threads, progress, (columns.len(), plan.len()))?);
+    }
     let computed: Vec<bool> = columns
         .iter()
         .filter_map(|c| match c.outcome {
@@ -205,7 +215,7 @@ async fn build(
             columns: computed.len(),
         },
         columns,
-        rows: Sides { reference: rt.rows, current: ct.rows },
+        rows,
         skipped,
         files: Sides { reference: reference.display().to_string(), current: current.display().to_string() },
     })

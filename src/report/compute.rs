@@ -11,7 +11,8 @@ use driftwatch_dashboards::report::{ColumnReport, Outcome, Summary};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Computes every planned column on up to `threads` threads. Columns differ a lot in cost (a
+/// Computes every planned column on up to `threads` threads; progress counts from
+/// `done_before` of `total`. Columns differ a lot in cost (a
 /// Kolmogorov-Smirnov column sorts, a 3-category column only counts), so threads take the next
 /// column from a shared counter instead of a fixed chunk each.
 pub fn all(
@@ -21,9 +22,10 @@ pub fn all(
     settings: &Settings,
     threads: usize,
     progress: &Progress,
+    (done_before, total): (usize, usize),
 ) -> anyhow::Result<Vec<ColumnReport>> {
     let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
+    let done = AtomicUsize::new(done_before);
     let results: Vec<Mutex<Option<anyhow::Result<ColumnReport>>>> = plan.iter().map(|_| Mutex::new(None)).collect();
     let threads = threads.clamp(1, plan.len().max(1));
     std::thread::scope(|scope| {
@@ -37,7 +39,7 @@ pub fn all(
                     if let Ok(mut slot) = results[i].lock() {
                         *slot = Some(result);
                     }
-                    progress.tick(done.fetch_add(1, Ordering::Relaxed) + 1, plan.len());
+                    progress.tick(done.fetch_add(1, Ordering::Relaxed) + 1, total);
                 }
             });
         }

@@ -29,6 +29,8 @@ pub struct Input {
     frame: DataFrame,
     /// Arrow schema of the whole file.
     pub schema: Schema,
+    /// The file's format.
+    pub format: Format,
 }
 
 /// The selected columns of one file, as Arrow chunks in file order.
@@ -77,14 +79,14 @@ pub async fn open(ctx: &SessionContext, side: &'static str, path: &Path) -> anyh
     if schema.fields().is_empty() {
         bail!("{side} file {} has no columns", path.display());
     }
-    Ok(Input { side, path: path.to_path_buf(), frame, schema })
+    Ok(Input { side, path: path.to_path_buf(), frame, schema, format })
 }
 
 impl Input {
     /// Reads only `columns`, keeping the file's row order (the permutation tests depend on it).
-    pub async fn read(self, columns: &[&str]) -> anyhow::Result<Table> {
+    pub async fn read(&self, columns: &[&str]) -> anyhow::Result<Table> {
         let context = || format!("cannot read {} file {}", self.side, self.path.display());
-        let frame = self.frame.select_columns(columns).with_context(context)?;
+        let frame = self.frame.clone().select_columns(columns).with_context(context)?;
         // Partitions of one file are consecutive byte ranges: concatenating them in partition
         // order is file order, which `collect` (interleaving partitions) would not keep.
         let partitions = frame.collect_partitioned().await.with_context(context)?;
