@@ -279,14 +279,6 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// Distinct values of reference and current together.
-    pub fn n_unique(&self) -> usize {
-        match self {
-            Prepared::Numerical { reference, current, .. } => stats::binning::value_counts(reference, current).0.len(),
-            Prepared::Categorical { keys, .. } => keys.len(),
-        }
-    }
-
     /// Category code of every value of each side, in data order, indexing the sorted union.
     pub fn codes(&self) -> (Vec<u32>, Vec<u32>) {
         match self {

@@ -25,9 +25,6 @@ pub enum Error {
     /// A model's schema could not be built or inferred.
     #[error("schema: {0}")]
     Schema(String),
-    /// The collector is shutting down or one of its workers stopped.
-    #[error("collector stopped: {0}")]
-    Stopped(&'static str),
 }
 
 /// Where in a request a bad value was found: the row (0-based) and the field.

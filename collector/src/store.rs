@@ -43,14 +43,6 @@ impl Store {
         self.local_root.as_deref()
     }
 
-    /// The URL DataFusion registers the store under, e.g. `file:///var/lib/driftwatch/`.
-    pub fn url(&self) -> String {
-        match &self.local_root {
-            Some(p) => format!("file://{}/", p.display()),
-            None => unreachable!("only local stores exist in this build"),
-        }
-    }
-
     /// Writes an object atomically (readers see all of it or nothing), and durably on local disk.
     pub async fn put(&self, path: &Path, data: Bytes) -> Result<()> {
         self.inner.put(path, data.into()).await?;

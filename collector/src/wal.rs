@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::decode::Table;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 const MAGIC: &[u8; 4] = b"DWF1";
 const HEADER: usize = 16;
@@ -382,15 +382,6 @@ pub fn writer_id(dir: &Path) -> Result<String> {
             std::fs::rename(&tmp, &path)?;
             sync_dir(dir)?;
             Ok(id)
-        }
-    }
-}
-
-impl From<AppendError> for Error {
-    fn from(e: AppendError) -> Self {
-        match e {
-            AppendError::Full => Error::Stopped("WAL queue full"),
-            AppendError::Failed(_) => Error::Stopped("WAL writer failed"),
         }
     }
 }

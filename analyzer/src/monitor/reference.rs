@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, RecordBatch};
+use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema};
 use bytes::Bytes;
 use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
@@ -167,18 +167,5 @@ impl Reference {
             cbpe: super::performance::fit_cbpe(&self.frame, schema, config),
             thresholds: super::performance::thresholds(&self.frame, schema, config),
         })
-    }
-
-    /// Whether the reference holds labels (for target drift and reference performance).
-    pub fn has_labels(&self) -> bool {
-        self.frame.get("label").is_some_and(|c| c.len() > c.missing())
-    }
-}
-
-/// A column's values as strings, for label/prediction comparisons.
-pub fn strings(column: &Column) -> Vec<Option<String>> {
-    match column {
-        Column::Numbers(v) => v.iter().map(|x| x.is_finite().then(|| x.to_string())).collect(),
-        Column::Strings(a) => (0..a.len()).map(|i| a.is_valid(i).then(|| a.value(i).to_string())).collect(),
     }
 }

@@ -19,7 +19,7 @@ use super::config::AnalysisConfig;
 use super::data::Frame;
 use super::metrics::Metrics;
 use super::reference::{self, Profile, Reference};
-use super::window::{self, Role, WindowResult};
+use super::window::{self, WindowResult};
 use super::{Error, Result, results};
 use crate::sql;
 
@@ -110,20 +110,10 @@ impl ModelMonitor {
             reference: RwLock::default(),
             state: Mutex::new(state),
         };
-        if let Some((start, latest)) = &monitor.state.lock().await.latest {
-            monitor.export(*start, latest);
+        if let Some((_, latest)) = &monitor.state.lock().await.latest {
+            monitor.export(latest);
         }
         Ok(monitor)
-    }
-
-    /// The model's analysis settings.
-    pub fn config(&self) -> &AnalysisConfig {
-        &self.config
-    }
-
-    /// The active reference's profile, if there is one yet.
-    pub async fn profile(&self) -> Option<Profile> {
-        self.reference.read().await.as_ref().map(|r| r.profile.clone())
     }
 
     fn reference_path(&self, format: &str) -> Path {
@@ -395,8 +385,8 @@ impl ModelMonitor {
         state.label_files = labels;
         let path = Path::from(format!("{}/results/state.json", self.name));
         self.store.put(&path, serde_json::to_vec(&*state)?.into()).await?;
-        if let Some((start, latest)) = &state.latest {
-            self.export(*start, latest);
+        if let Some((_, latest)) = &state.latest {
+            self.export(latest);
         }
         self.metrics.duration.observe(started.elapsed().as_secs_f64());
         self.metrics.last_run.with_label_values(&[&self.name]).set(chrono::Utc::now().timestamp_micros() as f64 / 1e6);
@@ -407,7 +397,7 @@ impl ModelMonitor {
     }
 
     /// Sets the gauges from a window's result.
-    fn export(&self, _start: i64, r: &WindowResult) {
+    fn export(&self, r: &WindowResult) {
         let m = &self.metrics;
         let name = self.name.as_str();
         let exported: BTreeSet<&str> = self
@@ -449,7 +439,6 @@ impl ModelMonitor {
                 }
             }
         }
-        let _ = Role::Feature;
     }
 
     /// Runs [`ModelMonitor::run_once`] every `interval` until `stop` turns true.
