@@ -18,7 +18,7 @@ pub mod service;
 pub mod window;
 
 pub use config::AnalysisConfig;
-pub use service::{ModelMonitor, Monitor};
+pub use service::{ModelMonitor, Monitor, Published};
 
 /// Why an analysis step failed.
 #[derive(Debug, thiserror::Error)]

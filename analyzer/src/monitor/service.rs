@@ -51,6 +51,16 @@ pub struct RunSummary {
     pub rolling: bool,
 }
 
+/// What a model's monitor publishes after every run, changed or not: the newest window's result.
+/// Alert rules are evaluated on it, so time-based conditions advance even when no data arrives.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// When the run finished (µs since the epoch).
+    pub at: i64,
+    /// The newest tumbling window: its start (µs) and result; `None` before the first one.
+    pub latest: Option<(i64, Arc<WindowResult>)>,
+}
+
 /// The continuous analysis of one model.
 pub struct ModelMonitor {
     /// Model name.
@@ -64,6 +74,7 @@ pub struct ModelMonitor {
     metrics: Metrics,
     reference: RwLock<Option<Arc<Reference>>>,
     state: Mutex<State>,
+    published: watch::Sender<Published>,
 }
 
 fn rfc3339(us: i64) -> String {
@@ -99,6 +110,8 @@ impl ModelMonitor {
             Err(object_store::Error::NotFound { .. }) => State::default(),
             Err(e) => return Err(e.into()),
         };
+        let latest = state.latest.as_ref().map(|(s, r): &(i64, WindowResult)| (*s, Arc::new(r.clone())));
+        let (published, _) = watch::channel(Published { at: 0, latest });
         let monitor = Self {
             name,
             schema,
@@ -109,6 +122,7 @@ impl ModelMonitor {
             metrics,
             reference: RwLock::default(),
             state: Mutex::new(state),
+            published,
         };
         if let Some((_, latest)) = &monitor.state.lock().await.latest {
             monitor.export(latest);
@@ -388,12 +402,20 @@ impl ModelMonitor {
         if let Some((_, latest)) = &state.latest {
             self.export(latest);
         }
+        let now = chrono::Utc::now().timestamp_micros();
+        let latest = state.latest.as_ref().map(|(s, r)| (*s, Arc::new(r.clone())));
+        self.published.send_replace(Published { at: now, latest });
         self.metrics.duration.observe(started.elapsed().as_secs_f64());
         self.metrics.last_run.with_label_values(&[&self.name]).set(chrono::Utc::now().timestamp_micros() as f64 / 1e6);
         if !done.is_empty() {
             tracing::info!(model = %self.name, windows = done.len(), elapsed = ?started.elapsed(), "analysed windows");
         }
         Ok(RunSummary { waiting_for_reference: false, windows: done, rolling })
+    }
+
+    /// Receives what every run publishes (the value before the first run is the saved state's).
+    pub fn subscribe(&self) -> watch::Receiver<Published> {
+        self.published.subscribe()
     }
 
     /// Sets the gauges from a window's result.
@@ -481,6 +503,11 @@ impl Monitor {
     /// A model's monitor.
     pub fn model(&self, name: &str) -> Option<&Arc<ModelMonitor>> {
         self.models.get(name)
+    }
+
+    /// Every model's monitor, by name.
+    pub fn models(&self) -> impl Iterator<Item = &Arc<ModelMonitor>> {
+        self.models.values()
     }
 
     /// Stops the loops, letting a run in progress finish.
