@@ -30,11 +30,19 @@ setup-rust:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
 	@if command -v rustup >/dev/null; then rustup component list --installed | grep -q rustfmt || rustup component add rustfmt; fi
 
-# Headless Chromium for the browser tests of the HTML report.
+# Debian packages the tests need: headless Chromium for the browser tests of the HTML report, and
+# promtool (package `prometheus`, ~25 MB download) for the shipped Prometheus rules. That package
+# also holds the Prometheus server, which systemd would start on :9090; we only want promtool, so
+# a server we just installed is stopped and disabled (containers without systemd never start it).
 setup-system:
 	@if ! command -v chromium >/dev/null; then \
 		echo "installing chromium (Debian package) for the browser tests"; \
 		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; \
+	fi
+	@if ! command -v promtool >/dev/null && [ ! -x /usr/bin/promtool ]; then \
+		echo "installing prometheus (Debian package) for promtool, which tests the shipped alerting rules"; \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+		if [ -d /run/systemd/system ]; then $(SUDO) systemctl disable --now prometheus.service; fi; \
 	fi
 
 # Python packages the tests use (pyarrow reads the store as another engine would).
