@@ -33,6 +33,9 @@ pub struct Config {
     /// `[[models]]`: the models watched.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
+    /// `[alerts]`: rules, receivers, silences' companions (inhibition) and delivery.
+    #[serde(default)]
+    pub alerts: driftwatch_alerts::AlertsConfig,
 }
 
 /// `[server]`.
@@ -210,6 +213,8 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
         }
         out.push((model.name.clone(), schema));
     }
+    let names: Vec<&str> = out.iter().map(|(n, _)| n.as_str()).collect();
+    config.alerts.validate(&names).map_err(anyhow::Error::msg)?;
     Ok(out)
 }
 
@@ -313,6 +318,32 @@ mod docs {
             },
         );
         config.models.push(ModelConfig { name: "m".into(), schema, analysis });
+        let mut rule = driftwatch_alerts::config::default_rules().remove(0);
+        rule.models = vec!["m".into()];
+        rule.receivers = vec!["r".into()];
+        config.alerts.rules.push(rule);
+        config.alerts.receivers.push(driftwatch_alerts::config::ReceiverConfig {
+            name: "r".into(),
+            kind: driftwatch_alerts::config::ReceiverKind::Email,
+            url: Some("http://x".into()),
+            url_env: Some("X".into()),
+            secret_env: Some("S".into()),
+            timeout: std::time::Duration::from_secs(1),
+            send_resolved: true,
+            smtp_host: Some("h".into()),
+            smtp_port: Some(25),
+            tls: Default::default(),
+            ca_file: Some("ca.pem".into()),
+            username: Some("u".into()),
+            password_env: Some("P".into()),
+            from: Some("a@b".into()),
+            to: vec!["c@d".into()],
+        });
+        config.alerts.inhibit_rules.push(driftwatch_alerts::config::InhibitRule {
+            source: [("alertname".to_string(), "A".to_string())].into_iter().collect(),
+            target: [("alertname".to_string(), "B".to_string())].into_iter().collect(),
+            equal: vec!["model".into()],
+        });
         let value = toml::Value::try_from(&config).unwrap();
         let mut all = Vec::new();
         paths("", &value, &mut all);
@@ -321,7 +352,19 @@ mod docs {
         let all: Vec<String> = all
             .iter()
             .map(|p| {
-                p.replace(".columns.e.", ".columns.<column>.").replace(".thresholds.accuracy.", ".thresholds.<metric>.")
+                let p = p
+                    .replace(".columns.e.", ".columns.<column>.")
+                    .replace(".thresholds.accuracy.", ".thresholds.<metric>.");
+                // Label and annotation maps are free-form: the reference documents the map itself.
+                match p
+                    .find(".labels.")
+                    .or_else(|| p.find(".annotations."))
+                    .or_else(|| p.find(".source."))
+                    .or_else(|| p.find(".target."))
+                {
+                    Some(i) => p[..p[i + 1..].find('.').map_or(p.len(), |j| i + 1 + j)].to_string(),
+                    None => p,
+                }
             })
             .collect();
         let missing: Vec<&String> = all.iter().filter(|p| !doc.contains(&format!("`{p}`"))).collect();

@@ -6,6 +6,7 @@
 //! Must never: start with a config it could not fully validate, or lose acknowledged data on
 //! shutdown (the collector is flushed before the process exits).
 
+pub mod alerting;
 pub mod auth;
 pub mod config;
 pub mod demo;

@@ -39,6 +39,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/models/{model}/quality"),
     ("POST", "/v1/models/{model}/reference"),
     ("POST", "/v1/models/{model}/analyze"),
+    ("GET", "/v1/alerts"),
+    ("GET", "/v1/silences"),
+    ("POST", "/v1/silences"),
+    ("DELETE", "/v1/silences/{id}"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -64,6 +68,8 @@ pub struct Server {
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     shutdown_timeout: std::time::Duration,
+    alerts_stop: tokio::sync::watch::Sender<bool>,
+    alert_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// Fixes each model's schema in the store: an inferred schema is saved the first time and reused
@@ -120,6 +126,10 @@ impl Server {
             monitors.push(Arc::new(m));
         }
         let monitor = Arc::new(Monitor::start(monitors));
+        let retrain = Arc::new(crate::alerting::StoreRetrain::new(store.clone()));
+        let engine = driftwatch_alerts::Engine::open(config.alerts.clone(), store.clone(), &registry, retrain).await?;
+        let (alerts_stop, alerts_stopped) = tokio::sync::watch::channel(false);
+        let alert_tasks = crate::alerting::start(engine.clone(), &monitor, registry.clone(), alerts_stopped);
         let ready = Arc::new(AtomicBool::new(false));
         let state = AppState {
             collector: collector.clone(),
@@ -151,6 +161,7 @@ impl Server {
             .route("/v1/models/{model}/analyze", post(analyze))
             .with_state(state)
             .merge(ingest)
+            .merge(crate::alerting::routes(engine))
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /openapi.json")
             })
@@ -175,7 +186,17 @@ impl Server {
                 .await
         });
         ready.store(true, Ordering::Relaxed);
-        Ok(Self { addr, collector, monitor, ready, stop, task, shutdown_timeout: config.server.shutdown_timeout })
+        Ok(Self {
+            addr,
+            collector,
+            monitor,
+            ready,
+            stop,
+            task,
+            shutdown_timeout: config.server.shutdown_timeout,
+            alerts_stop,
+            alert_tasks,
+        })
     }
 
     /// The collector, for in-process use.
@@ -198,6 +219,11 @@ impl Server {
             }
         }
         self.monitor.shutdown().await;
+        // Evaluation and delivery stop between steps; what is queued stays in the outbox.
+        let _ = self.alerts_stop.send(true);
+        for t in self.alert_tasks {
+            let _ = tokio::time::timeout(self.shutdown_timeout, t).await;
+        }
         self.collector.flush().await.map_err(anyhow::Error::msg)?;
         match Arc::try_unwrap(self.collector) {
             Ok(collector) => tokio::task::spawn_blocking(move || collector.shutdown()).await?,

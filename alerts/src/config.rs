@@ -363,10 +363,12 @@ fn model_label() -> Vec<String> {
 }
 
 /// The built-in rules, the same as the Prometheus rules shipped in
-/// `grafana/prometheus/driftwatch-alerts.yml`.
+/// `grafana/prometheus/driftwatch-alerts.yml` (a test holds them together), except
+/// `DriftwatchAnalysisStale`: an analysis that stopped cannot report itself, so only an outside
+/// observer such as Prometheus can raise it.
 pub fn default_rules() -> Vec<RuleConfig> {
-    let rule = |name: &str, watch: Watch, op: Op, threshold: f64, for_: Duration, severity: &str, summary: &str| {
-        RuleConfig {
+    let rule =
+        |name: &str, watch: Watch, op: Op, threshold: f64, for_: Duration, severity: &str, summary: &str| RuleConfig {
             name: name.into(),
             models: Vec::new(),
             watch,
@@ -388,8 +390,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             .into_iter()
             .collect(),
             receivers: Vec::new(),
-        }
-    };
+        };
     let m15 = Duration::from_secs(900);
     let mut rules = vec![
         rule(
@@ -531,5 +532,72 @@ impl AlertsConfig {
             rules.extend(default_rules().into_iter().filter(|r| !taken.contains(&r.name)));
         }
         rules
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each default rule has its Prometheus twin: same name, same comparison and threshold over
+    /// the same series, same `for` and severity.
+    #[test]
+    fn default_rules_match_the_shipped_prometheus_rules() {
+        let yml = include_str!("../../grafana/prometheus/driftwatch-alerts.yml");
+        let blocks: Vec<&str> = yml.split("- alert: ").skip(1).collect();
+        let names: Vec<&str> = blocks.iter().map(|b| b.lines().next().unwrap().trim()).collect();
+        let rules = default_rules();
+        let mut expected: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+        expected.push("DriftwatchAnalysisStale");
+        assert_eq!(names, expected);
+        for (rule, block) in rules.iter().zip(&blocks) {
+            let field = |key: &str| {
+                block.lines().find_map(|l| l.trim().strip_prefix(key)).map(str::trim).unwrap_or("").to_string()
+            };
+            let expr = field("expr:");
+            assert!(
+                expr.contains(
+                    &format!("driftwatch_{}", rule.watch.as_str())
+                        .replace("_ingest_rejected", "_ingest_rejected_total")
+                ),
+                "{}: {expr}",
+                rule.name
+            );
+            let threshold = if rule.threshold == rule.threshold.trunc() {
+                format!("{}", rule.threshold as i64)
+            } else {
+                rule.threshold.to_string()
+            };
+            assert!(expr.ends_with(&format!("{} {threshold}", rule.op.as_str())), "{}: {expr}", rule.name);
+            for (label, selector) in [("kind", &rule.kind), ("check", &rule.check)] {
+                if selector != "*" {
+                    assert!(expr.contains(&format!("{label}=\"{selector}\"")), "{}: {expr}", rule.name);
+                }
+            }
+            if rule.metric != "*" {
+                assert!(expr.contains(&format!("metric=~\"{}\"", rule.metric)), "{}: {expr}", rule.name);
+            }
+            let for_ = match rule.for_ {
+                For::Duration(d) if d.is_zero() => String::new(),
+                For::Duration(d) => format!("{}m", d.as_secs() / 60),
+                For::Windows(_) => panic!("Prometheus has no windows"),
+            };
+            assert_eq!(field("for:"), for_, "{}", rule.name);
+            assert_eq!(field("severity:"), rule.labels["severity"], "{}", rule.name);
+        }
+    }
+
+    #[test]
+    fn for_reads_windows_and_durations() {
+        let read = |s: &str| -> Result<For, String> {
+            toml::from_str::<std::collections::BTreeMap<String, For>>(&format!("f = \"{s}\""))
+                .map(|m| m["f"])
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read("3 windows").unwrap(), For::Windows(3));
+        assert_eq!(read("1 window").unwrap(), For::Windows(1));
+        assert_eq!(read("15m").unwrap(), For::Duration(Duration::from_secs(900)));
+        assert!(read("many windows").unwrap_err().contains("count of windows"));
+        assert!(read("15").unwrap_err().contains("no unit"));
     }
 }

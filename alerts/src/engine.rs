@@ -209,6 +209,18 @@ pub struct Engine {
     state: Mutex<Persisted>,
     wake: Notify,
     metrics: Metrics,
+    evaluations: std::sync::Mutex<BTreeMap<String, Evaluations>>,
+}
+
+/// When a model's rules were last evaluated, and how often since the start.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Evaluations {
+    /// Evaluations since the process started.
+    pub count: u64,
+    /// The last one's time, RFC 3339.
+    pub last: String,
+    /// The newest analysis window it looked at (start, RFC 3339).
+    pub window: Option<String>,
 }
 
 fn rfc3339(us: i64) -> String {
@@ -252,6 +264,7 @@ impl Engine {
             state: Mutex::new(state),
             wake: Notify::new(),
             metrics: Metrics::register(registry)?,
+            evaluations: std::sync::Mutex::default(),
         });
         let state = engine.state.lock().await;
         engine.export(&state);
@@ -320,7 +333,17 @@ impl Engine {
         if !state.outbox.is_empty() {
             self.wake.notify_one();
         }
+        let mut evaluations = self.evaluations.lock().expect("not poisoned");
+        let e = evaluations.entry(obs.model.clone()).or_default();
+        e.count += 1;
+        e.last = rfc3339(obs.at);
+        e.window = obs.window.map(rfc3339);
         Ok(())
+    }
+
+    /// Per model: how often and when its rules were evaluated.
+    pub fn evaluations(&self) -> BTreeMap<String, Evaluations> {
+        self.evaluations.lock().expect("not poisoned").clone()
     }
 
     /// Fingerprints muted by an active silence or an inhibition rule.
@@ -355,7 +378,9 @@ impl Engine {
     fn plan(&self, state: &mut Persisted, notifier: &Notifier, obs: &Observation, muted: &BTreeSet<String>) {
         let routed = |a: &Tracked| {
             a.model == obs.model
-                && self.rule(&a.rule).is_none_or(|r| r.receivers.is_empty() || r.receivers.iter().any(|n| n == notifier.name()))
+                && self
+                    .rule(&a.rule)
+                    .is_none_or(|r| r.receivers.is_empty() || r.receivers.iter().any(|n| n == notifier.name()))
         };
         let firing: BTreeSet<String> = state
             .alerts
@@ -474,9 +499,8 @@ impl Engine {
         }
         let now = now_us();
         let ends_at_us = match (&req.ends_at, &req.duration) {
-            (Some(t), None) => {
-                parse_time(t).ok_or_else(|| format!("ends_at: `{t}` is not an RFC 3339 time like 2026-01-01T00:00:00Z"))?
-            }
+            (Some(t), None) => parse_time(t)
+                .ok_or_else(|| format!("ends_at: `{t}` is not an RFC 3339 time like 2026-01-01T00:00:00Z"))?,
             (None, Some(d)) => {
                 now + driftwatch_collector::config::units::parse_duration(d)
                     .map_err(|e| format!("duration: {e}"))?
