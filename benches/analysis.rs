@@ -2,7 +2,9 @@
 //! (15 numerical, 5 categorical) with drift in a third of them, for N from 100k up, through the
 //! same code the service runs (`ModelMonitor::run_once`: list, DataFusion scan, drift, quality,
 //! performance, results written). Run with `make bench-analysis` (`cargo bench --bench analysis`);
-//! `ROWS=100000,1000000,10000000` chooses the sizes. Not a test: the figures depend on the machine.
+//! `ROWS=100000,1000000` chooses the sizes (default 100k, 1M, 3M, 10M). It prints the time per row
+//! and how the time grows from one size to the next: linear growth keeps the time per row flat.
+//! Not a test: the figures depend on the machine. 10M rows need about 4 GiB of memory.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -98,7 +100,7 @@ fn peak_rss_mib() -> f64 {
 
 fn main() {
     let sizes: Vec<usize> = std::env::var("ROWS")
-        .unwrap_or_else(|_| "100000,1000000,3000000".into())
+        .unwrap_or_else(|_| "100000,1000000,3000000,10000000".into())
         .split(',')
         .map(|s| s.trim().parse().expect("ROWS is a comma-separated list of row counts"))
         .collect();
@@ -107,8 +109,11 @@ fn main() {
     println!(
         "driftwatch window analysis benchmark: 20 features (15 numerical, 5 categorical), reference 100k rows, one 1h window"
     );
-    println!("{:>12} {:>12} {:>14} {:>12} {:>16}", "rows", "seconds", "rows/s", "drifted", "process peak RSS");
-    let mut first: Option<(usize, f64)> = None;
+    println!(
+        "{:>12} {:>10} {:>10} {:>12} {:>9} {:>16}",
+        "rows", "seconds", "ns/row", "rows/s", "drifted", "process peak RSS"
+    );
+    let mut previous: Option<(usize, f64)> = None;
     for rows in sizes {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -156,19 +161,19 @@ fn main() {
             (elapsed, drifted)
         });
         println!(
-            "{rows:>12} {elapsed:>12.3} {:>14.0} {drifted:>9}/20 {:>12.0} MiB",
+            "{rows:>12} {elapsed:>10.3} {:>10.0} {:>12.0} {drifted:>6}/20 {:>12.0} MiB",
+            elapsed * 1e9 / rows as f64,
             rows as f64 / elapsed,
             peak_rss_mib()
         );
-        if let Some((r0, t0)) = first {
+        if let Some((r0, t0)) = previous {
+            let (time, size) = (elapsed / t0, rows as f64 / r0 as f64);
             println!(
-                "{:>12} growth vs {r0} rows: {:.2}× time for {:.1}× rows",
+                "{:>12} growth from {r0} rows: {time:.2}× time for {size:.1}× rows ({})",
                 "",
-                elapsed / t0,
-                rows as f64 / r0 as f64
+                if time <= size * 1.1 { "linear or better" } else { "superlinear" }
             );
-        } else {
-            first = Some((rows, elapsed));
         }
+        previous = Some((rows, elapsed));
     }
 }

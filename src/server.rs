@@ -341,8 +341,8 @@ fn monitor_of<'a>(state: &'a AppState, model: &str) -> Result<&'a Arc<ModelMonit
     })
 }
 
-/// `?from=&to=&window=`: RFC 3339 bounds on the window start, and `tumbling` (default) or
-/// `rolling` windows.
+/// `?from=&to=&window=`: RFC 3339 bounds on the window start, and `tumbling`, `rows` or `rolling`
+/// windows (default: the model's own tumbling windows, `rows` when it has `window_rows`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Range {
@@ -363,8 +363,9 @@ fn bound(value: &Option<String>, field: &str, default: &str) -> Result<String, A
 }
 
 /// The per-window header fields; everything else of a row goes into the window's item list.
-const WINDOW_FIELDS: [&str; 8] = [
+const WINDOW_FIELDS: [&str; 9] = [
     "window",
+    "window_index",
     "window_start",
     "window_end",
     "computed_at",
@@ -381,7 +382,7 @@ async fn results(
     table: &'static str,
 ) -> Response {
     let result = async {
-        monitor_of(&state, &model)?;
+        let monitor = monitor_of(&state, &model)?;
         let from = bound(&range.from, "from", "1970-01-01T00:00:00Z")?;
         let to = bound(&range.to, "to", "2200-01-01T00:00:00Z")?;
         let (_, schema) = state.schemas.iter().find(|(n, _)| *n == model).expect("monitored models are configured");
@@ -389,16 +390,18 @@ async fn results(
             .await
             .map_err(query_error)?;
         let window = match range.window.as_deref() {
-            None | Some("tumbling") => "tumbling",
+            None => monitor.tumbling_kind(),
+            Some("tumbling") => "tumbling",
+            Some("rows") => "rows",
             Some("rolling") => "rolling",
             Some(other) => {
-                return Err(ApiError::bad_request("invalid_parameter", "`window` is `tumbling` or `rolling`")
+                return Err(ApiError::bad_request("invalid_parameter", "`window` is `tumbling`, `rows` or `rolling`")
                     .field("window")
-                    .expected_got("tumbling or rolling", other));
+                    .expected_got("tumbling, rows or rolling", other));
             }
         };
         let sql = format!(
-            "SELECT * FROM {table} WHERE window = '{window}' AND window_start >= '{from}' AND window_start < '{to}' ORDER BY window_start"
+            "SELECT * FROM {table} WHERE window = '{window}' AND window_start >= '{from}' AND window_start < '{to}' ORDER BY window_start, window_index"
         );
 
         let out = sql::run(&ctx, &sql, &state.query.limits()).await.map_err(query_error)?;
@@ -413,8 +416,8 @@ async fn results(
         let mut windows: Vec<serde_json::Map<String, serde_json::Value>> = Vec::new();
         for row in rows {
             let serde_json::Value::Object(mut row) = row else { continue };
-            let start = row.get("window_start").cloned();
-            if windows.last().is_none_or(|w| w.get("window_start") != start.as_ref()) {
+            let id = (row.get("window_start").cloned(), row.get("window_index").cloned());
+            if windows.last().is_none_or(|w| (w.get("window_start").cloned(), w.get("window_index").cloned()) != id) {
                 let mut w = serde_json::Map::new();
                 for f in WINDOW_FIELDS {
                     if let Some(v) = row.get(f) {

@@ -344,3 +344,111 @@ fn without_a_reference_file_the_first_span_of_traffic_becomes_the_reference() {
     assert_eq!(age, vec![false, false, true], "{by_hour:?}");
     server.stop();
 }
+
+/// Posts rows `range` of `hour` (ids `h<hour>-<i>`, 5 s apart) and flushes them to the store.
+fn post_rows(server: &Server, rng: &mut StdRng, hour: i64, range: std::ops::Range<usize>, changed: bool) {
+    let records: Vec<Value> = range
+        .map(|i| {
+            let (mut r, _, _) = row(rng, changed);
+            r["prediction_id"] = json!(format!("h{hour}-{i:03}"));
+            r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
+            r
+        })
+        .collect();
+    let (status, answer) = server.post_json("/v1/models/credit/predictions", &json!(records));
+    assert_eq!(status, 200, "{answer}");
+    server.flush();
+}
+
+/// (window_index, rows, window_start) of every row-count window.
+fn row_windows(server: &Server) -> Vec<(u64, u64, String)> {
+    let drift = get(server, "/v1/models/credit/drift?window=rows");
+    drift["windows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no windows: {drift}"))
+        .iter()
+        .map(|w| {
+            assert_eq!(w["window"], "rows", "{w}");
+            let index = w["window_index"].as_u64().unwrap_or_else(|| panic!("no window_index: {w}"));
+            (index, w["rows"].as_u64().unwrap(), w["window_start"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn row_count_windows_are_blocks_in_event_time_order_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(config(dir.path()))
+        .unwrap()
+        .replace("window = \"1h\"\n", "window_rows = 500\n")
+        .replace("rolling_rows = 300\n", "");
+    let cfg = dir.path().join("rows.toml");
+    std::fs::write(&cfg, &text).unwrap();
+
+    // Both kinds of window at once is a config error that names the field.
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, text.replace("window_rows = 500\n", "window_rows = 500\nwindow = \"1h\"\n")).unwrap();
+    let out = std::process::Command::new(support::binary()).arg("check-config").arg(&both).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("analysis.window_rows: windows are either by event time"), "{stderr}");
+
+    let server = Server::start(&cfg);
+    // Four hours of 600 rows, 5 s apart; the world changes at hour 2 (row 1200). Hours are
+    // posted out of order: blocks follow event time, not arrival.
+    let mut rng = StdRng::seed_from_u64(2);
+    for hour in [1, 0, 3, 2] {
+        post_rows(&server, &mut rng, hour, 0..ROWS_PER_HOUR, hour >= 2);
+    }
+    let summary = analyze(&server);
+    assert_eq!(summary["row_windows"], json!([0, 1, 2, 3, 4]), "{summary}");
+    // Block k holds rows 500k.. in (timestamp, prediction_id) order; the last one is incomplete.
+    let blocks = vec![
+        (0, 500, "2026-11-20T00:00:00Z".to_string()),
+        (1, 500, "2026-11-20T00:41:40Z".into()), // row 500: hour 0, row 500
+        (2, 500, "2026-11-20T01:33:20Z".into()), // row 1000: hour 1, row 400
+        (3, 500, "2026-11-20T02:25:00Z".into()), // row 1500: hour 2, row 300
+        (4, 400, "2026-11-20T03:16:40Z".into()), // row 2000: hour 3, row 200
+    ];
+    assert_eq!(row_windows(&server), blocks);
+    // Without `window`, a model with `window_rows` serves its row-count windows; it has no
+    // event-time ones.
+    let default = get(&server, "/v1/models/credit/drift");
+    assert_eq!(default["windows"].as_array().unwrap().len(), 5, "{default}");
+    assert_eq!(default["windows"][0]["window_end"], "2026-11-20T00:41:35.000001Z", "{default}"); // last row + 1 µs
+    assert_eq!(get(&server, "/v1/models/credit/drift?window=tumbling")["windows"], json!([]));
+    let age: Vec<bool> =
+        drifted_by_hour(&server).iter().map(|(_, cols)| cols.iter().find(|(c, _)| c == "age").unwrap().1).collect();
+    assert_eq!((age[0], age[1], age[3], age[4]), (false, false, true, true), "{age:?}");
+    // The newest block is the latest window: /metrics and alerting see it.
+    assert!(server.metrics().contains(r#"driftwatch_window_rows{model="credit"} 400"#));
+
+    // A restart recomputes nothing.
+    server.stop();
+    let server = Server::start(&cfg);
+    let summary = analyze(&server);
+    assert_eq!((&summary["row_windows"], &summary["windows"]), (&json!([]), &json!([])), "{summary}");
+    assert_eq!(row_windows(&server), blocks);
+    assert!(server.metrics().contains(r#"driftwatch_window_rows{model="credit"} 400"#));
+
+    // New rows after the last one: only the incomplete block and the new one are computed.
+    post_rows(&server, &mut rng, 4, 0..200, true);
+    let summary = analyze(&server);
+    assert_eq!(summary["row_windows"], json!([4, 5]), "{summary}");
+    let rows: Vec<u64> = row_windows(&server).iter().map(|w| w.1).collect();
+    assert_eq!(rows, vec![500, 500, 500, 500, 500, 100]);
+    assert!(server.metrics().contains(r#"driftwatch_window_rows{model="credit"} 100"#));
+
+    // A late row in hour 1 (row 601 in order) shifts every boundary after it: block 0 stays.
+    let late = json!({"prediction_id": "late-1", "timestamp": START + 3600 + 2,
+                      "features": {"age": 30, "region": "north", "income": 30000, "vip": false}, "prediction": "bad"});
+    assert_eq!(server.post_json("/v1/models/credit/predictions", &late).0, 200);
+    server.flush();
+    let summary = analyze(&server);
+    assert_eq!(summary["row_windows"], json!([1, 2, 3, 4, 5]), "{summary}");
+    let after = row_windows(&server);
+    let rows: Vec<u64> = after.iter().map(|w| w.1).collect();
+    assert_eq!(rows, vec![500, 500, 500, 500, 500, 101]);
+    assert_eq!(after[2].2, "2026-11-20T01:33:15Z", "block 2 now starts one row earlier"); // hour 1, row 399
+    server.stop();
+}

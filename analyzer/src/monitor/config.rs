@@ -31,9 +31,15 @@ pub struct AnalysisConfig {
     /// Default: none. Example: `"1d"`.
     #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
     pub reference_span: Option<Duration>,
-    /// Length of the tumbling event-time windows. Default `"1h"`. Example: `"15m"`.
-    #[serde(with = "units::duration")]
-    pub window: Duration,
+    /// Length of the tumbling event-time windows (stored with `window = "tumbling"`). Default
+    /// `"1h"` unless `window_rows` is given. Example: `"15m"`.
+    #[serde(with = "opt_duration", skip_serializing_if = "Option::is_none")]
+    pub window: Option<Duration>,
+    /// Tumbling windows by row count instead of event time: consecutive blocks of this many rows
+    /// in (timestamp, prediction_id) order; the last, incomplete block is the current window.
+    /// Stored with `window = "rows"` and the block's number in `window_index`. Not together with
+    /// `window`. Default: none. Example: `10000`.
+    pub window_rows: Option<usize>,
     /// Also analyse the latest this-many rows (by event time) as one rolling window, recomputed
     /// whenever new data arrives; stored with `window = "rolling"`. Default: none.
     pub rolling_rows: Option<usize>,
@@ -121,7 +127,8 @@ impl Default for AnalysisConfig {
             reference_target_column: "target".into(),
             reference_rows: 1000,
             reference_span: None,
-            window: Duration::from_secs(3600),
+            window: None,
+            window_rows: None,
             rolling_rows: None,
             interval: Duration::from_secs(30),
             label_lookback: Duration::from_secs(7 * 86400),
@@ -134,11 +141,36 @@ impl Default for AnalysisConfig {
     }
 }
 
+/// How a model's traffic is cut into tumbling windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Windows {
+    /// By event time, this many µs long, aligned to the epoch.
+    Time(i64),
+    /// By row count, in (timestamp, prediction_id) order.
+    Rows(usize),
+}
+
 impl AnalysisConfig {
+    /// The tumbling windows: `window_rows` when given, else `window` (default one hour).
+    pub fn windows(&self) -> Windows {
+        match (self.window_rows, self.window) {
+            (Some(n), _) => Windows::Rows(n),
+            (None, w) => Windows::Time(w.unwrap_or(Duration::from_secs(3600)).as_micros() as i64),
+        }
+    }
+
     /// Checks ranges and test names; messages start with the field (`at` is its path prefix).
     pub fn validate(&self, at: &str, columns: &[&str]) -> Result<(), String> {
-        if self.window < Duration::from_secs(1) {
+        if self.window.is_some_and(|w| w < Duration::from_secs(1)) {
             return Err(format!("{at}.window: must be at least 1s"));
+        }
+        if self.window.is_some() && self.window_rows.is_some() {
+            return Err(format!(
+                "{at}.window_rows: windows are either by event time (`window`) or by row count (`window_rows`); give one"
+            ));
+        }
+        if self.window_rows == Some(0) {
+            return Err(format!("{at}.window_rows: must be at least 1"));
         }
         if self.interval.is_zero() {
             return Err(format!("{at}.interval: must be more than 0"));
@@ -196,5 +228,28 @@ mod opt_duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
         driftwatch_collector::config::units::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(value: serde_json::Value) -> AnalysisConfig {
+        serde_json::from_value(value).expect("a valid config")
+    }
+
+    #[test]
+    fn windows_are_by_time_or_by_rows_not_both() {
+        assert_eq!(AnalysisConfig::default().windows(), Windows::Time(3_600_000_000));
+        let rows = parse(serde_json::json!({"window_rows": 10000}));
+        assert_eq!(rows.windows(), Windows::Rows(10000));
+        assert_eq!(rows.validate("models[0].analysis", &[]), Ok(()));
+        assert_eq!(parse(serde_json::json!({"window": "15m"})).windows(), Windows::Time(900_000_000));
+        let both = parse(serde_json::json!({"window": "1h", "window_rows": 10000}));
+        let error = both.validate("models[0].analysis", &[]).unwrap_err();
+        assert!(error.starts_with("models[0].analysis.window_rows: windows are either by event time"), "{error}");
+        let zero = parse(serde_json::json!({"window_rows": 0}));
+        assert_eq!(zero.validate("m", &[]), Err("m.window_rows: must be at least 1".into()));
     }
 }

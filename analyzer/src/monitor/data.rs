@@ -22,31 +22,11 @@ pub enum Column {
 impl Column {
     /// Joins the pieces of one column, as numbers when `numeric`, else as text.
     pub fn from_arrays(arrays: &[&dyn Array], numeric: bool) -> Result<Self> {
-        let joined: ArrayRef = if arrays.is_empty() {
-            arrow::array::new_empty_array(if numeric { &DataType::Float64 } else { &DataType::Utf8 })
-        } else {
-            concat(arrays)?
-        };
-        Ok(if numeric {
-            // Timestamps become µs since the epoch (Arrow casts them to integers, not floats).
-            let joined = match joined.data_type() {
-                DataType::Timestamp(_, _) => cast(&joined, &DataType::Int64)?,
-                _ => joined,
-            };
-            let floats = cast(&joined, &DataType::Float64)?;
-            let floats = floats.as_primitive::<Float64Type>();
-            let mut values = floats.values().to_vec();
-            if floats.null_count() > 0 {
-                for (i, v) in values.iter_mut().enumerate() {
-                    if floats.is_null(i) {
-                        *v = f64::NAN;
-                    }
-                }
-            }
-            Column::Numbers(values)
-        } else {
-            Column::Strings(cast(&joined, &DataType::Utf8)?.as_string::<i32>().clone())
-        })
+        let mut column = ColumnBuilder::new(numeric);
+        for a in arrays {
+            column.push(*a)?;
+        }
+        column.finish()
     }
 
     /// Rows, missing ones included.
@@ -82,6 +62,102 @@ impl Column {
     }
 }
 
+/// A [`Column`] built piece by piece, each value copied once (no concatenation of the pieces
+/// first): a window's columns hold millions of values.
+enum ColumnBuilder {
+    Numbers(Vec<f64>),
+    Strings(Vec<ArrayRef>),
+}
+
+impl ColumnBuilder {
+    fn new(numeric: bool) -> Self {
+        if numeric { ColumnBuilder::Numbers(Vec::new()) } else { ColumnBuilder::Strings(Vec::new()) }
+    }
+
+    fn push(&mut self, piece: &dyn Array) -> Result<()> {
+        match self {
+            ColumnBuilder::Numbers(values) => {
+                // Timestamps become µs since the epoch (Arrow casts them to integers, not floats).
+                let micros;
+                let piece = match piece.data_type() {
+                    DataType::Timestamp(_, _) => {
+                        micros = cast(piece, &DataType::Int64)?;
+                        micros.as_ref()
+                    }
+                    _ => piece,
+                };
+                let floats = cast(piece, &DataType::Float64)?;
+                let floats = floats.as_primitive::<Float64Type>();
+                let from = values.len();
+                values.extend_from_slice(floats.values());
+                if floats.null_count() > 0 {
+                    for (i, v) in values[from..].iter_mut().enumerate() {
+                        if floats.is_null(i) {
+                            *v = f64::NAN;
+                        }
+                    }
+                }
+            }
+            ColumnBuilder::Strings(pieces) => pieces.push(cast(piece, &DataType::Utf8)?),
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<Column> {
+        Ok(match self {
+            ColumnBuilder::Numbers(values) => Column::Numbers(values),
+            ColumnBuilder::Strings(pieces) => {
+                let joined = match pieces.len() {
+                    0 => arrow::array::new_empty_array(&DataType::Utf8),
+                    1 => pieces[0].clone(),
+                    _ => concat(&pieces.iter().map(|a| a.as_ref()).collect::<Vec<_>>())?,
+                };
+                Column::Strings(joined.as_string::<i32>().clone())
+            }
+        })
+    }
+}
+
+/// Builds a [`Frame`] from batches as they arrive, so a window's batches need not all be held
+/// beside the frame.
+pub struct FrameBuilder {
+    rows: usize,
+    batches: usize,
+    columns: Vec<(String, usize, ColumnBuilder)>,
+}
+
+impl FrameBuilder {
+    /// A builder of the `wanted` columns (name, numeric?).
+    pub fn new(wanted: &[(String, bool)]) -> Self {
+        let columns = wanted.iter().map(|(name, numeric)| (name.clone(), 0, ColumnBuilder::new(*numeric))).collect();
+        Self { rows: 0, batches: 0, columns }
+    }
+
+    /// Appends a batch's rows.
+    pub fn push(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows();
+        self.batches += 1;
+        for (name, seen, column) in &mut self.columns {
+            if let Some(piece) = batch.column_by_name(name) {
+                column.push(piece.as_ref())?;
+                *seen += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The frame; a column absent from some batch is left out.
+    pub fn finish(self) -> Result<Frame> {
+        let mut columns = HashMap::new();
+        for (name, seen, column) in self.columns {
+            if seen == self.batches {
+                columns.insert(name, column.finish()?);
+            }
+        }
+        Ok(Frame { rows: self.rows, columns })
+    }
+}
+
 /// Named columns with the same number of rows.
 #[derive(Debug, Clone, Default)]
 pub struct Frame {
@@ -94,18 +170,11 @@ pub struct Frame {
 impl Frame {
     /// Takes `wanted` columns (name, numeric?) out of batches; absent columns are skipped.
     pub fn from_batches(batches: &[RecordBatch], wanted: &[(String, bool)]) -> Result<Self> {
-        let rows = batches.iter().map(RecordBatch::num_rows).sum();
-        let mut columns = HashMap::new();
-        for (name, numeric) in wanted {
-            let pieces: Vec<&dyn Array> =
-                batches.iter().filter_map(|b| b.column_by_name(name)).map(|a| a.as_ref()).collect();
-            if pieces.len() == batches.len() && !batches.is_empty() {
-                columns.insert(name.clone(), Column::from_arrays(&pieces, *numeric)?);
-            } else if batches.is_empty() {
-                columns.insert(name.clone(), Column::from_arrays(&[], *numeric)?);
-            }
+        let mut builder = FrameBuilder::new(wanted);
+        for b in batches {
+            builder.push(b)?;
         }
-        Ok(Self { rows, columns })
+        builder.finish()
     }
 
     /// Rows `offset..offset + len` of every column.

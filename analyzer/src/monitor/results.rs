@@ -1,5 +1,6 @@
 //! The results tables, as Parquet under `<model>/results/{drift,performance,quality}/`: one file
-//! per window, named after the window's start, so a recomputed window replaces its file.
+//! per window, named after the window's start (event-time windows) or number (row-count
+//! windows), so a recomputed window replaces its file.
 
 use std::sync::Arc;
 
@@ -9,6 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use driftwatch_collector::schema::timestamp_type;
 use driftwatch_collector::store::Store;
+use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 
@@ -18,9 +20,66 @@ use super::window::WindowResult;
 /// The three results tables.
 pub const TABLES: [&str; 3] = ["drift", "performance", "quality"];
 
+/// Which window a result belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// A tumbling event-time window, `[start, end)` in µs.
+    Tumbling {
+        /// First µs of the window.
+        start: i64,
+        /// First µs after it.
+        end: i64,
+    },
+    /// A tumbling row-count window (`window_rows`): block `index` (from 0) of the rows in
+    /// (timestamp, prediction_id) order, spanning event times `[start, end)`.
+    Rows {
+        /// The block's number.
+        index: u64,
+        /// Event time of its first row.
+        start: i64,
+        /// Event time of its last row, plus 1 µs.
+        end: i64,
+    },
+    /// The rolling "last N rows" window, spanning event times `[start, end)`.
+    Rolling {
+        /// Event time of its first row.
+        start: i64,
+        /// Event time of its last row, plus 1 µs.
+        end: i64,
+    },
+}
+
+impl Window {
+    /// The value of the `window` column: `tumbling`, `rows` or `rolling`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Window::Tumbling { .. } => "tumbling",
+            Window::Rows { .. } => "rows",
+            Window::Rolling { .. } => "rolling",
+        }
+    }
+
+    fn bounds(&self) -> (i64, i64) {
+        match *self {
+            Window::Tumbling { start, end } | Window::Rows { start, end, .. } | Window::Rolling { start, end } => {
+                (start, end)
+            }
+        }
+    }
+
+    fn index(&self) -> Option<u64> {
+        match *self {
+            Window::Rows { index, .. } => Some(index),
+            _ => None,
+        }
+    }
+}
+
 fn common() -> Vec<Field> {
     vec![
         Field::new("window", DataType::Utf8, false),
+        // Added with row-count windows; files written before lack it and read as null.
+        Field::new("window_index", DataType::UInt64, true),
         Field::new("window_start", timestamp_type(), false),
         Field::new("window_end", timestamp_type(), false),
         Field::new("computed_at", timestamp_type(), false),
@@ -67,18 +126,14 @@ fn finite(x: f64) -> Option<f64> {
     x.is_finite().then_some(x)
 }
 
-/// The window's rows of each table; `window` is `tumbling` or `rolling`.
-pub fn batches(
-    window: &str,
-    start_us: i64,
-    end_us: i64,
-    computed_us: i64,
-    r: &WindowResult,
-) -> Result<Vec<(&'static str, RecordBatch)>> {
+/// The window's rows of each table.
+pub fn batches(window: &Window, computed_us: i64, r: &WindowResult) -> Result<Vec<(&'static str, RecordBatch)>> {
     let ts = |n: usize, v: i64| Arc::new(TimestampMicrosecondArray::from_value(v, n).with_timezone("UTC")) as ArrayRef;
+    let (start_us, end_us) = window.bounds();
     let head = |n: usize| {
         vec![
-            Arc::new(StringArray::from(vec![window; n])) as ArrayRef,
+            Arc::new(StringArray::from(vec![window.kind(); n])) as ArrayRef,
+            Arc::new(UInt64Array::from(vec![window.index(); n])) as ArrayRef,
             ts(n, start_us),
             ts(n, end_us),
             ts(n, computed_us),
@@ -130,30 +185,35 @@ pub fn batches(
     ])
 }
 
-/// Path of a window's file of a table: one per tumbling window, one for the rolling window.
-pub fn path(model: &str, table: &str, window: &str, start_us: i64) -> Path {
-    match window {
-        "rolling" => Path::from(format!("{model}/results/{table}/rolling.parquet")),
-        _ => Path::from(format!("{model}/results/{table}/window-{start_us:020}.parquet")),
+/// Path of a window's file of a table: one per tumbling window (by start) and row-count window
+/// (by number), one for the rolling window.
+pub fn path(model: &str, table: &str, window: &Window) -> Path {
+    match *window {
+        Window::Rolling { .. } => Path::from(format!("{model}/results/{table}/rolling.parquet")),
+        Window::Rows { index, .. } => Path::from(format!("{model}/results/{table}/rows-{index:020}.parquet")),
+        Window::Tumbling { start, .. } => Path::from(format!("{model}/results/{table}/window-{start:020}.parquet")),
     }
 }
 
 /// Writes a window's results, replacing an earlier computation of the same window.
-pub async fn write(
-    store: &Store,
-    model: &str,
-    window: &str,
-    start_us: i64,
-    end_us: i64,
-    computed_us: i64,
-    r: &WindowResult,
-) -> Result<()> {
-    for (table, batch) in batches(window, start_us, end_us, computed_us, r)? {
+pub async fn write(store: &Store, model: &str, window: &Window, computed_us: i64, r: &WindowResult) -> Result<()> {
+    for (table, batch) in batches(window, computed_us, r)? {
         let mut buf = Vec::new();
         let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
         writer.write(&batch)?;
         writer.close()?;
-        store.put(&path(model, table, window, start_us), buf.into()).await?;
+        store.put(&path(model, table, window), buf.into()).await?;
+    }
+    Ok(())
+}
+
+/// Deletes a window's results (a row-count window that no longer exists).
+pub async fn delete(store: &Store, model: &str, window: &Window) -> Result<()> {
+    for table in TABLES {
+        match store.object_store().delete(&path(model, table, window)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(())
 }

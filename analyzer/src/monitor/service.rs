@@ -1,11 +1,14 @@
 //! The analysis loop of each model, its persisted state, and the reference's life cycle.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use arrow::array::{ArrayRef, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Int64Type};
 use bytes::Bytes;
+use datafusion::prelude::SessionContext;
 use driftwatch_collector::schema::ModelSchema;
 use driftwatch_collector::store::Store;
 use futures::TryStreamExt;
@@ -15,8 +18,8 @@ use parquet::arrow::ArrowWriter;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock, watch};
 
-use super::config::AnalysisConfig;
-use super::data::Frame;
+use super::config::{AnalysisConfig, Windows};
+use super::data::{Frame, FrameBuilder};
 use super::metrics::Metrics;
 use super::reference::{self, Profile, Reference};
 use super::window::{self, WindowResult};
@@ -36,8 +39,28 @@ pub struct State {
     pub label_files: BTreeMap<String, u64>,
     /// Windows computed: start (µs) → rows.
     pub windows: BTreeMap<i64, usize>,
+    /// The `window_rows` that `row_windows` were cut with.
+    #[serde(default)]
+    pub window_rows: Option<usize>,
+    /// Row-count windows computed, in order (block `i` is element `i`); the last one may be
+    /// incomplete.
+    #[serde(default)]
+    pub row_windows: Vec<RowWindow>,
     /// The newest window's result, exported as metrics (also after a restart).
     pub latest: Option<(i64, WindowResult)>,
+}
+
+/// Where a row-count window ends: enough to tell whether its rows are still the same.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowWindow {
+    /// Rows in it (`window_rows`, or fewer for the last block).
+    pub rows: usize,
+    /// Event time of its first row (µs).
+    pub first: i64,
+    /// Event time of its last row (µs).
+    pub last: i64,
+    /// `prediction_id` of its last row.
+    pub last_id: String,
 }
 
 /// What one run did.
@@ -45,8 +68,11 @@ pub struct State {
 pub struct RunSummary {
     /// Whether no reference is available yet (too little traffic).
     pub waiting_for_reference: bool,
-    /// Window starts (µs) recomputed by this run.
+    /// Window starts (µs) recomputed by this run: event-time windows, or the row-count
+    /// windows' first event times.
     pub windows: Vec<i64>,
+    /// Row-count windows (`window_rows`) recomputed by this run, by number.
+    pub row_windows: Vec<u64>,
     /// Whether the rolling "last N rows" window was recomputed.
     pub rolling: bool,
 }
@@ -91,6 +117,44 @@ fn hour_of(path: &str) -> Option<i64> {
     let hour: u32 = path.split("hour=").nth(1)?.get(..2)?.parse().ok()?;
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     Some(day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_micros())
+}
+
+/// The first `rows` rows of `pending`, splitting a batch when needed.
+fn take_rows(pending: &mut VecDeque<RecordBatch>, mut rows: usize) -> Vec<RecordBatch> {
+    let mut out = Vec::new();
+    while rows > 0 {
+        let Some(b) = pending.pop_front() else { break };
+        if b.num_rows() <= rows {
+            rows -= b.num_rows();
+            out.push(b);
+        } else {
+            pending.push_front(b.slice(rows, b.num_rows() - rows));
+            out.push(b.slice(0, rows));
+            rows = 0;
+        }
+    }
+    out
+}
+
+/// A block's row count, first and last event time and last `prediction_id`.
+fn row_window_key(block: &[RecordBatch]) -> Result<RowWindow> {
+    let (Some(head), Some(tail)) = (block.first(), block.last()) else {
+        return Err(Error::Reference("an empty row window".into()));
+    };
+    let value = |b: &RecordBatch, name: &str, row: usize, to: &DataType| -> Result<ArrayRef> {
+        let column = b.column_by_name(name).ok_or_else(|| Error::Reference(format!("no `{name}` column")))?;
+        Ok(arrow::compute::cast(&column.slice(row, 1), to)?)
+    };
+    let time = |b: &RecordBatch, row: usize| -> Result<i64> {
+        Ok(value(b, "timestamp", row, &DataType::Int64)?.as_primitive::<Int64Type>().value(0))
+    };
+    let last_id = value(tail, "prediction_id", tail.num_rows() - 1, &DataType::Utf8)?;
+    Ok(RowWindow {
+        rows: block.iter().map(RecordBatch::num_rows).sum(),
+        first: time(head, 0)?,
+        last: time(tail, tail.num_rows() - 1)?,
+        last_id: last_id.as_string::<i32>().value(0).to_string(),
+    })
 }
 
 impl ModelMonitor {
@@ -289,21 +353,34 @@ impl ModelMonitor {
     }
 
     /// The windows (start, µs) that overlap an hour partition.
-    fn windows_of_hour(&self, hour: i64) -> impl Iterator<Item = i64> {
-        let w = self.config.window.as_micros() as i64;
+    fn windows_of_hour(w: i64, hour: i64) -> impl Iterator<Item = i64> {
         let first = hour.div_euclid(w) * w;
         (0..).map(move |i| first + i * w).take_while(move |s| *s < hour + HOUR_US)
     }
 
-    /// The analysed columns of the rows `filter` (the rest of a SELECT) picks.
-    async fn frame(&self, ctx: &datafusion::prelude::SessionContext, filter: &str) -> Result<Frame> {
+    /// The columns a window's analysis reads, with whether each is numeric.
+    fn wanted(&self) -> Vec<(String, bool)> {
         let mut wanted = reference::analysed_columns(&self.schema);
         wanted.push(("timestamp".into(), true));
         wanted.push(("label_timestamp".into(), true));
-        let list: Vec<String> = wanted.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-        let query = format!("SELECT {} FROM predictions_labeled {filter}", list.join(", "));
-        let batches = ctx.sql(&query).await?.collect().await?;
-        Frame::from_batches(&batches, &wanted)
+        wanted
+    }
+
+    /// `SELECT` of the analysed columns (and `extra`) from the rows `filter` (the rest of the query) picks.
+    fn select(&self, extra: &str, filter: &str) -> String {
+        let list: Vec<String> = self.wanted().iter().map(|(c, _)| format!("\"{c}\"")).collect();
+        format!("SELECT {}{extra} FROM predictions_labeled {filter}", list.join(", "))
+    }
+
+    /// The analysed columns of the rows `filter` (the rest of a SELECT) picks.
+    async fn frame(&self, ctx: &datafusion::prelude::SessionContext, filter: &str) -> Result<Frame> {
+        // Batch by batch: the scan's batches are not all held beside the frame.
+        let mut stream = ctx.sql(&self.select("", filter)).await?.execute_stream().await?;
+        let mut frame = FrameBuilder::new(&self.wanted());
+        while let Some(batch) = stream.try_next().await? {
+            frame.push(&batch)?;
+        }
+        frame.finish()
     }
 
     async fn window_frame(&self, ctx: &datafusion::prelude::SessionContext, start: i64, end: i64) -> Result<Frame> {
@@ -324,6 +401,111 @@ impl ModelMonitor {
             .map_err(|e| Error::Reference(format!("analysis task failed: {e}")))
     }
 
+    /// Brings the row-count windows (`window_rows = n`) up to date; returns the number and first
+    /// event time of each window analysed.
+    ///
+    /// Rows are numbered in (timestamp, prediction_id) order, so a late row shifts the boundaries
+    /// of every block after it. The rows are read again, in order, from the first block that may
+    /// hold a changed row: the first one ending in or after the earliest hour with a new or grown
+    /// file, the first one starting within the label lookback when labels arrived, else the
+    /// incomplete last block. Blocks before it are kept as they are. A re-read block whose
+    /// rows are the ones analysed before (same count, first and last row) is not analysed again
+    /// unless labels arrived and it starts within the lookback. The rows stream through DataFusion's
+    /// sort; one block at a time is held for analysis.
+    async fn run_row_windows(
+        &self,
+        ctx: &SessionContext,
+        reference: &Arc<Reference>,
+        state: &mut State,
+        n: usize,
+        changed_from: Option<i64>,
+        horizon: Option<i64>,
+    ) -> Result<Vec<(u64, i64)>> {
+        let blocks = &state.row_windows;
+        let mut start = blocks.len() - usize::from(blocks.last().is_some_and(|b| b.rows < n));
+        let mut changed = false;
+        if state.window_rows != Some(n) {
+            // The first run, or `window_rows` changed: every block is cut anew.
+            changed = true;
+            start = 0;
+        }
+        if let Some(from) = changed_from {
+            changed = true;
+            start = start.min(blocks.iter().position(|b| b.last >= from).unwrap_or(blocks.len()));
+        }
+        if let Some(horizon) = horizon {
+            changed = true;
+            start = start.min(blocks.iter().position(|b| b.first >= horizon).unwrap_or(blocks.len()));
+        }
+        if !changed {
+            return Ok(Vec::new());
+        }
+        if state.window_rows != Some(n) {
+            state.window_rows = Some(n);
+            state.row_windows.clear();
+        }
+        let order = "ORDER BY timestamp, prediction_id";
+        let filter = match start.checked_sub(1).map(|i| &state.row_windows[i]) {
+            Some(b) => format!(
+                "WHERE (timestamp > '{t}' OR (timestamp = '{t}' AND prediction_id > '{id}')) AND date >= '{d}' {order}",
+                t = rfc3339(b.last),
+                id = b.last_id.replace('\'', "''"),
+                d = date(b.last),
+            ),
+            None => order.into(),
+        };
+        let mut stream = ctx.sql(&self.select(", \"prediction_id\"", &filter)).await?.execute_stream().await?;
+        let wanted = self.wanted();
+        let (mut pending, mut pending_rows) = (VecDeque::new(), 0);
+        let mut index = start;
+        let mut done = Vec::new();
+        let mut newest = None;
+        loop {
+            let next = stream.try_next().await?;
+            let end = next.is_none();
+            if let Some(b) = next.filter(|b| b.num_rows() > 0) {
+                pending_rows += b.num_rows();
+                pending.push_back(b);
+            }
+            while pending_rows >= n || end && pending_rows > 0 {
+                let rows = pending_rows.min(n);
+                let block = take_rows(&mut pending, rows);
+                pending_rows -= rows;
+                let key = row_window_key(&block)?;
+                let relabeled = horizon.is_some_and(|h| key.first >= h);
+                if relabeled || state.row_windows.get(index) != Some(&key) {
+                    let frame = Frame::from_batches(&block, &wanted)?;
+                    drop(block);
+                    let result = self.analyse(reference, frame).await?;
+                    let window = results::Window::Rows { index: index as u64, start: key.first, end: key.last + 1 };
+                    results::write(&self.store, &self.name, &window, chrono::Utc::now().timestamp_micros(), &result)
+                        .await?;
+                    done.push((index as u64, key.first));
+                    newest = Some((index, key.first, result));
+                    match state.row_windows.get_mut(index) {
+                        Some(b) => *b = key,
+                        None => state.row_windows.push(key),
+                    }
+                }
+                index += 1;
+            }
+            if end {
+                break;
+            }
+        }
+        // Fewer rows than before (files removed from the store): the blocks past the end go.
+        for gone in index..state.row_windows.len() {
+            let window = results::Window::Rows { index: gone as u64, start: 0, end: 0 };
+            results::delete(&self.store, &self.name, &window).await?;
+        }
+        state.row_windows.truncate(index);
+        if let Some((i, first, result)) = newest.filter(|(i, _, _)| i + 1 == index) {
+            debug_assert_eq!(i + 1, state.row_windows.len());
+            state.latest = Some((first, result));
+        }
+        Ok(done)
+    }
+
     /// Analyses every window whose data changed since the last run.
     pub async fn run_once(&self) -> Result<RunSummary> {
         let mut state = self.state.lock().await;
@@ -339,44 +521,58 @@ impl ModelMonitor {
         }
         let predictions = self.list("predictions").await?;
         let labels = self.list("labels").await?;
-        let mut todo = BTreeSet::new();
-        for (path, size) in &predictions {
-            if state.prediction_files.get(path) != Some(size) {
-                if let Some(hour) = hour_of(path) {
-                    todo.extend(self.windows_of_hour(hour));
+        let labels_changed = labels.iter().any(|(p, s)| state.label_files.get(p) != Some(s));
+        // New labels recompute the windows that start within the lookback.
+        let horizon = labels_changed
+            .then(|| chrono::Utc::now().timestamp_micros() - self.config.label_lookback.as_micros() as i64);
+        let ctx = sql::session(&self.store, &self.name, &self.schema, self.memory_limit).await?;
+        let mut done = Vec::new();
+        let mut row_windows = Vec::new();
+        match self.config.windows() {
+            Windows::Time(window_us) => {
+                let mut todo = BTreeSet::new();
+                for (path, size) in &predictions {
+                    if state.prediction_files.get(path) != Some(size) {
+                        if let Some(hour) = hour_of(path) {
+                            todo.extend(Self::windows_of_hour(window_us, hour));
+                        }
+                    }
+                }
+                if let Some(horizon) = horizon {
+                    todo.extend(state.windows.keys().copied().filter(|w| *w >= horizon));
+                }
+                for start in todo {
+                    let end = start + window_us;
+                    let frame = self.window_frame(&ctx, start, end).await?;
+                    if frame.rows == 0 {
+                        continue;
+                    }
+                    let result = self.analyse(&reference, frame).await?;
+                    let window = results::Window::Tumbling { start, end };
+                    results::write(&self.store, &self.name, &window, chrono::Utc::now().timestamp_micros(), &result)
+                        .await?;
+                    state.windows.insert(start, result.rows);
+                    if state.latest.as_ref().is_none_or(|(s, _)| *s <= start) {
+                        state.latest = Some((start, result));
+                    }
+                    done.push(start);
                 }
             }
-        }
-        let labels_changed = labels.iter().any(|(p, s)| state.label_files.get(p) != Some(s));
-        if labels_changed {
-            let horizon = chrono::Utc::now().timestamp_micros() - self.config.label_lookback.as_micros() as i64;
-            todo.extend(state.windows.keys().copied().filter(|w| *w >= horizon));
-        }
-        let ctx = sql::session(&self.store, &self.name, &self.schema, self.memory_limit).await?;
-        let window_us = self.config.window.as_micros() as i64;
-        let mut done = Vec::new();
-        for start in todo {
-            let end = start + window_us;
-            let frame = self.window_frame(&ctx, start, end).await?;
-            if frame.rows == 0 {
-                continue;
+            Windows::Rows(n) => {
+                // The earliest event time whose rows may have changed: the hour of the first
+                // new or grown file (a file without an hour in its path changes everything).
+                let changed_from = predictions
+                    .iter()
+                    .filter(|(path, size)| state.prediction_files.get(*path) != Some(size))
+                    .map(|(path, _)| hour_of(path).unwrap_or(i64::MIN))
+                    .min();
+                for (index, first) in
+                    self.run_row_windows(&ctx, &reference, &mut state, n, changed_from, horizon).await?
+                {
+                    row_windows.push(index);
+                    done.push(first);
+                }
             }
-            let result = self.analyse(&reference, frame).await?;
-            results::write(
-                &self.store,
-                &self.name,
-                "tumbling",
-                start,
-                end,
-                chrono::Utc::now().timestamp_micros(),
-                &result,
-            )
-            .await?;
-            state.windows.insert(start, result.rows);
-            if state.latest.as_ref().is_none_or(|(s, _)| *s <= start) {
-                state.latest = Some((start, result));
-            }
-            done.push(start);
         }
         let files_changed = labels_changed || predictions.iter().any(|(p, s)| state.prediction_files.get(p) != Some(s));
         let mut rolling = false;
@@ -391,7 +587,8 @@ impl ModelMonitor {
             {
                 let result = self.analyse(&reference, frame).await?;
                 let now = chrono::Utc::now().timestamp_micros();
-                results::write(&self.store, &self.name, "rolling", first as i64, last as i64 + 1, now, &result).await?;
+                let window = results::Window::Rolling { start: first as i64, end: last as i64 + 1 };
+                results::write(&self.store, &self.name, &window, now, &result).await?;
                 rolling = true;
             }
         }
@@ -410,7 +607,16 @@ impl ModelMonitor {
         if !done.is_empty() {
             tracing::info!(model = %self.name, windows = done.len(), elapsed = ?started.elapsed(), "analysed windows");
         }
-        Ok(RunSummary { waiting_for_reference: false, windows: done, rolling })
+        Ok(RunSummary { waiting_for_reference: false, windows: done, row_windows, rolling })
+    }
+
+    /// The `window` value of this model's tumbling windows in the results tables: `tumbling`
+    /// (by event time) or `rows` (by row count, `window_rows`).
+    pub fn tumbling_kind(&self) -> &'static str {
+        match self.config.windows() {
+            Windows::Time(_) => "tumbling",
+            Windows::Rows(_) => "rows",
+        }
     }
 
     /// Receives what every run publishes (the value before the first run is the saved state's).

@@ -1,6 +1,9 @@
 //! One window's analysis: drift, data quality and performance against the reference. Pure CPU
 //! work over a [`Frame`]; columns are analysed in parallel.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
 use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use serde::{Deserialize, Serialize};
 
@@ -172,11 +175,110 @@ fn labeled(column: &Column) -> Column {
     }
 }
 
+/// `f` of every item on all cores, in the items' order. Items are taken from a shared queue, so
+/// one worker left with the slow columns does not hold the others idle.
+fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
+    if workers <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut out: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("an analysis worker panicked")).collect()
+    });
+    out.sort_unstable_by_key(|(i, _)| *i);
+    out.into_iter().map(|(_, r)| r).collect()
+}
+
+/// A hasher for the few distinct categories of a column (FxHash's mixing): the default SipHash
+/// costs more than the rest of the check on millions of rows.
+#[derive(Default)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(tail) ^ bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// The data-quality rows of one feature.
+fn quality_of(name: &str, column: &Column, reference: &Reference) -> Vec<QualityRow> {
+    let rows = column.len().max(1) as f64;
+    let row = |check: &str, value: f64| QualityRow { feature: name.into(), check: check.into(), value };
+    let mut out = vec![row("missing_share", column.missing() as f64 / rows)];
+    match column {
+        Column::Numbers(v) => {
+            if let Some(&(lo, hi)) = reference.ranges.get(name) {
+                let outside = v.iter().filter(|x| x.is_finite() && (**x < lo || **x > hi)).count();
+                out.push(row("out_of_range_share", outside as f64 / rows));
+            }
+        }
+        Column::Strings(a) => {
+            if let Some(known) = reference.categories.get(name) {
+                // Each distinct value is looked up in the reference once.
+                let mut new: HashMap<&str, bool, BuildHasherDefault<FastHasher>> = HashMap::default();
+                let mut new_rows = 0usize;
+                for v in a.iter().flatten() {
+                    if *new.entry(v).or_insert_with(|| !known.contains(v)) {
+                        new_rows += 1;
+                    }
+                }
+                out.push(row("new_categories", new.values().filter(|n| **n).count() as f64));
+                out.push(row("new_category_share", new_rows as f64 / rows));
+            }
+        }
+    }
+    out
+}
+
+/// One unit of a window's analysis.
+enum Task<'a> {
+    Drift(&'a str, Role, ColumnKind, &'a Column, &'a Column),
+    Quality(&'a str, &'a Column),
+}
+
 /// Analyses one window of `current` rows against the reference.
 pub fn analyse(current: &Frame, reference: &Reference, schema: &ModelSchema, config: &AnalysisConfig) -> WindowResult {
     let columns = tested_columns(schema);
     let labels = current.get("label").map(labeled);
-    let jobs: Vec<(&str, Role, ColumnKind, &Column, &Column)> = columns
+    let mut tasks: Vec<Task<'_>> = columns
         .iter()
         .filter_map(|(name, role, kind)| {
             let cur = if *role == Role::Target { labels.as_ref()? } else { current.get(name)? };
@@ -184,75 +286,39 @@ pub fn analyse(current: &Frame, reference: &Reference, schema: &ModelSchema, con
             if *role == Role::Target && (cur.is_empty() || reference.len() == reference.missing()) {
                 return None;
             }
-            Some((name.as_str(), *role, *kind, cur, reference))
+            Some(Task::Drift(name.as_str(), *role, *kind, cur, reference))
         })
         .collect();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len().max(1));
-    let mut drift: Vec<DriftRow> = Vec::with_capacity(jobs.len());
-    std::thread::scope(|s| {
-        let chunks: Vec<_> = jobs
-            .chunks(jobs.len().div_ceil(workers).max(1))
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(n, role, kind, cur, r)| drift_one(n, *role, *kind, cur, r, config))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for c in chunks {
-            drift.extend(c.join().expect("a drift worker panicked"));
-        }
+    let drift_tasks = tasks.len();
+    tasks.extend(
+        schema
+            .features
+            .iter()
+            .filter(|f| f.kind != FeatureKind::Embedding)
+            .filter_map(|f| Some(Task::Quality(f.name.as_str(), current.get(&f.name)?))),
+    );
+    // The slowest tasks (numerical drift: sorting) start first; results keep the tasks' order.
+    let mut order: Vec<usize> = (0..tasks.len()).collect();
+    order.sort_by_key(|&i| match &tasks[i] {
+        Task::Drift(_, _, ColumnKind::Numerical, ..) => 0,
+        Task::Drift(..) => 1,
+        Task::Quality(..) => 2,
     });
+    let outputs = parallel_map(&order, |&i| match &tasks[i] {
+        Task::Drift(n, role, kind, cur, r) => (i, vec![drift_one(n, *role, *kind, cur, r, config)], Vec::new()),
+        Task::Quality(n, column) => (i, Vec::new(), quality_of(n, column, reference)),
+    });
+    let mut outputs: Vec<_> = outputs.into_iter().collect();
+    outputs.sort_unstable_by_key(|(i, _, _)| *i);
+    let mut drift: Vec<DriftRow> = Vec::with_capacity(drift_tasks);
+    let mut quality = Vec::new();
+    for (_, d, q) in outputs {
+        drift.extend(d);
+        quality.extend(q);
+    }
     let tested = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none()).count();
     let drifted = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none() && r.drifted).count();
     let drift_share = if tested == 0 { 0.0 } else { drifted as f64 / tested as f64 };
-
-    let mut quality = Vec::new();
-    for f in schema.features.iter().filter(|f| f.kind != FeatureKind::Embedding) {
-        let Some(column) = current.get(&f.name) else { continue };
-        let rows = column.len().max(1) as f64;
-        quality.push(QualityRow {
-            feature: f.name.clone(),
-            check: "missing_share".into(),
-            value: column.missing() as f64 / rows,
-        });
-        match column {
-            Column::Numbers(v) => {
-                if let Some(&(lo, hi)) = reference.ranges.get(&f.name) {
-                    let out = v.iter().filter(|x| x.is_finite() && (**x < lo || **x > hi)).count();
-                    quality.push(QualityRow {
-                        feature: f.name.clone(),
-                        check: "out_of_range_share".into(),
-                        value: out as f64 / rows,
-                    });
-                }
-            }
-            Column::Strings(a) => {
-                if let Some(known) = reference.categories.get(&f.name) {
-                    let mut new = std::collections::HashSet::new();
-                    let mut new_rows = 0usize;
-                    for v in a.iter().flatten() {
-                        if !known.contains(v) {
-                            new.insert(v);
-                            new_rows += 1;
-                        }
-                    }
-                    quality.push(QualityRow {
-                        feature: f.name.clone(),
-                        check: "new_categories".into(),
-                        value: new.len() as f64,
-                    });
-                    quality.push(QualityRow {
-                        feature: f.name.clone(),
-                        check: "new_category_share".into(),
-                        value: new_rows as f64 / rows,
-                    });
-                }
-            }
-        }
-    }
 
     let labeled_rows = labels.as_ref().map_or(0, Column::len);
     let performance = super::performance::window_performance(current, reference, schema, config);
