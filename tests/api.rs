@@ -25,9 +25,10 @@ fn openapi_describes_exactly_the_routes_served() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&config(dir.path(), ""));
     for (method, path) in &described {
-        let url = server.url(&path.replace("{model}", "credit"));
+        let url = server.url(&path.replace("{model}", "credit").replace("{id}", "x"));
         let request = match method.as_str() {
             "GET" => client().get(&url),
+            "DELETE" => client().delete(&url),
             "POST" => client().post(&url).header("content-type", "application/json").body("{}"),
             other => panic!("unexpected method {other}"),
         };
