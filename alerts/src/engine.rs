@@ -307,14 +307,13 @@ impl Engine {
         let dashboard = self.dashboard(&obs.model);
         let transitions = rules::evaluate(&self.rules, obs, &dashboard, &mut state.alerts);
         for t in &transitions {
-            let a = state.alerts.get(&t.fingerprint);
             let event = Event {
                 at: rfc3339(obs.at),
                 event: t.to.map_or("inactive", State::as_str).into(),
                 model: obs.model.clone(),
-                alertname: a.map(|a| a.rule.clone()),
+                alertname: Some(t.rule.clone()),
                 fingerprint: Some(t.fingerprint.clone()),
-                value: a.map(|a| a.value),
+                value: Some(t.value),
                 receiver: None,
                 notification_id: None,
                 message: None,

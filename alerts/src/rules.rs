@@ -156,6 +156,10 @@ pub struct Tracked {
 pub struct Transition {
     /// The alert's fingerprint.
     pub fingerprint: String,
+    /// The rule that raised it.
+    pub rule: String,
+    /// The watched value at the transition.
+    pub value: f64,
     /// The state entered; `None` when a pending alert went back to inactive.
     pub to: Option<State>,
 }
@@ -230,8 +234,8 @@ fn apply(alerts: &mut BTreeMap<String, Tracked>, fp: &str, next: Option<Tracked>
         (Some(State::Resolved), None) | (None, None) => false,
         (b, a) => b != a,
     };
-    if changed {
-        out.push(Transition { fingerprint: fp.into(), to: after });
+    if let (true, Some(a)) = (changed, next.as_ref().or(alerts.get(fp))) {
+        out.push(Transition { fingerprint: fp.into(), rule: a.rule.clone(), value: a.value, to: after });
     }
     match next {
         Some(a) => {
@@ -378,7 +382,8 @@ mod tests {
         evaluate(&rules, &obs(0, 0, 0.9), "", &mut alerts);
         evaluate(&rules, &obs(1, 1, 0.9), "", &mut alerts);
         let t = evaluate(&rules, &obs(2, 2, 0.2), "", &mut alerts);
-        assert_eq!(t, [Transition { fingerprint: t[0].fingerprint.clone(), to: None }]);
+        assert_eq!(t.len(), 1);
+        assert_eq!((t[0].rule.as_str(), t[0].to), ("Drift", None));
         assert!(alerts.is_empty());
         // A new streak starts from one.
         evaluate(&rules, &obs(3, 3, 0.9), "", &mut alerts);
