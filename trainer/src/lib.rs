@@ -52,6 +52,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// target; logistic regression needs classes, ridge needs numbers, gradient boosting takes either.
 pub fn train(spec: &TrainSpec, data: &TrainData) -> Result<Trained> {
     validate(spec)?;
+    for f in data.features.features() {
+        if f.name.starts_with(onnx::INTERNAL_PREFIX) || onnx::OUTPUT_NAMES.contains(&f.name.as_str()) {
+            return Err(Error::InvalidData(format!(
+                "feature name '{}' is reserved: the ONNX graph uses it (outputs {:?}, names starting with '{}')",
+                f.name,
+                onnx::OUTPUT_NAMES,
+                onnx::INTERNAL_PREFIX
+            )));
+        }
+    }
     let standardize = !matches!(spec, TrainSpec::GradientBoosting(_));
     let preprocessor = preprocess::Preprocessor::fit(&data.features, standardize)?;
     let x = preprocessor.transform(&data.features)?;

@@ -14,6 +14,10 @@ pub(crate) const IR_VERSION: i64 = 8;
 pub(crate) const OPSET: i64 = 13;
 /// `ai.onnx.ml` opset the graphs use (TreeEnsemble*, OneHotEncoder).
 pub(crate) const ML_OPSET: i64 = 3;
+/// Names of the graph's intermediate values and initializers start with this; feature names may not.
+pub(crate) const INTERNAL_PREFIX: &str = "driftwatch.";
+/// The graph's output names (`docs/models.md`); feature names may not be one of them.
+pub(crate) const OUTPUT_NAMES: [&str; 3] = ["label", "probabilities", "variable"];
 /// The ONNX-ML operator domain.
 pub(crate) const ML_DOMAIN: &str = "ai.onnx.ml";
 
@@ -247,10 +251,11 @@ pub(crate) struct GraphBuilder {
 }
 
 impl GraphBuilder {
-    /// A fresh value name with a readable stem.
+    /// A fresh value name with a readable stem, in the reserved [`INTERNAL_PREFIX`] namespace so
+    /// that it never meets a feature name.
     pub(crate) fn fresh(&mut self, stem: &str) -> String {
         self.counter += 1;
-        format!("{stem}_{}", self.counter)
+        format!("{INTERNAL_PREFIX}{stem}_{}", self.counter)
     }
 
     /// Adds a float initializer and returns its name.

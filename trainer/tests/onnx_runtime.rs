@@ -388,3 +388,47 @@ fn training_is_deterministic() {
         assert_eq!(train(&spec, &data).unwrap().to_onnx(), train(&spec, &data).unwrap().to_onnx());
     }
 }
+
+/// A rare positive class (about 5%): the base score is far from 0, so every leaf of the first round
+/// has the same sign. ONNX Runtime's one-weight binary encoding would change meaning here; the
+/// export writes two classes and must still agree. Also scores a batch of one row.
+#[test]
+fn gradient_boosting_imbalanced_binary_and_single_row() {
+    let s = synthetic(1200, 31, true);
+    let target = Target::Classes(
+        s.latent.iter().map(|(a, b, ..)| if a + 0.5 * b > 1.8 { "rare" } else { "common" }.to_string()).collect(),
+    );
+    let Target::Classes(labels) = &target else { unreachable!() };
+    let rare = labels.iter().filter(|l| *l == "rare").count();
+    assert!(rare > 20 && rare < 120, "{rare} rare rows");
+    for (kind, spec) in [("gradient boosting, imbalanced", gbm(30)), ("logistic regression, imbalanced", logistic())] {
+        let model = train(&spec, &TrainData::new(s.data.clone(), target.clone()).unwrap()).unwrap();
+        compare(kind, &model, &scoring_rows(&s.data), &InputLayout::PerFeature);
+        let one = Data::new(
+            s.data
+                .features()
+                .iter()
+                .map(|f| Feature {
+                    name: f.name.clone(),
+                    column: match &f.column {
+                        Column::Numerical(v) => Column::Numerical(v[..1].to_vec()),
+                        Column::Boolean(v) => Column::Boolean(v[..1].to_vec()),
+                        Column::Categorical(v) => Column::Categorical(v[..1].to_vec()),
+                    },
+                })
+                .collect(),
+        )
+        .unwrap();
+        compare(&format!("{kind}, one row"), &model, &one, &InputLayout::PerFeature);
+    }
+}
+
+#[test]
+fn reserved_feature_names_are_refused() {
+    for name in ["label", "probabilities", "variable", "driftwatch.x"] {
+        let data = Data::new(vec![Feature::numerical(name, vec![0.0, 1.0, 2.0, 3.0])]).unwrap();
+        let target = Target::Classes(["a", "a", "b", "b"].map(String::from).to_vec());
+        let err = train(&logistic(), &TrainData::new(data, target).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("reserved"), "{err}");
+    }
+}
