@@ -36,6 +36,10 @@ pub struct Config {
     /// `[alerts]`: rules, receivers, silences' companions (inhibition) and delivery.
     #[serde(default)]
     pub alerts: driftwatch_alerts::AlertsConfig,
+    /// `[proxy]`: settings of `driftwatch proxy --config FILE` (flags win over them); `serve`
+    /// ignores the section. See `docs/proxy.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<crate::proxy::config::ProxyConfig>,
 }
 
 /// `[server]`.
@@ -339,6 +343,23 @@ mod docs {
             from: Some("a@b".into()),
             to: vec!["c@d".into()],
         });
+        let mut proxy = crate::proxy::config::ProxyConfig {
+            metrics_listen: Some("127.0.0.1:9464".parse().unwrap()),
+            collector: Some("http://c".into()),
+            collector_token_env: Some("T".into()),
+            spool_dir: Some("/spool".into()),
+            ..Default::default()
+        };
+        proxy.extract.prediction_output = Some("label".into());
+        proxy.extract.scores_output = Some("probabilities".into());
+        proxy.extract.model_version = Some("v1".into());
+        proxy.extract.feature_names = vec!["a".into()];
+        proxy.extract.mapping = Some(crate::proxy::config::Mapping {
+            features: vec![("a".into(), "/a".into())],
+            scores: Some("/s".into()),
+            ..Default::default()
+        });
+        config.proxy = Some(proxy);
         config.alerts.inhibit_rules.push(driftwatch_alerts::config::InhibitRule {
             source: [("alertname".to_string(), "A".to_string())].into_iter().collect(),
             target: [("alertname".to_string(), "B".to_string())].into_iter().collect(),

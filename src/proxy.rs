@@ -34,34 +34,37 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use self::capture::{CaptureQueue, Sink};
-use self::config::{DEFAULT_PREDICT_PATHS, ExtractConfig, Mapping, ProxyConfig};
+use self::config::{ExtractConfig, Mapping, ProxyConfig};
 use self::forward::Forwarder;
 use self::metrics::ProxyMetrics;
 use self::remote::Remote;
 
 /// Arguments of `driftwatch proxy`. Sizes take units (`1MiB`), durations too (`250ms`, `30s`).
+/// Every setting can also come from a `[proxy]` section of the `--config` file; a flag (or its
+/// environment variable) wins over the file, the file over the default.
 #[derive(clap::Args, Debug)]
 pub struct ProxyArgs {
-    /// Address clients connect to, e.g. `0.0.0.0:8081` (port 0 picks a free one).
-    #[arg(long, env = "DRIFTWATCH_PROXY_LISTEN", default_value = "127.0.0.1:8081")]
-    pub listen: SocketAddr,
-    /// Base URL of the predictor, plain HTTP, e.g. `http://127.0.0.1:8080`.
+    /// Address clients connect to, e.g. `0.0.0.0:8081` (port 0 picks a free one) [default: 127.0.0.1:8081].
+    #[arg(long, env = "DRIFTWATCH_PROXY_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Base URL of the predictor, plain HTTP, e.g. `http://127.0.0.1:8080` (required, here or in `[proxy]`).
     #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM")]
-    pub upstream: String,
+    pub upstream: Option<String>,
     /// Speak HTTP/2 with prior knowledge (h2c) to the upstream instead of HTTP/1.1.
     #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_HTTP2")]
     pub upstream_http2: bool,
-    /// Longest wait for the upstream's response headers; then the client gets 504.
-    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub upstream_timeout: Duration,
-    /// Longest wait for a connection to the upstream; then the client gets 502.
-    #[arg(long, env = "DRIFTWATCH_PROXY_CONNECT_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
-    pub connect_timeout: Duration,
-    /// The model captured rows belong to.
+    /// Longest wait for the upstream's response headers; then the client gets 504 [default: 30s].
+    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_TIMEOUT", value_parser = parse_duration)]
+    pub upstream_timeout: Option<Duration>,
+    /// Longest wait for a connection to the upstream; then the client gets 502 [default: 5s].
+    #[arg(long, env = "DRIFTWATCH_PROXY_CONNECT_TIMEOUT", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// The model captured rows belong to (required, here or in `[proxy]`).
     #[arg(long, env = "DRIFTWATCH_PROXY_MODEL")]
-    pub model: String,
-    /// Local collector: the driftwatch config whose store and `[[models]]` schema take the rows.
-    #[arg(long, short, env = "DRIFTWATCH_CONFIG", conflicts_with = "collector", required_unless_present = "collector")]
+    pub model: Option<String>,
+    /// The driftwatch config: its `[proxy]` section supplies settings not given as flags, and,
+    /// without a remote collector, its store and `[[models]]` schema take the rows (local collector).
+    #[arg(long, short, env = "DRIFTWATCH_CONFIG", required_unless_present = "collector")]
     pub config: Option<PathBuf>,
     /// Remote collector: base URL of a central `driftwatch serve`, e.g. `http://driftwatch:8080`.
     #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR")]
@@ -69,19 +72,19 @@ pub struct ProxyArgs {
     /// Bearer token for the remote collector (a token with the `ingest` scope).
     #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TOKEN", hide_env_values = true)]
     pub collector_token: Option<String>,
-    /// Longest wait for one POST to the remote collector.
-    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
-    pub collector_timeout: Duration,
-    /// Longest pause between delivery attempts while the remote collector is down.
-    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_MAX_BACKOFF", default_value = "5s", value_parser = parse_duration)]
-    pub collector_max_backoff: Duration,
+    /// Longest wait for one POST to the remote collector [default: 10s].
+    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TIMEOUT", value_parser = parse_duration)]
+    pub collector_timeout: Option<Duration>,
+    /// Longest pause between delivery attempts while the remote collector is down [default: 5s].
+    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_MAX_BACKOFF", value_parser = parse_duration)]
+    pub collector_max_backoff: Option<Duration>,
     /// Folder for rows the remote collector has not taken yet (kept across restarts); default
     /// `driftwatch-spool-<model>` in the temporary folder. Use a volume in Kubernetes.
     #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
-    /// Most bytes the spool holds; beyond it new rows are dropped and counted (`spool_full`).
-    #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_MAX_BYTES", default_value = "512MiB", value_parser = parse_bytes)]
-    pub spool_max_bytes: u64,
+    /// Most bytes the spool holds; beyond it new rows are dropped and counted (`spool_full`) [default: 512MiB].
+    #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_MAX_BYTES", value_parser = parse_bytes)]
+    pub spool_max_bytes: Option<u64>,
     /// Serve `/metrics`, `/healthz` and `/readyz` here (apart from --listen, so no upstream path is
     /// shadowed), e.g. `0.0.0.0:9464`. Not served when absent.
     #[arg(long, env = "DRIFTWATCH_PROXY_METRICS_LISTEN")]
@@ -91,15 +94,15 @@ pub struct ProxyArgs {
     /// /v1/models/*:predict, /predict, /invocations.
     #[arg(long = "predict-path", env = "DRIFTWATCH_PROXY_PREDICT_PATHS", value_delimiter = ',')]
     pub predict_paths: Vec<String>,
-    /// Largest request or response body captured; larger ones stream through and count as dropped.
-    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_MAX_BYTES", default_value = "1MiB", value_parser = parse_bytes)]
-    pub capture_max_bytes: u64,
-    /// Captured exchanges waiting to be stored; when full, new ones are dropped and counted.
-    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_QUEUE", default_value_t = 1024)]
-    pub capture_queue: usize,
-    /// Rows written to the collector in one batch at most.
-    #[arg(long, env = "DRIFTWATCH_PROXY_BATCH_MAX_ROWS", default_value_t = 1000)]
-    pub batch_max_rows: usize,
+    /// Largest request or response body captured; larger ones stream through and count as dropped [default: 1MiB].
+    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_MAX_BYTES", value_parser = parse_bytes)]
+    pub capture_max_bytes: Option<u64>,
+    /// Captured exchanges waiting to be stored; when full, new ones are dropped and counted [default: 1024].
+    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_QUEUE")]
+    pub capture_queue: Option<usize>,
+    /// Rows written to the collector in one batch at most [default: 1000].
+    #[arg(long, env = "DRIFTWATCH_PROXY_BATCH_MAX_ROWS")]
+    pub batch_max_rows: Option<usize>,
     /// Names of positional features (TF-Serving list instances, OIP inputs holding vectors of
     /// this length), comma-separated.
     #[arg(long, env = "DRIFTWATCH_PROXY_FEATURE_NAMES", value_delimiter = ',')]
@@ -114,7 +117,7 @@ pub struct ProxyArgs {
     #[arg(long, env = "DRIFTWATCH_PROXY_MODEL_VERSION")]
     pub model_version: Option<String>,
     /// Mapping: JSON pointer to the request's rows (an array, or one object). Setting any mapping
-    /// flag turns shape detection off.
+    /// flag turns shape detection off (and replaces a `[proxy.extract.mapping]` from the file).
     #[arg(long)]
     pub request_rows: Option<String>,
     /// Mapping: a feature as NAME=POINTER, the pointer within one request row. Repeatable.
@@ -129,14 +132,14 @@ pub struct ProxyArgs {
     /// Mapping: JSON pointer to the scores within one response row.
     #[arg(long)]
     pub scores_pointer: Option<String>,
-    /// How long shutdown waits for requests in flight, then for the capture queue to drain.
-    #[arg(long, env = "DRIFTWATCH_PROXY_SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
+    /// How long shutdown waits for requests in flight, then for the capture queue to drain [default: 30s].
+    #[arg(long, env = "DRIFTWATCH_PROXY_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
+    pub shutdown_timeout: Option<Duration>,
 }
 
 impl ProxyArgs {
-    /// The settings these flags give, validated.
-    pub fn into_config(self) -> anyhow::Result<ProxyConfig> {
+    /// The settings these flags give over `file` (the `[proxy]` section, or the defaults), validated.
+    pub fn into_config(self, file: ProxyConfig) -> anyhow::Result<ProxyConfig> {
         let mapped = self.request_rows.is_some()
             || self.response_rows.is_some()
             || self.prediction_pointer.is_some()
@@ -159,52 +162,68 @@ impl ProxyArgs {
                 scores: self.scores_pointer,
             })
         } else {
-            None
+            file.extract.mapping
         };
+        let collector_token = match (self.collector_token, &file.collector_token_env) {
+            (Some(token), _) => Some(token),
+            (None, Some(var)) => Some(
+                std::env::var(var)
+                    .map_err(|_| anyhow::anyhow!("proxy.collector_token_env: environment variable {var} is not set"))?,
+            ),
+            (None, None) => None,
+        };
+        let or_file = |flag: Vec<String>, file: Vec<String>| if flag.is_empty() { file } else { flag };
         let config = ProxyConfig {
-            listen: self.listen,
-            upstream: self.upstream,
-            upstream_http2: self.upstream_http2,
-            upstream_timeout: self.upstream_timeout,
-            connect_timeout: self.connect_timeout,
-            model: self.model,
-            metrics_listen: self.metrics_listen,
-            predict_paths: if self.predict_paths.is_empty() {
-                DEFAULT_PREDICT_PATHS.iter().map(|p| p.to_string()).collect()
-            } else {
-                self.predict_paths
-            },
-            capture_max_bytes: self.capture_max_bytes,
-            capture_queue: self.capture_queue,
-            batch_max_rows: self.batch_max_rows,
+            listen: self.listen.unwrap_or(file.listen),
+            upstream: self.upstream.unwrap_or(file.upstream),
+            upstream_http2: self.upstream_http2 || file.upstream_http2,
+            upstream_timeout: self.upstream_timeout.unwrap_or(file.upstream_timeout),
+            connect_timeout: self.connect_timeout.unwrap_or(file.connect_timeout),
+            model: self.model.unwrap_or(file.model),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            predict_paths: or_file(self.predict_paths, file.predict_paths),
+            capture_max_bytes: self.capture_max_bytes.unwrap_or(file.capture_max_bytes),
+            capture_queue: self.capture_queue.unwrap_or(file.capture_queue),
+            batch_max_rows: self.batch_max_rows.unwrap_or(file.batch_max_rows),
             extract: ExtractConfig {
-                feature_names: self.feature_names,
-                prediction_output: self.prediction_output,
-                scores_output: self.scores_output,
-                model_version: self.model_version,
+                feature_names: or_file(self.feature_names, file.extract.feature_names),
+                prediction_output: self.prediction_output.or(file.extract.prediction_output),
+                scores_output: self.scores_output.or(file.extract.scores_output),
+                model_version: self.model_version.or(file.extract.model_version),
                 mapping,
             },
             config: self.config,
-            collector: self.collector,
-            collector_token: self.collector_token,
-            collector_timeout: self.collector_timeout,
-            collector_max_backoff: self.collector_max_backoff,
-            spool_dir: self.spool_dir,
-            spool_max_bytes: self.spool_max_bytes,
-            shutdown_timeout: self.shutdown_timeout,
+            collector: self.collector.or(file.collector),
+            collector_token,
+            collector_token_env: file.collector_token_env,
+            collector_timeout: self.collector_timeout.unwrap_or(file.collector_timeout),
+            collector_max_backoff: self.collector_max_backoff.unwrap_or(file.collector_max_backoff),
+            spool_dir: self.spool_dir.or(file.spool_dir),
+            spool_max_bytes: self.spool_max_bytes.unwrap_or(file.spool_max_bytes),
+            shutdown_timeout: self.shutdown_timeout.unwrap_or(file.shutdown_timeout),
         };
+        if config.upstream.is_empty() {
+            anyhow::bail!("--upstream: give the predictor's URL, as a flag or as `upstream` in [proxy]");
+        }
+        if config.model.is_empty() {
+            anyhow::bail!("--model: give the model's name, as a flag or as `model` in [proxy]");
+        }
         config.validate().map_err(anyhow::Error::msg)?;
         Ok(config)
     }
 }
 
-/// Runs the proxy until SIGINT or SIGTERM, then shuts it down gracefully.
+/// Runs `driftwatch proxy` until SIGINT or SIGTERM.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    let config = args.into_config()?;
+    let file = match &args.config {
+        Some(path) => section(path)?,
+        None => ProxyConfig::default(),
+    };
+    let config = args.into_config(file)?;
     let upstream = config.upstream.clone();
-    let sink = match (&config.config, &config.collector) {
-        (Some(path), _) => format!("local collector ({})", path.display()),
-        (_, Some(url)) => format!("remote collector {url}"),
+    let sink = match (&config.collector, &config.config) {
+        (Some(url), _) => format!("remote collector {url}"),
+        (None, Some(path)) => format!("local collector ({})", path.display()),
         _ => String::new(),
     };
     let proxy = Proxy::start(config).await?;
@@ -220,6 +239,21 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     proxy.shutdown().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// The `[proxy]` section of a config file (defaults when the file has none). Only this section is
+/// read here; the rest of the file is checked when it serves as the local collector's config.
+pub fn section(path: &std::path::Path) -> anyhow::Result<ProxyConfig> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read config file {}: {e}", path.display()))?;
+    let mut table: toml::Table =
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().trim_end()))?;
+    match table.remove("proxy") {
+        Some(value) => value
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("{}: [proxy]: {}", path.display(), e.to_string().trim_end())),
+        None => Ok(ProxyConfig::default()),
+    }
 }
 
 /// A running proxy.
@@ -248,7 +282,18 @@ impl Proxy {
         let (stop, stopped) = watch::channel(false);
         let mut collector = None;
         let mut delivery = None;
-        let sink = if let Some(path) = &config.config {
+        let sink = if let Some(base) = config.collector.clone() {
+            let spool_dir = config
+                .spool_dir
+                .clone()
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("driftwatch-spool-{}", config.model)));
+            let remote = Arc::new(Remote::new(&config, &base, &spool_dir, metrics.clone())?);
+            let (tx, rx) = watch::channel(false);
+            delivery = Some((tx, tokio::spawn(remote.clone().run_delivery(rx))));
+            Sink::Remote(remote)
+        } else {
+            let path =
+                config.config.as_ref().ok_or_else(|| anyhow::anyhow!("--config: needed for the local collector"))?;
             let loaded = crate::config::load(path)?;
             let store = Store::open(&loaded.store_root())?;
             let schemas: Vec<_> = crate::server::fixed_schemas(&loaded, &store, true)
@@ -270,16 +315,6 @@ impl Proxy {
             let model = opened.model(&config.model).cloned().ok_or_else(|| anyhow::anyhow!("model not opened"))?;
             collector = Some(opened);
             Sink::Local(model)
-        } else {
-            let base = config.collector.clone().unwrap_or_default();
-            let spool_dir = config
-                .spool_dir
-                .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join(format!("driftwatch-spool-{}", config.model)));
-            let remote = Arc::new(Remote::new(&config, &base, &spool_dir, metrics.clone())?);
-            let (tx, rx) = watch::channel(false);
-            delivery = Some((tx, tokio::spawn(remote.clone().run_delivery(rx))));
-            Sink::Remote(remote)
         };
         let (queue, rx) = CaptureQueue::new(config.capture_queue, metrics.clone());
         let forwarder = Arc::new(Forwarder::new(&config, Arc::new(queue), metrics.clone())?);

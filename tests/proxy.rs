@@ -635,6 +635,51 @@ fn captures_with_json_pointer_mapping() {
     assert_eq!(got, want);
 }
 
+/// The same mapping from a `[proxy]` section of the config file; flags still win over it (the
+/// section's `listen` is an address this machine cannot bind, and the flag replaces it).
+#[test]
+fn takes_its_settings_from_a_proxy_section() {
+    let up = upstream(false);
+    let dir = tempfile::tempdir().unwrap();
+    let section = format!(
+        r#"
+[proxy]
+listen = "192.0.2.1:8081"
+upstream = "http://{}"
+model = "credit"
+predict_paths = ["/custom"]
+
+[proxy.extract]
+model_version = "v9"
+
+[proxy.extract.mapping]
+request_rows = "/data/rows"
+features = [["age", "/person/age"], ["region", "/person/region"], ["vip", "/vip"]]
+response_rows = "/result"
+prediction = "/label"
+scores = "/p"
+"#,
+        up.addr
+    );
+    let config = support::config(dir.path(), &section);
+    let proxy = Proc::proxy(&["--config", config.to_str().unwrap()]);
+    let body = json!({"data": {"rows": [{"person": {"age": 52, "region": "n"}, "vip": true}]}});
+    let r = post(&proxy.url("/custom"), &[("x-request-id", "sec")], body.to_string());
+    assert_eq!(r.json::<Value>().unwrap(), predict_answer("/custom", &body));
+    wait_until(Duration::from_secs(30), "rows acknowledged", || proxy.metric("driftwatch_capture_rows_total") >= 1.0);
+    proxy.stop();
+    assert_eq!(stored_rows(&config), BTreeMap::from([("sec".to_string(), expected(52.0, "n", true, true))]));
+
+    // `serve` accepts the same file; a mistake in the section is named.
+    let out = Command::new(binary()).args(["check-config"]).arg(&config).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bad = support::config(dir.path(), "[proxy]\nupstreem = \"http://x\"\n");
+    let out =
+        Command::new(binary()).args(["proxy", "--config"]).arg(&bad).env_remove("DRIFTWATCH_CONFIG").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("[proxy]") && err.contains("upstreem"), "{err}");
+}
+
 /// A central collector for remote mode that holds every POST until released, counting them.
 struct StallingCollector {
     addr: SocketAddr,

@@ -53,14 +53,19 @@ pub struct ProxyConfig {
     pub batch_max_rows: usize,
     /// How features and predictions are read from bodies.
     pub extract: ExtractConfig,
-    /// Local collector: the driftwatch TOML config whose store and model schema receive the rows.
-    /// Exactly one of `config` and `collector` is set. Example: `"/etc/driftwatch/driftwatch.toml"`.
+    /// Local collector: the driftwatch TOML config whose store and model schema receive the rows
+    /// (unless `collector` is set). Set by `--config`; not a `[proxy]` field.
+    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Remote collector: base URL of a central `driftwatch serve`. Example: `"http://driftwatch:8080"`.
+    /// Remote collector: base URL of a central `driftwatch serve`; rows go there instead of the
+    /// local store. Example: `"http://driftwatch:8080"`.
     pub collector: Option<String>,
-    /// Bearer token for the remote collector (needs the `ingest` scope). Default: none.
-    #[serde(skip_serializing)]
+    /// Bearer token for the remote collector (needs the `ingest` scope). Given by
+    /// `--collector-token` or, in `[proxy]`, through `collector_token_env`. Default: none.
+    #[serde(skip)]
     pub collector_token: Option<String>,
+    /// `[proxy]` only: environment variable holding the remote collector's token.
+    pub collector_token_env: Option<String>,
     /// Longest wait for one POST to the remote collector. Default `"10s"`.
     #[serde(with = "units::duration")]
     pub collector_timeout: Duration,
@@ -99,6 +104,7 @@ impl Default for ProxyConfig {
             config: None,
             collector: None,
             collector_token: None,
+            collector_token_env: None,
             collector_timeout: Duration::from_secs(10),
             collector_max_backoff: Duration::from_secs(5),
             spool_dir: None,
@@ -156,12 +162,8 @@ impl ProxyConfig {
                 self.model
             ));
         }
-        match (&self.config, &self.collector) {
-            (Some(_), Some(_)) => return Err("--config and --collector: give one, not both".into()),
-            (None, None) => {
-                return Err("give --config FILE (local collector) or --collector URL (remote driftwatch)".into());
-            }
-            _ => {}
+        if self.config.is_none() && self.collector.is_none() {
+            return Err("give --config FILE (local collector) or --collector URL (remote driftwatch)".into());
         }
         if let Some(url) = self.collector.as_ref().filter(|u| !u.starts_with("http://")) {
             return Err(format!("--collector: `{url}` must be an http:// URL"));
