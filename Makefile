@@ -6,25 +6,26 @@ CARGO ?= cargo
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup setup-rust setup-system setup-python bench-ingest bench-analysis bench-proxy bench-report golden help
+.PHONY: demo test setup setup-rust setup-system setup-python setup-onnxruntime bench-ingest bench-analysis bench-proxy bench-report golden help
 
 help:
 	@echo "make demo          run the demo: server + generated stream of predictions and labels"
 	@echo "make test          run every test (installs what the tests need first)"
+	@echo "make setup-onnxruntime  install the ONNX Runtime library the predictor loads into .venv"
 	@echo "make bench-ingest  ingest throughput and memory benchmark (release build)"
 	@echo "make bench-analysis  window analysis time for 100k to 3M rows (ROWS=... to choose)"
 	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
 	@echo "make bench-report  driftwatch report against Evidently on the same files"
 	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
 
-demo: setup-rust
+demo: setup-rust setup-onnxruntime
 	$(CARGO) run --quiet -- demo
 
 test: setup
 	$(CARGO) fmt --all --check
 	$(CARGO) test --workspace --lib --bins --tests
 
-setup: setup-rust setup-system setup-python
+setup: setup-rust setup-system setup-python setup-onnxruntime
 
 setup-rust:
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust from https://rustup.rs"; exit 1; }
@@ -51,6 +52,16 @@ setup-python: $(VENV)/.tests
 $(VENV)/.tests: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+# The ONNX Runtime shared library the built-in predictor loads (docs/models.md): the pinned
+# `onnxruntime` wheel from tests/requirements.txt, alone, so `make demo` needs nothing else.
+ONNXRUNTIME_PIN := $(shell grep -E '^onnxruntime==' tests/requirements.txt)
+setup-onnxruntime: $(VENV)/.onnxruntime
+
+$(VENV)/.onnxruntime: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check '$(ONNXRUNTIME_PIN)'
 	touch $@
 
 bench-ingest:

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
-    /// Post predictions and labels.
+    /// Post predictions and labels, and ask the built-in predictor for predictions.
     Ingest,
     /// Read results and run queries.
     Read,
-    /// Everything, including flush and (later) model promotion.
+    /// Everything, including flush, uploads, promotion and rollback of model versions.
     Admin,
 }
 
@@ -79,7 +79,14 @@ impl AuthConfig {
 /// The scope a request needs; `None` for probes, metrics and the API description.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     match path {
-        "/healthz" | "/readyz" | "/metrics" | "/openapi.json" => None,
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/v2/health/ready" => None,
+        p if method == Method::GET && p.starts_with("/v2/models/") && p.ends_with("/ready") => None,
+        p if method == Method::POST && (p.ends_with("/predict") || p.ends_with("/infer")) => Some(Scope::Ingest),
+        p if method == Method::POST
+            && (p.ends_with("/versions") || p.ends_with("/promote") || p.ends_with("/rollback")) =>
+        {
+            Some(Scope::Admin)
+        }
         p if method == Method::POST && (p.ends_with("/predictions") || p.ends_with("/labels")) => Some(Scope::Ingest),
         "/v1/flush" => Some(Scope::Admin),
         p if method != Method::GET && p.starts_with("/v1/silences") => Some(Scope::Admin),

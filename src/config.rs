@@ -40,6 +40,9 @@ pub struct Config {
     /// ignores the section. See `docs/proxy.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<crate::proxy::config::ProxyConfig>,
+    /// `[predictor]`: the built-in ONNX predictor (docs/models.md).
+    #[serde(default)]
+    pub predictor: crate::lifecycle::PredictorConfig,
 }
 
 /// `[server]`.
@@ -189,6 +192,7 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
         anyhow::bail!("query.max_rows: must be at least 1");
     }
     config.auth.validate()?;
+    config.predictor.validate().map_err(anyhow::Error::msg)?;
     if config.models.is_empty() {
         anyhow::bail!("models: no [[models]] declared; declare at least one (see docs/config.md)");
     }
@@ -365,6 +369,7 @@ mod docs {
             target: [("alertname".to_string(), "B".to_string())].into_iter().collect(),
             equal: vec!["model".into()],
         });
+        config.predictor.pool_size = 3;
         let value = toml::Value::try_from(&config).unwrap();
         let mut all = Vec::new();
         paths("", &value, &mut all);

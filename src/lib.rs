@@ -10,6 +10,7 @@ pub mod alerting;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod lifecycle;
 pub mod logging;
 pub mod proxy;
 pub mod report;

@@ -72,6 +72,11 @@ enum Command {
     /// Sidecar reverse proxy: forwards every request to the predictor unchanged and captures
     /// features and predictions from its predict routes.
     Proxy(driftwatch::proxy::ProxyArgs),
+    /// The model registry: list versions, upload an ONNX file, promote a version, roll back.
+    ///
+    /// Works on the store directly (no server needed); a running server serves a new champion
+    /// within `predictor.reload_interval`. The ONNX signature contract is in docs/models.md.
+    Models(driftwatch::lifecycle::cli::ModelsArgs),
     /// Run the demo: start the server on the embedded example config, feed it a generated stream
     /// of predictions and late labels, and show where the data landed.
     Demo {
@@ -188,6 +193,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Report(args) => driftwatch::report::run(args).await,
         Command::Proxy(args) => driftwatch::proxy::run(args).await,
+        Command::Models(args) => driftwatch::lifecycle::cli::run(args).await,
         Command::Demo { store, listen, rows, serve } => driftwatch::demo::run(&store, listen, rows, serve).await,
     }
 }

@@ -43,6 +43,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/silences"),
     ("POST", "/v1/silences"),
     ("DELETE", "/v1/silences/{id}"),
+    ("GET", "/v1/models/{model}/versions"),
+    ("POST", "/v1/models/{model}/versions"),
+    ("POST", "/v1/models/{model}/versions/{version}/promote"),
+    ("POST", "/v1/models/{model}/rollback"),
+    ("POST", "/v1/models/{model}/predict"),
+    ("POST", "/v2/models/{model}/infer"),
+    ("GET", "/v2/models/{model}/ready"),
+    ("GET", "/v2/health/ready"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -110,6 +118,16 @@ impl Server {
         let registry = prometheus::Registry::new();
         let metrics = CollectorMetrics::register(&registry)?;
         let collector = Arc::new(Collector::open(&config.collector, store.clone(), schemas.clone(), metrics).await?);
+        let lifecycle = Arc::new(
+            crate::lifecycle::Lifecycle::open(
+                &store,
+                &schemas,
+                config.predictor.clone(),
+                Some(collector.clone()),
+                Some(crate::lifecycle::metrics::Metrics::register(&registry)?),
+            )
+            .await?,
+        );
         let analyzer_metrics = monitor::metrics::Metrics::register(&registry)?;
         let mut monitors = Vec::new();
         for ((name, schema), model) in schemas.iter().zip(&config.models) {
@@ -129,7 +147,9 @@ impl Server {
         let retrain = Arc::new(crate::alerting::StoreRetrain::new(store.clone()));
         let engine = driftwatch_alerts::Engine::open(config.alerts.clone(), store.clone(), &registry, retrain).await?;
         let (alerts_stop, alerts_stopped) = tokio::sync::watch::channel(false);
-        let alert_tasks = crate::alerting::start(engine.clone(), &monitor, registry.clone(), alerts_stopped);
+        let mut alert_tasks = crate::alerting::start(engine.clone(), &monitor, registry.clone(), alerts_stopped);
+        // The champion reloader stops with the alert tasks, before the collector is shut down.
+        alert_tasks.push(lifecycle.clone().spawn_reloader(alerts_stop.subscribe()));
         let ready = Arc::new(AtomicBool::new(false));
         let state = AppState {
             collector: collector.clone(),
@@ -162,6 +182,7 @@ impl Server {
             .with_state(state)
             .merge(ingest)
             .merge(crate::alerting::routes(engine))
+            .merge(crate::lifecycle::api::routes(lifecycle))
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /openapi.json")
             })

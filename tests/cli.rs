@@ -20,11 +20,24 @@ fn every_command_has_useful_help() {
         ("query", vec!["--model", "--format", "predictions_labeled", "labels_latest"]),
         ("report", vec!["--reference", "--current", "--format", "--output"]),
         ("demo", vec!["--rows", "--serve", "--store"]),
+        ("models", vec!["versions", "upload", "promote", "rollback", "docs/models.md"]),
     ] {
         let (ok, stdout, _) = run(&[command, "--help"]);
         assert!(ok, "{command} --help failed");
         for word in must_mention {
             assert!(stdout.contains(word), "`driftwatch {command} --help` does not mention {word}:\n{stdout}");
+        }
+    }
+    for (command, must_mention) in [
+        ("versions", vec!["--config", "--model", "--json"]),
+        ("upload", vec!["--config", "--model", "--promote", "<FILE>", "schema"]),
+        ("promote", vec!["--config", "--model", "<VERSION>", "champion"]),
+        ("rollback", vec!["--config", "--model", "previous champion"]),
+    ] {
+        let (ok, stdout, _) = run(&["models", command, "--help"]);
+        assert!(ok, "models {command} --help failed");
+        for word in must_mention {
+            assert!(stdout.contains(word), "`driftwatch models {command} --help` does not mention {word}:\n{stdout}");
         }
     }
 }

@@ -1,0 +1,57 @@
+//! `[predictor]`: the built-in predictor's settings.
+
+use std::time::Duration;
+
+use driftwatch_collector::config::units;
+use serde::{Deserialize, Serialize};
+
+/// `[predictor]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PredictorConfig {
+    /// Serve the champions at `/v1/models/{model}/predict` and `/v2/models/{model}/infer`. The
+    /// registry endpoints work either way. Default `true`.
+    pub enabled: bool,
+    /// ONNX Runtime sessions per champion: requests run at once per model (a session runs one at
+    /// a time). Default `2`. Example: `4`.
+    pub pool_size: usize,
+    /// Threads one session uses for one request. Default `1`.
+    pub intra_threads: usize,
+    /// Rows one request may hold; more get 400. Default `1024`.
+    pub max_batch_rows: usize,
+    /// How often the server checks the store for a champion promoted by another process (the CLI,
+    /// another replica). Default `"5s"`.
+    #[serde(with = "units::duration")]
+    pub reload_interval: Duration,
+}
+
+impl Default for PredictorConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            pool_size: 2,
+            intra_threads: 1,
+            max_batch_rows: 1024,
+            reload_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+impl PredictorConfig {
+    /// Checks the numbers are usable.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.pool_size == 0 || self.pool_size > 256 {
+            return Err("predictor.pool_size: must be 1 to 256".into());
+        }
+        if self.intra_threads == 0 {
+            return Err("predictor.intra_threads: must be at least 1".into());
+        }
+        if self.max_batch_rows == 0 {
+            return Err("predictor.max_batch_rows: must be at least 1".into());
+        }
+        if self.reload_interval.is_zero() {
+            return Err("predictor.reload_interval: must be more than 0".into());
+        }
+        Ok(())
+    }
+}
