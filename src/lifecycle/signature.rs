@@ -25,7 +25,7 @@ pub enum Elem {
 /// How the features go in.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Layout {
-    /// One input per schema feature: `(input name, element type)` in schema order.
+    /// One input per schema feature, named as the feature: element types in schema order.
     PerFeature(Vec<Elem>),
     /// One `[N, F]` input holding every feature, columns in schema order.
     Matrix {
