@@ -3,14 +3,16 @@
 //! 1. Structure, without Grafana: stable unique uids, unique panel ids, grid positions inside 24
 //!    columns that do not overlap, every datasource reference is the `${datasource}` variable,
 //!    every variable used is defined, every panel has a description.
-//! 2. Data: the real `driftwatch serve` fed with drifting traffic, bad input and labels, a real
-//!    `driftwatch proxy` in front of a small upstream predictor, both scraped every second by a
-//!    real Prometheus (Debian's package). Every query of every panel, with its variables filled in
-//!    as Grafana fills them on first load (the variables' own queries run against Prometheus too),
-//!    must return at least one series with a finite value through Prometheus' HTTP API.
+//! 2. Data: the real `driftwatch serve` fed with drifting traffic, bad input and labels, serving
+//!    an ONNX model with its built-in predictor, and a real `driftwatch proxy` in front of a small
+//!    upstream predictor, both scraped every second by a real Prometheus (Debian's package).
+//!    Every query of every panel, with its variables filled in as Grafana fills them on first load
+//!    (the variables' own queries run against Prometheus too), must return at least one series
+//!    with a finite value through Prometheus' HTTP API.
 //!
-//! Prometheus is found on PATH or at `/usr/bin/prometheus` (`make setup-system` installs it).
-//! Without it the data test is skipped with a message, except under `CI=true`, where it fails.
+//! Prometheus is found on PATH or at `/usr/bin/prometheus` (`make setup-system` installs it); the
+//! ONNX model is made by the project's `.venv` (`make setup-python`), as for tests/predictor.rs.
+//! Without either the data test is skipped with a message, except under `CI=true`, where it fails.
 
 mod support;
 
@@ -38,13 +40,22 @@ const DASHBOARDS: &[(&str, &str)] = &[
 
 /// Queries whose series cannot exist in this test, each with the reason: (dashboard uid, panel
 /// title, refId, why). They still run, and must still be valid PromQL.
-const NO_DATA_HERE: &[(&str, &str, &str, &str)] = &[(
-    "driftwatch-health",
-    "Parquet files and flush errors / s",
-    "B",
-    "driftwatch_flush_errors_total{model} appears with a model's first failed flush, and nothing in this \
-     test makes the store fail (the test runs as root, so file permissions cannot)",
-)];
+const NO_DATA_HERE: &[(&str, &str, &str, &str)] = &[
+    (
+        "driftwatch-health",
+        "Parquet files and flush errors / s",
+        "B",
+        "driftwatch_flush_errors_total{model} appears with a model's first failed flush, and nothing in this \
+         test makes the store fail (the test runs as root, so file permissions cannot)",
+    ),
+    (
+        "driftwatch-health",
+        "Predicted rows not captured / s",
+        "A",
+        "driftwatch_predictor_capture_dropped_total{model,reason} appears with the first row the predictor \
+         cannot hand to an overloaded or stopped collector; tests/overload.rs is where overload is made",
+    ),
+];
 
 /// Grafana's own variables that may appear in queries and links.
 const BUILTIN_VARIABLES: &[&str] =
@@ -622,11 +633,8 @@ impl Tiny {
             _ => ("200 OK", "{}".to_string()),
         };
         let mut stream = &stream;
-        let _ = write!(
-            stream,
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-            answer.len()
-        );
+        let head = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\n");
+        let _ = write!(stream, "{head}content-length: {}\r\n\r\n{answer}", answer.len());
     }
 
     fn hits(&self, path: &str) -> usize {
@@ -725,9 +733,10 @@ fn applicant(rng: &mut StdRng, changed: bool) -> (Value, &'static str) {
     (record, if bad { "bad" } else { "good" })
 }
 
-/// `credit`, analysed against a reference file with labels and calibrated thresholds; `sidecar`,
-/// fed by the proxy; two alert rules on dataset drift (one fires at once, one stays pending) and
-/// two receivers (one accepts, one answers 500 until driftwatch gives up).
+/// `credit`, analysed against a reference file with labels and calibrated thresholds; `served`,
+/// an ONNX model the built-in predictor serves; `sidecar`, fed by the proxy; two alert rules on
+/// dataset drift (one fires at once, one stays pending) and two receivers (one accepts, one
+/// answers 500 until driftwatch gives up).
 fn write_config(dir: &Path, receivers: SocketAddr) -> PathBuf {
     let mut rng = StdRng::seed_from_u64(1);
     let mut csv = String::from("age,region,income,vip,prediction,target,score_good,score_bad\n");
@@ -771,6 +780,19 @@ label_lookback = "3650d"
 positive_class = "bad"
 thresholds.accuracy = {{ calibrate = true }}
 thresholds.label_coverage = {{ lower = 0.5 }}
+
+[[models]]
+name = "served"
+[models.schema]
+prediction = "categorical"
+scores = ["bad", "good"]
+features = [
+  {{ name = "age", kind = "numerical" }},
+  {{ name = "region", kind = "categorical" }},
+  {{ name = "vip", kind = "boolean" }},
+]
+[models.analysis]
+enabled = false
 
 [[models]]
 name = "sidecar"
@@ -837,6 +859,33 @@ fn feed(server: &Server, proxy: &Proxy, rng: &mut StdRng, hour: i64) {
         assert_eq!(proxy.post("/predict", &json!({"features": {"age": age}}).to_string()), 200);
     }
     assert_eq!(proxy.post("/predict", "not json"), 200, "the proxy forwards what it cannot capture");
+    let applicants: Vec<Value> = (0..8)
+        .map(|i| {
+            let region = ["north", "south"][i % 2];
+            json!({"features": {"age": 20 + 5 * i, "region": region, "vip": i % 3 == 0}})
+        })
+        .collect();
+    let (status, answer) = server.post_json("/v1/models/served/predict", &json!(applicants));
+    assert_eq!(status, 200, "{answer}");
+    let (status, _) = server.post_json("/v1/models/served/predict", &json!({"features": {"age": "old"}}));
+    assert_eq!(status, 400, "the predictor must refuse a wrong type");
+}
+
+/// An ONNX classifier for `served`, made by scikit-learn and skl2onnx with the project's Python
+/// (tests/fixtures/make_models.py, as tests/predictor.rs uses). `Err` says why it cannot be made.
+fn make_model(dir: &Path) -> Result<Vec<u8>, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    let out = dir.join("models");
+    let status = Command::new(&python).arg(root.join("tests/fixtures/make_models.py")).arg(&out).status();
+    match status {
+        Ok(s) if s.success() => std::fs::read(out.join("credit_v1.onnx")).map_err(|e| e.to_string()),
+        other => Err(format!(
+            "{} tests/fixtures/make_models.py failed ({other:?}); run `make test` (or `make setup-python`) to \
+             install scikit-learn, skl2onnx and onnxruntime into .venv",
+            python.display()
+        )),
+    }
 }
 
 fn find_prometheus() -> Option<PathBuf> {
@@ -863,8 +912,20 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    let model = match make_model(dir.path()) {
+        Ok(model) => model,
+        Err(why) => {
+            assert!(!in_ci(), "{why} (CI=true, so this is a failure, not a skip)");
+            eprintln!("skipping every_panel_query_returns_data_from_a_real_prometheus: {why}");
+            return;
+        }
+    };
     let tiny = Tiny::start();
     let server = Server::start(&write_config(dir.path(), tiny.addr));
+    let (status, answer) = server.post("/v1/models/served/versions", "application/octet-stream", model);
+    assert_eq!(status, 201, "{answer}");
+    let (status, answer) = server.post_json("/v1/models/served/versions/1/promote", &json!({}));
+    assert_eq!(status, 200, "{answer}");
     let proxy = Proxy::start(tiny.addr, "sidecar", &server.base, &dir.path().join("spool"));
     let server_addr = server.base.trim_start_matches("http://").to_string();
     let prom = Prometheus::start(&prometheus, dir.path(), &[server_addr, proxy.metrics_addr.clone()]);
