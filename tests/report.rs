@@ -435,3 +435,52 @@ fn output_through_a_symlink_writes_the_target_and_keeps_the_link() {
     let written: Value = serde_json::from_str(&std::fs::read_to_string(&target).unwrap()).unwrap();
     assert_eq!(written["rows"]["reference"], 100);
 }
+
+/// Sentences from `vocabulary`, `n` of them, 3 to 8 words each.
+fn sentences(rng: &mut StdRng, n: usize, vocabulary: &[&str]) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let words = rng.random_range(3..=8);
+            (0..words).map(|_| vocabulary[rng.random_range(0..vocabulary.len())]).collect::<Vec<_>>().join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn declared_text_columns_get_the_domain_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(7);
+    let shop = ["battery", "screen", "charger", "delivery", "price", "refund", "good", "bad", "slow", "fast"];
+    let travel = ["flight", "hotel", "luggage", "beach", "museum", "train", "good", "bad", "slow", "fast"];
+    let write = |name: &str, review: &[String], note: &[String]| {
+        let mut s = String::from("review,note\n");
+        for (r, n) in review.iter().zip(note) {
+            s += &format!("\"{r}\",\"{n}\"\n");
+        }
+        let path = dir.path().join(name);
+        std::fs::write(&path, s).unwrap();
+        path
+    };
+    let rp = write("ref.csv", &sentences(&mut rng, 400, &shop), &sentences(&mut rng, 400, &shop));
+    let cp = write("cur.csv", &sentences(&mut rng, 300, &travel), &sentences(&mut rng, 300, &shop));
+    let config = dir.path().join("report.toml");
+    std::fs::write(&config, "[columns.review]\nkind = \"text\"\n[columns.note]\nkind = \"text\"\n").unwrap();
+    let args = ["--reference", rp.to_str().unwrap(), "--current", cp.to_str().unwrap(), "--config"];
+    let report = run_json(&[&args[..], &[config.to_str().unwrap()]].concat());
+    let review = column(&report, "review");
+    assert_eq!(review["kind"], "text");
+    // 400 reference rows: Evidently's default for text is the bootstrapped percentile test.
+    assert_eq!(review["stattest"], "perc_text_content_drift");
+    assert_eq!(review["threshold"], 0.95);
+    assert_eq!(review["drifted"], true);
+    assert!(review["score"].as_f64().unwrap() > 0.9, "{review}");
+    let words = review["current"]["typical_words"].as_array().unwrap();
+    assert!(words.iter().any(|w| w == "hotel" || w == "flight" || w == "beach"), "{words:?}");
+    assert_eq!(review["reference"]["count"], 400);
+    assert!(review["reference"]["length"]["mean"].as_f64().unwrap() > 10.0);
+    let note = column(&report, "note");
+    assert_eq!(note["drifted"], false, "{note}");
+    // Without the config, the same columns are categorical, as Evidently infers.
+    let plain = run_json(&args[..4]);
+    assert_eq!(column(&plain, "review")["kind"], "cat");
+}

@@ -33,6 +33,8 @@ from sklearn import datasets  # noqa: E402
 
 from evidently.legacy.calculations.stattests import registry  # noqa: E402
 from evidently.legacy.core import ColumnType  # noqa: E402
+from evidently.legacy.pipeline.column_mapping import ColumnMapping  # noqa: E402
+from evidently.legacy.utils import data_drift_utils  # noqa: E402
 from evidently.legacy.metrics import ColumnDriftMetric  # noqa: E402
 from evidently.legacy.report import Report  # noqa: E402
 import evidently.legacy.calculations.stattests as st_module  # noqa: E402
@@ -43,6 +45,7 @@ NUM_TESTS = ["ks", "psi", "jensenshannon", "wasserstein", "kl_div", "hellinger",
              "mannw", "anderson", "cramer_von_mises", "ed", "empirical_mmd"]
 CAT_TESTS = ["chisquare", "z", "psi", "jensenshannon", "kl_div", "hellinger", "g_test",
              "fisher_exact", "TVD"]
+TEXT_TESTS = ["abs_text_content_drift", "perc_text_content_drift"]
 # O((n+m)^2) memory and 100 permutations: only on small columns.
 MMD_MAX_ROWS = 700
 
@@ -92,11 +95,13 @@ def clean(s: pd.Series) -> pd.Series:
     return s.replace([-np.inf, np.inf], np.nan).dropna()
 
 
-def run_default(ref: pd.DataFrame, cur: pd.DataFrame, col: str):
+def run_default(ref: pd.DataFrame, cur: pd.DataFrame, col: str, text: bool = False):
     metric = ColumnDriftMetric(column_name=col)
     report = Report(metrics=[metric])
+    # Evidently infers no text column: text is declared in the column mapping.
+    mapping = ColumnMapping(text_features=[col]) if text else None
     try:
-        report.run(reference_data=ref[[col]], current_data=cur[[col]])
+        report.run(reference_data=ref[[col]], current_data=cur[[col]], column_mapping=mapping)
         res = metric.get_result()
     except Exception as e:  # Evidently refuses the column: record that it did
         return {"error": f"{type(e).__name__}: {e}"}, None
@@ -108,8 +113,18 @@ def run_default(ref: pd.DataFrame, cur: pd.DataFrame, col: str):
     }, res.column_type
 
 
+def random_percentile(ref: pd.Series, cur: pd.Series) -> float:
+    """The bootstrapped random-classifier ROC AUC percentile perc_text_content_drift compares
+    against, replayed with Evidently's own split and helper (it is not part of its result)."""
+    domain = pd.concat([pd.DataFrame({"text": ref, "target": 0}), pd.DataFrame({"text": cur, "target": 1})])
+    from sklearn.model_selection import train_test_split
+    _, _, _, y_test = train_test_split(domain["text"], domain["target"], test_size=0.5, random_state=42,
+                                       shuffle=True)
+    return float(data_drift_utils.roc_auc_random_classifier_percentile(y_test, p_value=1 - 0.95))
+
+
 def run_test(name, ref: pd.Series, cur: pd.Series, kind: str):
-    ctype = ColumnType.Numerical if kind == "num" else ColumnType.Categorical
+    ctype = {"num": ColumnType.Numerical, "cat": ColumnType.Categorical, "text": ColumnType.Text}[kind]
     r, c = clean(ref.copy()), clean(cur.copy())
     if name == "empirical_mmd":
         if len(r) + len(c) > MMD_MAX_ROWS:
@@ -132,15 +147,18 @@ def run_test(name, ref: pd.Series, cur: pd.Series, kind: str):
             return {"score": enc_score(p), "drifted": bool(p <= 0.1), "threshold": 0.1,
                     "reference": "scipy", "evidently_error": f"{type(e).__name__}: {e}"}
         return {"error": f"{type(e).__name__}: {e}"}
-    return {"score": enc_score(res.drift_score), "drifted": bool(res.drifted),
-            "threshold": float(res.actual_threshold)}
+    out = {"score": enc_score(res.drift_score), "drifted": bool(res.drifted),
+           "threshold": float(res.actual_threshold)}
+    if name == "perc_text_content_drift":
+        out["random_percentile"] = random_percentile(r, c)
+    return out
 
 
-def build(name: str, description: str, ref: pd.DataFrame, cur: pd.DataFrame):
+def build(name: str, description: str, ref: pd.DataFrame, cur: pd.DataFrame, text_columns=()):
     columns = []
     for col in ref.columns:
-        default, ctype = run_default(ref, cur, col)
-        kind = {"num": "num", "cat": "cat"}.get(getattr(ctype, "value", ctype))
+        default, ctype = run_default(ref, cur, col, text=col in text_columns)
+        kind = {"num": "num", "cat": "cat", "text": "text"}.get(getattr(ctype, "value", ctype))
         entry = {
             "name": col,
             "dtype": dtype_name(ref[col]),
@@ -151,7 +169,7 @@ def build(name: str, description: str, ref: pd.DataFrame, cur: pd.DataFrame):
             "tests": {},
         }
         if kind is not None:
-            for t in NUM_TESTS if kind == "num" else CAT_TESTS:
+            for t in {"num": NUM_TESTS, "cat": CAT_TESTS, "text": TEXT_TESTS}[kind]:
                 out = run_test(t, ref[col], cur[col], kind)
                 if out is not None:
                     entry["tests"][t] = out
@@ -274,12 +292,70 @@ def edge_cases():
     build("tiny_exact", "tiny untied samples: exact mannw and cramer_von_mises", tiny_ref, tiny_cur)
 
 
+def sentences(rng, n, vocabularies, weights, length=(4, 12)):
+    """n sentences; each word is drawn from one of `vocabularies` with the given weights, glued
+    with stop words and punctuation so the tokenizer and the stop list have work to do."""
+    glue = ["the", "a", "and", "of", "is", "was", "with", "for", "it", "this"]
+    out = []
+    for _ in range(n):
+        words = []
+        for _ in range(rng.randint(length[0], length[1] + 1)):
+            vocab = vocabularies[rng.choice(len(vocabularies), p=weights)]
+            words.append(vocab[rng.randint(len(vocab))])
+            if rng.rand() < 0.3:
+                words.append(glue[rng.randint(len(glue))])
+        text = " ".join(words)
+        if rng.rand() < 0.2:
+            text = text.capitalize() + rng.choice([".", "!", "?", "..."])
+        out.append(text)
+    return out
+
+
+def text_sets():
+    """Text-content drift (Evidently's domain classifier): two vocabularies, a no-drift case,
+    both sides of the 1000-row default-choice boundary, missing values and empty texts."""
+    rng = np.random.RandomState(40)
+    shop = ["battery", "screen", "charger", "delivery", "price", "refund", "cable", "warranty", "box",
+            "seller", "quality", "keyboard", "speaker", "camera", "order", "size", "colour", "fit"]
+    travel = ["flight", "hotel", "luggage", "beach", "museum", "train", "ticket", "passport", "tour",
+              "breakfast", "airport", "guide", "view", "room", "pool", "taxi", "visa", "island"]
+    common = ["good", "bad", "great", "slow", "fast", "cheap", "broken", "nice", "late", "early",
+              "friendly", "awful", "excellent", "ok", "terrible", "perfect", "café", "naïve", "x2", "e-mail"]
+
+    ref = pd.DataFrame({
+        "review": sentences(rng, 600, [shop, common], [0.6, 0.4]),
+        "same_source": sentences(rng, 600, [shop, common], [0.6, 0.4]),
+    })
+    cur = pd.DataFrame({
+        "review": sentences(rng, 500, [shop, travel, common], [0.3, 0.3, 0.4]),
+        "same_source": sentences(rng, 500, [shop, common], [0.6, 0.4]),
+    })
+    ref.loc[[5, 70], "review"] = None
+    cur.loc[[3], "review"] = ""
+    build("text_small", "text columns, 600 vs 500 rows: perc_text_content_drift regime; drift and no drift",
+          ref, cur, text_columns=("review", "same_source"))
+
+    ref = pd.DataFrame({
+        "comment": sentences(rng, 1500, [shop, common], [0.6, 0.4]),
+        "subtle": sentences(rng, 1500, [shop, common], [0.6, 0.4]),
+        "same_source": sentences(rng, 1500, [travel, common], [0.5, 0.5]),
+    })
+    cur = pd.DataFrame({
+        "comment": sentences(rng, 1200, [shop, travel, common], [0.4, 0.2, 0.4]),
+        "subtle": sentences(rng, 1200, [shop, travel, common], [0.58, 0.02, 0.4]),
+        "same_source": sentences(rng, 1200, [travel, common], [0.5, 0.5]),
+    })
+    build("text_large", "text columns, 1500 vs 1200 rows: abs_text_content_drift regime; strong, subtle "
+          "and no drift", ref, cur, text_columns=("comment", "subtle", "same_source"))
+
+
 def main():
     OUT.mkdir(parents=True, exist_ok=True)
-    sklearn_sets()
-    synthetic_large()
-    ks_asymptotic()
-    edge_cases()
+    only = set(sys.argv[1:])
+    # `generate.py text_sets` regenerates only the named groups; no argument regenerates all.
+    for group in (sklearn_sets, synthetic_large, ks_asymptotic, edge_cases, text_sets):
+        if not only or group.__name__ in only:
+            group()
 
 
 if __name__ == "__main__":

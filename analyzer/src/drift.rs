@@ -9,6 +9,7 @@
 //! number of threads at once, and a column is copied only when NaN or ±inf must be dropped.
 
 mod stattest;
+pub mod text;
 
 pub use stattest::StatTest;
 
@@ -33,6 +34,9 @@ pub enum Error {
         /// The column kind.
         kind: &'static str,
     },
+    /// A column declared as text holds numbers.
+    #[error("a text column must hold strings")]
+    NotText,
     /// The statistic itself refused the data.
     #[error(transparent)]
     Stats(#[from] stats::Error),
@@ -64,14 +68,18 @@ pub enum ColumnKind {
     Numerical,
     /// Categories: tests on counts per category.
     Categorical,
+    /// Free text: the domain-classifier text-content drift ([`text`]). Never inferred, as in
+    /// Evidently's column mapping: a column is text only when declared so.
+    Text,
 }
 
 impl ColumnKind {
-    /// "num" or "cat", Evidently's short names.
+    /// "num", "cat" or "text", Evidently's short names.
     pub fn name(self) -> &'static str {
         match self {
             ColumnKind::Numerical => "num",
             ColumnKind::Categorical => "cat",
+            ColumnKind::Text => "text",
         }
     }
 }
@@ -127,6 +135,7 @@ pub fn dataset_drift(results: &[ColumnDriftResult], share_threshold: f64) -> Dat
 /// Evidently's column-type inference for plain feature columns: integer columns whose
 /// reference (or, when the reference has none, current) holds at most 5 distinct values are
 /// categorical, other numbers numerical, strings categorical. Missing values do not count.
+/// Text is never inferred (Evidently's legacy column mapping declares it).
 pub fn infer_kind(reference: &ColumnData<'_>, current: &ColumnData<'_>) -> ColumnKind {
     match (reference, current) {
         (ColumnData::Numerical { values: r, integer }, ColumnData::Numerical { values: c, .. }) => {
@@ -153,8 +162,12 @@ fn count_distinct_finite(values: &[f64]) -> usize {
 ///
 /// n ≤ 1000: numerical with more than 5 values → `ks`; 3–5 values, or categorical with more
 /// than 2 → `chisquare`; otherwise `z`. n > 1000: numerical with more than 5 values →
-/// `wasserstein`; otherwise `jensenshannon`.
+/// `wasserstein`; otherwise `jensenshannon`. Text: `perc_text_content_drift` for n ≤ 1000,
+/// `abs_text_content_drift` above.
 pub fn default_stattest(kind: ColumnKind, n_reference: usize, n_unique: usize) -> StatTest {
+    if kind == ColumnKind::Text {
+        return if n_reference > 1000 { StatTest::AbsTextContentDrift } else { StatTest::PercTextContentDrift };
+    }
     if n_reference <= 1000 {
         match kind {
             ColumnKind::Numerical if n_unique > 5 => StatTest::Ks,
@@ -320,6 +333,9 @@ pub fn column_drift(
     options: &ColumnOptions,
 ) -> Result<ColumnDriftResult> {
     let kind = options.kind.unwrap_or_else(|| infer_kind(reference, current));
+    if kind == ColumnKind::Text {
+        return text::text_drift(reference, current, options).map(|t| t.result);
+    }
     let prepared = Prepared::new(reference, current)?;
     let stattest = match options.stattest {
         Some(t) => {

@@ -18,6 +18,7 @@ pub mod anderson;
 pub mod binning;
 pub mod chisquare;
 pub mod cramer_von_mises;
+pub mod domain_classifier;
 pub mod energy_distance;
 pub mod fisher_exact;
 pub mod g_test;

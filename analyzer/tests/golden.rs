@@ -8,7 +8,11 @@
 //! log-space sum here). Scores that are differences of nearly equal numbers (`z`'s
 //! `2·(1 − Φ(|z|))`) also get an absolute floor of 1e-15. `TVD` and `empirical_mmd` are
 //! permutation tests: verdicts must agree and scores stay within their documented sampling
-//! error (0.05 and 0.15). A case is added by adding data to the generator, never code here.
+//! error (0.05 and 0.15). The text-content tests (`abs_text_content_drift`,
+//! `perc_text_content_drift`) train a classifier; driftwatch replays scikit-learn's random draws
+//! and order of operations (see `stats::domain_classifier`), so their AUCs and bootstrapped
+//! percentiles are held to the same 1e-9 (observed: within an ulp) and their verdicts must agree.
+//! A case is added by adding data to the generator, never code here.
 
 use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, ColumnOptions, StatTest};
 use serde_json::Value;
@@ -125,9 +129,12 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
     let kind = match col["kind"].as_str() {
         Some("num") => Some(ColumnKind::Numerical),
         Some("cat") => Some(ColumnKind::Categorical),
+        Some("text") => Some(ColumnKind::Text),
         _ => None,
     };
-    if let Some(k) = kind {
+    // Text is declared, never inferred (Evidently's column mapping): the fixture says so.
+    let declared = kind.filter(|k| *k == ColumnKind::Text);
+    if let Some(k) = kind.filter(|k| *k != ColumnKind::Text) {
         let inferred = drift::infer_kind(&reference, &current);
         if inferred != k {
             tally.failures.push(format!("{at}: kind {inferred:?}, Evidently {k:?}"));
@@ -135,7 +142,7 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
     }
 
     let default = &col["default"];
-    let got = drift::column_drift(&reference, &current, &ColumnOptions::default());
+    let got = drift::column_drift(&reference, &current, &ColumnOptions { kind: declared, ..Default::default() });
     match (default.get("error"), got) {
         (Some(_), Err(_)) => {}
         (Some(e), Ok(r)) => tally.failures.push(format!("{at}: Evidently failed ({e}) but driftwatch gave {r:?}")),
@@ -181,6 +188,11 @@ fn check_column(tally: &mut Tally, fname: &str, col: &Value) {
             (None, Ok(r)) => {
                 let w = parse_number(&want["score"]);
                 tally.score(&at, tname, r.score, Some(w));
+                if let Some(p) = want.get("random_percentile") {
+                    let t = drift::text::text_drift(&reference, &current, &opts).expect("text drift");
+                    let name = format!("{tname} random percentile");
+                    tally.score(&at, &name, t.random_percentile.unwrap_or(f64::NAN), Some(parse_number(p)));
+                }
                 if want["drifted"].as_bool() != Some(r.drifted) {
                     tally.failures.push(format!(
                         "{at}: {tname} verdict {} vs Evidently {} (score {} vs {w})",

@@ -6,7 +6,7 @@
 //! the URL fragment (`#sort=score` or `#sort=score-desc`), which makes a sorted view shareable.
 
 use crate::Result;
-use crate::report::{CategoricalSummary, ColumnReport, NumericalSummary, Outcome, Report, Summary};
+use crate::report::{CategoricalSummary, ColumnReport, NumericalSummary, Outcome, Report, Summary, TextSummary};
 use crate::svg;
 use std::fmt::Write as _;
 
@@ -204,6 +204,7 @@ fn column_section(out: &mut String, i: usize, c: &ColumnReport) {
     match (&c.reference, &c.current) {
         (Summary::Numerical(r), Summary::Numerical(cur)) => numerical(out, r, cur),
         (Summary::Categorical(r), Summary::Categorical(cur)) => categorical(out, r, cur),
+        (Summary::Text(r), Summary::Text(cur)) => texts(out, r, cur),
         // Only a config forcing a kind the data cannot have mixes shapes; show each side's counts.
         (r, cur) => {
             let _ = writeln!(
@@ -242,6 +243,41 @@ fn numerical(out: &mut String, r: &NumericalSummary, c: &NumericalSummary) {
         let _ = writeln!(out, "<tr><th>{label}</th><td>{}</td><td>{}</td></tr>", opt(a), opt(b));
     }
     out.push_str("</table>\n");
+}
+
+fn texts(out: &mut String, r: &TextSummary, c: &TextSummary) {
+    let (rl, cl) = (&r.length, &c.length);
+    let chart = svg::histogram(&rl.histogram.edges, &rl.histogram.counts, &cl.histogram.counts);
+    let _ = write!(
+        out,
+        "<div class=\"figure\"><p class=\"caption\">Text length (characters)</p>{chart}</div>\n<table class=\"summary\">\n<tr><th></th><th>reference</th><th>current</th></tr>\n"
+    );
+    for (label, a, b) in
+        [("count", r.count, c.count), ("missing", r.missing, c.missing), ("unique", r.unique, c.unique)]
+    {
+        let _ = writeln!(out, "<tr><th>{label}</th><td>{a}</td><td>{b}</td></tr>");
+    }
+    let floats = [
+        ("mean words", r.mean_words, c.mean_words),
+        ("mean length", rl.mean, cl.mean),
+        ("min length", rl.min, cl.min),
+        ("median length", rl.p50, cl.p50),
+        ("max length", rl.max, cl.max),
+    ];
+    for (label, a, b) in floats {
+        let _ = writeln!(out, "<tr><th>{label}</th><td>{}</td><td>{}</td></tr>", opt(a), opt(b));
+    }
+    out.push_str("</table>\n");
+    for (side, words) in [("reference", &r.typical_words), ("current", &c.typical_words)] {
+        if words.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "<p class=\"words\">Words typical of {side}:");
+        for w in words {
+            let _ = write!(out, " <code>{}</code>", escape(w));
+        }
+        out.push_str("</p>\n");
+    }
 }
 
 fn categorical(out: &mut String, r: &CategoricalSummary, c: &CategoricalSummary) {
@@ -308,6 +344,7 @@ table.summary{margin-top:8px;font-size:13px}
 table.summary th,table.summary td{padding:2px 10px;text-align:right;border-bottom:1px solid #eef1f4}
 table.summary th:first-child{text-align:left}
 .error{color:#9a6700}
+.caption{margin:8px 0 0;font-size:13px;color:#57606a}
 "#;
 
 // Plain ES5, no globals besides the IIFE: sorting must work offline in any browser, and a

@@ -62,7 +62,7 @@ pub struct ColumnReport {
     pub name: String,
     /// Feature, prediction or target.
     pub role: Role,
-    /// Evidently's short kind name: `num` or `cat`.
+    /// Evidently's short kind name: `num`, `cat` or `text`.
     pub kind: String,
     /// The test's result, or why it could not run.
     #[serde(flatten)]
@@ -110,6 +110,8 @@ pub enum Summary {
     Numerical(NumericalSummary),
     /// For `cat` columns.
     Categorical(CategoricalSummary),
+    /// For `text` columns.
+    Text(TextSummary),
 }
 
 impl Summary {
@@ -118,8 +120,28 @@ impl Summary {
         match self {
             Summary::Numerical(s) => s.count,
             Summary::Categorical(s) => s.count,
+            Summary::Text(s) => s.count,
         }
     }
+}
+
+/// Texts: their lengths, and the words the drift classifier found typical of this side.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct TextSummary {
+    /// Non-missing texts.
+    pub count: u64,
+    /// Null texts.
+    pub missing: u64,
+    /// Distinct texts on this side.
+    pub unique: u64,
+    /// Mean number of words (whitespace-separated) per text.
+    pub mean_words: Option<f64>,
+    /// Length in characters: moments, quantiles and a histogram over edges shared with the
+    /// other side (`count`/`missing` as above, `infinite` always 0).
+    pub length: NumericalSummary,
+    /// Up to 25 words whose classifier weights point most to this side, strongest first
+    /// (Evidently's "typical words"; empty when the classifier did not run).
+    pub typical_words: Vec<String>,
 }
 
 /// Numbers: moments, quantiles and a histogram over edges shared with the other side.

@@ -96,7 +96,8 @@ fn one(
                     Summary::Numerical(summary::numerical(&cs, &edges)),
                 )
             }
-            ColumnKind::Categorical => {
+            // Numbers declared as text: the outcome says why no test ran; show their counts.
+            ColumnKind::Categorical | ColumnKind::Text => {
                 let (rs, cs) = Counts::numbers(&r, &c).summaries();
                 (Summary::Categorical(rs), Summary::Categorical(cs))
             }
@@ -108,9 +109,19 @@ fn one(
         let rd = ColumnData::Categorical(&r);
         let cd = ColumnData::Categorical(&c);
         let kind = settings.kind(name).unwrap_or_else(|| infer_kind(&rd, &cd));
-        let outcome = outcome(drift::column_drift(&rd, &cd, &settings.options(name, kind)));
-        let (rs, cs) = Counts::strings(&r, &c).summaries();
-        (kind, outcome, Summary::Categorical(rs), Summary::Categorical(cs))
+        if kind == ColumnKind::Text {
+            let result = drift::text::text_drift(&rd, &cd, &settings.options(name, kind));
+            let (words_r, words_c) = match &result {
+                Ok(t) => (t.words_reference.clone(), t.words_current.clone()),
+                Err(_) => (Vec::new(), Vec::new()),
+            };
+            let (rs, cs) = summary::texts(&r, &c, words_r, words_c);
+            (kind, outcome(result.map(|t| t.result)), Summary::Text(rs), Summary::Text(cs))
+        } else {
+            let outcome = outcome(drift::column_drift(&rd, &cd, &settings.options(name, kind)));
+            let (rs, cs) = Counts::strings(&r, &c).summaries();
+            (kind, outcome, Summary::Categorical(rs), Summary::Categorical(cs))
+        }
     };
     Ok(ColumnReport {
         name: column.name.clone(),

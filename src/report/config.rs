@@ -37,6 +37,10 @@ pub struct ReportConfig {
     /// Test for categorical columns, overriding `stattest`.
     #[serde(default)]
     pub cat_stattest: Option<String>,
+    /// Test for text columns, overriding `stattest`: `"abs_text_content_drift"` or
+    /// `"perc_text_content_drift"` (default: Evidently's choice by reference size).
+    #[serde(default)]
+    pub text_stattest: Option<String>,
     /// Threshold for every column, e.g. `threshold = 0.2` (default: the test's own).
     #[serde(default)]
     pub threshold: Option<f64>,
@@ -46,6 +50,10 @@ pub struct ReportConfig {
     /// Threshold for categorical columns, overriding `threshold`.
     #[serde(default)]
     pub cat_threshold: Option<f64>,
+    /// Threshold for text columns, overriding `threshold`, e.g. `text_threshold = 0.6` (an
+    /// AUC for `abs_text_content_drift`, a confidence for `perc_text_content_drift`).
+    #[serde(default)]
+    pub text_threshold: Option<f64>,
     /// Per-column settings, e.g. `[columns.age]` then `kind = "cat"`, `stattest = "chisquare"`,
     /// `threshold = 0.01`; they win over every setting above.
     #[serde(default)]
@@ -56,7 +64,9 @@ pub struct ReportConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ColumnConfig {
-    /// `"num"` or `"cat"` (also `"numerical"`, `"categorical"`), instead of Evidently's inference.
+    /// `"num"`, `"cat"` or `"text"` (also `"numerical"`, `"categorical"`), instead of
+    /// Evidently's inference. Text is never inferred: declare free-text columns here, as
+    /// Evidently's column mapping does, to get the domain-classifier text-content drift.
     pub kind: Option<String>,
     /// The test's Evidently name, e.g. `"wasserstein"`.
     pub stattest: Option<String>,
@@ -79,9 +89,11 @@ impl Default for ReportConfig {
             stattest: None,
             num_stattest: None,
             cat_stattest: None,
+            text_stattest: None,
             threshold: None,
             num_threshold: None,
             cat_threshold: None,
+            text_threshold: None,
             columns: BTreeMap::new(),
         }
     }
@@ -95,6 +107,7 @@ pub struct Settings {
     stattest: Option<StatTest>,
     num_stattest: Option<StatTest>,
     cat_stattest: Option<StatTest>,
+    text_stattest: Option<StatTest>,
     columns: BTreeMap<String, ColumnOptions>,
 }
 
@@ -133,9 +146,14 @@ impl Settings {
         check_threshold("threshold", config.threshold)?;
         check_threshold("num_threshold", config.num_threshold)?;
         check_threshold("cat_threshold", config.cat_threshold)?;
+        check_threshold("text_threshold", config.text_threshold)?;
         let stattest = parse_test("stattest", &config.stattest)?;
         let num_stattest = parse_test("num_stattest", &config.num_stattest)?;
         let cat_stattest = parse_test("cat_stattest", &config.cat_stattest)?;
+        let text_stattest = parse_test("text_stattest", &config.text_stattest)?;
+        if let Some(t) = text_stattest.filter(|t| !t.applies_to(ColumnKind::Text)) {
+            bail!("text_stattest: {t} does not apply to text; use abs_text_content_drift or perc_text_content_drift");
+        }
         let mut columns = BTreeMap::new();
         for (name, c) in &config.columns {
             let field = format!("columns.{name:?}");
@@ -143,13 +161,14 @@ impl Settings {
                 None => None,
                 Some("num" | "numerical") => Some(ColumnKind::Numerical),
                 Some("cat" | "categorical") => Some(ColumnKind::Categorical),
-                Some(k) => bail!("{field}.kind: expected \"num\" or \"cat\", got {k:?}"),
+                Some("text") => Some(ColumnKind::Text),
+                Some(k) => bail!("{field}.kind: expected \"num\", \"cat\" or \"text\", got {k:?}"),
             };
             let test = parse_test(&format!("{field}.stattest"), &c.stattest)?;
             check_threshold(&format!("{field}.threshold"), c.threshold)?;
             columns.insert(name.clone(), ColumnOptions { kind, stattest: test, threshold: c.threshold });
         }
-        Ok(Settings { config, stattest, num_stattest, cat_stattest, columns })
+        Ok(Settings { config, stattest, num_stattest, cat_stattest, text_stattest, columns })
     }
 
     /// Every column the config names explicitly: each must exist in both files.
@@ -179,6 +198,7 @@ impl Settings {
         let (kind_test, kind_threshold) = match kind {
             ColumnKind::Numerical => (self.num_stattest, c.num_threshold),
             ColumnKind::Categorical => (self.cat_stattest, c.cat_threshold),
+            ColumnKind::Text => (self.text_stattest, c.text_threshold),
         };
         ColumnOptions {
             kind: Some(kind),
@@ -216,6 +236,16 @@ mod tests {
         assert_eq!(s.options("b", ColumnKind::Numerical).stattest, Some(StatTest::Ks));
         assert_eq!(s.options("b", ColumnKind::Categorical).stattest, Some(StatTest::Psi));
         assert_eq!(s.options("b", ColumnKind::Categorical).threshold, Some(0.3));
+    }
+
+    #[test]
+    fn text_is_declared_per_column() {
+        let c: ReportConfig = toml::from_str("text_threshold = 0.6\n[columns.review]\nkind = \"text\"").unwrap();
+        let s = Settings::new(c).unwrap();
+        assert_eq!(s.kind("review"), Some(ColumnKind::Text));
+        assert_eq!(s.options("review", ColumnKind::Text).threshold, Some(0.6));
+        let c: ReportConfig = toml::from_str("text_stattest = \"ks\"").unwrap();
+        assert!(Settings::new(c).is_err());
     }
 
     #[test]

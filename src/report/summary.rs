@@ -1,8 +1,8 @@
 //! Per-side summaries shown beside each verdict: what the report embeds instead of raw rows.
 
 use driftwatch_analyzer::stats::{self, binning};
-use driftwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary};
-use std::collections::HashMap;
+use driftwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary, TextSummary};
+use std::collections::{HashMap, HashSet};
 
 /// Categories listed by name; the rest are counted as "other" (and new ones beyond this many
 /// are only counted), so a column with a million distinct ids stays a few lines.
@@ -82,6 +82,34 @@ pub fn numerical(side: &Sorted, edges: &[f64]) -> NumericalSummary {
         max: v.last().copied(),
         histogram: Histogram { edges: edges.to_vec(), counts },
     }
+}
+
+/// Summaries of two text sides: counts, distinct texts, words per text, and the length in
+/// characters summarised like a numerical column (Sturges bins shared by both sides, integer
+/// widths); `words_*` are the classifier's typical words of each side.
+pub fn texts(
+    reference: &[Option<&str>],
+    current: &[Option<&str>],
+    words_reference: Vec<String>,
+    words_current: Vec<String>,
+) -> (TextSummary, TextSummary) {
+    let lengths = |side: &[Option<&str>]| -> (Sorted, Option<f64>, u64) {
+        let present: Vec<&str> = side.iter().flatten().copied().collect();
+        let unique = present.iter().collect::<HashSet<_>>().len() as u64;
+        let words: u64 = present.iter().map(|t| t.split_whitespace().count() as u64).sum();
+        let mean_words = (!present.is_empty()).then(|| words as f64 / present.len() as f64);
+        let mut len: Vec<f64> = present.iter().map(|t| t.chars().count() as f64).collect();
+        len.resize(side.len(), f64::NAN);
+        (Sorted::new(&len), mean_words, unique)
+    };
+    let (rl, rw, ru) = lengths(reference);
+    let (cl, cw, cu) = lengths(current);
+    let edges = shared_edges(&rl, &cl, true);
+    let summary = |sorted: &Sorted, mean_words, unique, typical_words| {
+        let length = numerical(sorted, &edges);
+        TextSummary { count: length.count, missing: length.missing, unique, mean_words, length, typical_words }
+    };
+    (summary(&rl, rw, ru, words_reference), summary(&cl, cw, cu, words_current))
 }
 
 /// Category counts of both sides: `(category, reference count, current count)`.

@@ -40,6 +40,11 @@ pub enum StatTest {
     Tvd,
     /// Maximum mean discrepancy permutation p-value.
     EmpiricalMmd,
+    /// Text: ROC AUC of a domain classifier, drift above an absolute threshold.
+    AbsTextContentDrift,
+    /// Text: ROC AUC of a domain classifier, drift above the bootstrapped percentile of random
+    /// classifiers' AUCs (the threshold is the percentile's confidence, 0.95).
+    PercTextContentDrift,
 }
 
 /// Seed of the permutation tests (`TVD`, `empirical_mmd`): numpy's legacy `RandomState(0)`,
@@ -48,7 +53,7 @@ pub const PERMUTATION_SEED: u32 = 0;
 
 impl StatTest {
     /// Every test, in Evidently's registry order.
-    pub const ALL: [StatTest; 17] = [
+    pub const ALL: [StatTest; 19] = [
         StatTest::Ks,
         StatTest::ChiSquare,
         StatTest::Z,
@@ -66,6 +71,8 @@ impl StatTest {
         StatTest::FisherExact,
         StatTest::Tvd,
         StatTest::EmpiricalMmd,
+        StatTest::AbsTextContentDrift,
+        StatTest::PercTextContentDrift,
     ];
 
     /// Evidently's name for the test.
@@ -88,6 +95,8 @@ impl StatTest {
             StatTest::FisherExact => "fisher_exact",
             StatTest::Tvd => "TVD",
             StatTest::EmpiricalMmd => "empirical_mmd",
+            StatTest::AbsTextContentDrift => "abs_text_content_drift",
+            StatTest::PercTextContentDrift => "perc_text_content_drift",
         }
     }
 
@@ -101,6 +110,8 @@ impl StatTest {
         match self {
             StatTest::Ks | StatTest::ChiSquare | StatTest::Z | StatTest::TTest => 0.05,
             StatTest::MannW => 0.05,
+            StatTest::AbsTextContentDrift => 0.55,
+            StatTest::PercTextContentDrift => 0.95,
             _ => 0.1,
         }
     }
@@ -115,16 +126,22 @@ impl StatTest {
                 | StatTest::KlDiv
                 | StatTest::Hellinger
                 | StatTest::Ed
+                | StatTest::AbsTextContentDrift
+                | StatTest::PercTextContentDrift
         )
     }
 
     /// Evidently's verdict for `score` against `threshold`. Each test keeps its own comparison:
     /// `ks` and `cramer_von_mises` drift at p ≤ t, other p-value tests at p < t, `ed` at d > t,
-    /// other distances at d ≥ t. A NaN score never drifts.
+    /// other distances at d ≥ t, `abs_text_content_drift` at AUC > t. A NaN score never drifts.
+    ///
+    /// `perc_text_content_drift` compares the AUC with a bootstrapped percentile, not with its
+    /// threshold: its verdict comes from [`super::text::text_drift`], and this returns false.
     pub fn is_drift(self, score: f64, threshold: f64) -> bool {
         match self {
             StatTest::Ks | StatTest::CramerVonMises => score <= threshold,
-            StatTest::Ed => score > threshold,
+            StatTest::Ed | StatTest::AbsTextContentDrift => score > threshold,
+            StatTest::PercTextContentDrift => false,
             t if t.is_pvalue() => score < threshold,
             _ => score >= threshold,
         }
@@ -133,7 +150,8 @@ impl StatTest {
     /// Whether Evidently allows the test on a column of this kind.
     pub fn applies_to(self, kind: ColumnKind) -> bool {
         match self {
-            StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => true,
+            StatTest::AbsTextContentDrift | StatTest::PercTextContentDrift => kind == ColumnKind::Text,
+            StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => kind != ColumnKind::Text,
             StatTest::ChiSquare | StatTest::Z | StatTest::GTest | StatTest::FisherExact | StatTest::Tvd => {
                 kind == ColumnKind::Categorical
             }
@@ -233,6 +251,9 @@ impl StatTest {
             StatTest::EmpiricalMmd => {
                 let (r, c, _) = numbers()?;
                 stats::mmd::mmd_pvalue(r, c, PERMUTATION_SEED)?
+            }
+            StatTest::AbsTextContentDrift | StatTest::PercTextContentDrift => {
+                return Err(Error::NotApplicable { test: self.name(), kind: kind.name() });
             }
         };
         Ok(score)

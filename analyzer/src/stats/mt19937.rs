@@ -1,5 +1,6 @@
 //! numpy's legacy `RandomState` generator (MT19937), enough of it to replay Evidently's
-//! permutation tests draw for draw: `seed`, `permutation` and `choice(replace=False)`.
+//! permutation tests and the text domain classifier draw for draw: `seed`, `permutation`,
+//! `randint` (through [`Mt19937::interval`]) and `rand`.
 
 /// Mersenne Twister MT19937 seeded as `np.random.seed(seed)`.
 #[derive(Clone)]
@@ -53,6 +54,13 @@ impl Mt19937 {
         let hi = u64::from(self.next_u32());
         let lo = u64::from(self.next_u32());
         (hi << 32) | lo
+    }
+
+    /// `np.random.rand()`: a double in [0, 1) from 53 random bits (`mt19937_next_double`).
+    pub fn next_f64(&mut self) -> f64 {
+        let a = f64::from(self.next_u32() >> 5);
+        let b = f64::from(self.next_u32() >> 6);
+        (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
     }
 
     /// numpy's `random_interval(max)`: uniform in [0, max] by masked rejection.
