@@ -6,7 +6,7 @@ use super::summary::{self, Counts, Sorted};
 use super::{ColumnPlan, Progress};
 use anyhow::Context;
 use arrow::array::ArrayRef;
-use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, infer_kind};
+use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, infer_kind, infer_kind_sorted};
 use driftwatch_dashboards::report::{ColumnReport, Outcome, Summary};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -85,11 +85,14 @@ fn one(
         let (ri, ci) = (column.integer.0 && !r_null, column.integer.1 && !c_null);
         let rd = ColumnData::Numerical { values: &r, integer: ri };
         let cd = ColumnData::Numerical { values: &c, integer: ci };
-        let kind = settings.kind(name).unwrap_or_else(|| infer_kind(&rd, &cd));
-        let outcome = outcome(drift::column_drift(&rd, &cd, &settings.options(name, kind)));
+        // Each side is sorted once, here: the summary's quantiles and histogram, the kind
+        // inference (distinct integers) and the tests that sort (Wasserstein) all share it.
+        let (rs, cs) = (Sorted::new(&r), Sorted::new(&c));
+        let kind = settings.kind(name).unwrap_or_else(|| infer_kind_sorted(&rd, &cd, rs.values(), cs.values()));
+        let options = settings.options(name, kind);
+        let outcome = outcome(drift::column_drift_sorted(&rd, &cd, rs.values(), cs.values(), &options));
         let (rs, cs) = match kind {
             ColumnKind::Numerical => {
-                let (rs, cs) = (Sorted::new(&r), Sorted::new(&c));
                 let edges = summary::shared_edges(&rs, &cs, ri && ci);
                 (
                     Summary::Numerical(summary::numerical(&rs, &edges)),

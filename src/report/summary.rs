@@ -32,6 +32,11 @@ impl Sorted {
         let finite = driftwatch_analyzer::stats::sorted(&finite);
         Sorted { values: finite, missing, infinite }
     }
+
+    /// The finite values, ascending: shared with the drift tests so a column is sorted once.
+    pub fn values(&self) -> &[f64] {
+        &self.values
+    }
 }
 
 /// Histogram edges shared by both sides: numpy's Sturges bins over both sides together, the

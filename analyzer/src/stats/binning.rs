@@ -105,7 +105,11 @@ pub fn value_counts(reference: &[f64], current: &[f64]) -> (Vec<f64>, Vec<u64>, 
 
 /// Number of distinct values in a sample (`pandas.Series.nunique()`).
 pub fn n_unique(values: &[f64]) -> usize {
-    let s = super::sorted(values);
+    n_unique_sorted(&super::sorted(values))
+}
+
+/// [`n_unique`] of values already sorted ascending.
+pub fn n_unique_sorted(s: &[f64]) -> usize {
     let mut n = 0;
     for (i, v) in s.iter().enumerate() {
         if i == 0 || *v != s[i - 1] {

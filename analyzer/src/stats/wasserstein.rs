@@ -6,8 +6,13 @@ use super::{Result, non_empty, np_std, np_sum_by, sorted};
 /// sample, for p = 1 (as is) or p = 2 (square-rooted), in scipy's order of operations.
 pub fn cdf_distance(p: u32, reference: &[f64], current: &[f64]) -> Result<f64> {
     non_empty(reference, current)?;
-    let u = sorted(reference);
-    let v = sorted(current);
+    cdf_distance_sorted(p, &sorted(reference), &sorted(current))
+}
+
+/// [`cdf_distance`] of samples already sorted ascending (`total_cmp` order), for callers that
+/// sort a column once and share it (summaries, several tests).
+pub fn cdf_distance_sorted(p: u32, u: &[f64], v: &[f64]) -> Result<f64> {
+    non_empty(u, v)?;
     // scipy sorts the concatenation and binary-searches each value in both samples; merging
     // the two sorted samples and walking them with two cursors yields the very same values and
     // counts in linear time, so the sum (numpy's pairwise order over the same terms) is unchanged.
@@ -55,6 +60,15 @@ pub fn wasserstein_distance(reference: &[f64], current: &[f64]) -> Result<f64> {
 /// Drift when ≥ threshold (default 0.1).
 pub fn wasserstein(reference: &[f64], current: &[f64]) -> Result<f64> {
     let d = wasserstein_distance(reference, current)?;
+    let norm = np_std(reference).max(0.001);
+    Ok(d / norm)
+}
+
+/// [`wasserstein`] with both samples also given sorted: `reference` in data order (the
+/// standard deviation's pairwise sum follows numpy's order over it), `sorted_reference` and
+/// `sorted_current` the same values sorted. Same number, two sorts fewer.
+pub fn wasserstein_sorted(reference: &[f64], sorted_reference: &[f64], sorted_current: &[f64]) -> Result<f64> {
+    let d = cdf_distance_sorted(1, sorted_reference, sorted_current)?;
     let norm = np_std(reference).max(0.001);
     Ok(d / norm)
 }
