@@ -26,17 +26,33 @@ use tokio::sync::watch;
 /// `<model>/retrain/requests/`, for the retraining loop to pick up.
 pub struct StoreRetrain {
     store: Store,
+    retrainer: Arc<crate::retrain::Retrainer>,
 }
 
 impl StoreRetrain {
-    /// Queues retrain requests in `store`.
-    pub fn new(store: Store) -> Self {
-        Self { store }
+    /// Starts runs of `retrainer` for models with retraining enabled; queues a request file in
+    /// `store` for the others (an outside loop's input).
+    pub fn new(store: Store, retrainer: Arc<crate::retrain::Retrainer>) -> Self {
+        Self { store, retrainer }
     }
 }
 
 impl RetrainHook for StoreRetrain {
     fn request(&self, model: &str, notification: &Notification) -> BoxFuture<'static, Result<(), String>> {
+        if self.retrainer.enabled(model) {
+            let (retrainer, model) = (self.retrainer.clone(), model.to_string());
+            let names: Vec<String> =
+                notification.alerts.iter().filter_map(|a| a.labels.get("alertname").cloned()).collect();
+            let trigger = crate::retrain::Trigger { source: "alert".into(), reason: names.join(", ") };
+            return Box::pin(async move {
+                match retrainer.trigger(&model, trigger).await {
+                    Ok(run) => tracing::info!(model = %model, run = %run.id, "retraining started by an alert"),
+                    // A run in progress or a recent one already answers the alert.
+                    Err(e) => tracing::info!(model = %model, reason = %e, "no new retraining run for the alert"),
+                }
+                Ok(())
+            });
+        }
         let store = self.store.clone();
         let path = object_store::path::Path::from(format!("{model}/retrain/requests/{}.json", notification.id));
         let body = serde_json::json!({

@@ -90,7 +90,11 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
         p if method == Method::POST && (p.ends_with("/predictions") || p.ends_with("/labels")) => Some(Scope::Ingest),
         "/v1/flush" => Some(Scope::Admin),
         p if method != Method::GET && p.starts_with("/v1/silences") => Some(Scope::Admin),
-        p if method == Method::POST && (p.ends_with("/reference") || p.ends_with("/analyze")) => Some(Scope::Admin),
+        p if method == Method::POST
+            && (p.ends_with("/reference") || p.ends_with("/analyze") || p.ends_with("/retrain")) =>
+        {
+            Some(Scope::Admin)
+        }
         _ => Some(Scope::Read),
     }
 }

@@ -136,6 +136,9 @@ pub struct ModelConfig {
     /// `[models.analysis]`: reference, windows and tests of the continuous analysis.
     #[serde(default)]
     pub analysis: driftwatch_analyzer::monitor::AnalysisConfig,
+    /// `[models.retrain]`: the retraining loop.
+    #[serde(default)]
+    pub retrain: crate::retrain::RetrainConfig,
 }
 
 /// A loaded, validated config and the folder its relative paths are resolved against.
@@ -211,6 +214,7 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
             .map_err(|e| anyhow::anyhow!("models[{i}].schema (model `{}`): {e}", model.name))?;
         let features: Vec<&str> = schema.features.iter().map(|f| f.name.as_str()).collect();
         model.analysis.validate(&format!("models[{i}].analysis"), &features).map_err(anyhow::Error::msg)?;
+        model.retrain.validate(&format!("models[{i}].retrain"), &schema).map_err(anyhow::Error::msg)?;
         if let Some(reference) = &model.analysis.reference {
             let path = base.join(reference);
             anyhow::ensure!(
@@ -325,7 +329,13 @@ mod docs {
                 ..Default::default()
             },
         );
-        config.models.push(ModelConfig { name: "m".into(), schema, analysis });
+        let retrain = crate::retrain::RetrainConfig {
+            command: vec!["python3".into(), "train.py".into()],
+            webhook_url: Some("http://ci".into()),
+            metric: Some("accuracy".into()),
+            ..Default::default()
+        };
+        config.models.push(ModelConfig { name: "m".into(), schema, analysis, retrain });
         let mut rule = driftwatch_alerts::config::default_rules().remove(0);
         rule.models = vec!["m".into()];
         rule.receivers = vec!["r".into()];
@@ -386,6 +396,7 @@ mod docs {
                     .find(".labels.")
                     .or_else(|| p.find(".annotations."))
                     .or_else(|| p.find(".source."))
+                    .or_else(|| p.find(".builtin."))
                     .or_else(|| p.find(".target."))
                 {
                     Some(i) => p[..p[i + 1..].find('.').map_or(p.len(), |j| i + 1 + j)].to_string(),

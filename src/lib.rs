@@ -14,4 +14,5 @@ pub mod lifecycle;
 pub mod logging;
 pub mod proxy;
 pub mod report;
+pub mod retrain;
 pub mod server;

@@ -77,6 +77,18 @@ enum Command {
     /// Works on the store directly (no server needed); a running server serves a new champion
     /// within `predictor.reload_interval`. The ONNX signature contract is in docs/models.md.
     Models(driftwatch::lifecycle::cli::ModelsArgs),
+    /// Run the retraining loop of a model once, now: snapshot its recent labeled data, train,
+    /// validate the candidate against the champion on the holdout with ONNX Runtime, and promote
+    /// it only if it wins (`[models.retrain]` in the config). A running server serves the new
+    /// champion within `predictor.reload_interval`. Exits non-zero when the run fails.
+    Retrain {
+        /// The TOML config file.
+        #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+        config: PathBuf,
+        /// The model to retrain; may be left out when only one is configured.
+        #[arg(long, short)]
+        model: Option<String>,
+    },
     /// Run the demo: start the server on the embedded example config, feed it a generated stream
     /// of predictions and late labels, and show where the data landed.
     Demo {
@@ -194,6 +206,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Report(args) => driftwatch::report::run(args).await,
         Command::Proxy(args) => driftwatch::proxy::run(args).await,
         Command::Models(args) => driftwatch::lifecycle::cli::run(args).await,
+        Command::Retrain { config, model } => driftwatch::retrain::cli(&config, model.as_deref()).await,
         Command::Demo { store, listen, rows, serve } => driftwatch::demo::run(&store, listen, rows, serve).await,
     }
 }

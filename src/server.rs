@@ -43,6 +43,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/silences"),
     ("POST", "/v1/silences"),
     ("DELETE", "/v1/silences/{id}"),
+    ("POST", "/v1/models/{model}/retrain"),
+    ("GET", "/v1/models/{model}/retrain/runs"),
     ("GET", "/v1/models/{model}/versions"),
     ("POST", "/v1/models/{model}/versions"),
     ("POST", "/v1/models/{model}/versions/{version}/promote"),
@@ -144,7 +146,20 @@ impl Server {
             monitors.push(Arc::new(m));
         }
         let monitor = Arc::new(Monitor::start(monitors));
-        let retrain = Arc::new(crate::alerting::StoreRetrain::new(store.clone()));
+        let retrainer = Arc::new(crate::retrain::Retrainer::new(
+            store.clone(),
+            lifecycle.clone(),
+            schemas
+                .iter()
+                .zip(&config.models)
+                .map(|((name, schema), model)| {
+                    (name.clone(), schema.clone(), model.retrain.clone(), monitor.model(name).cloned())
+                })
+                .collect(),
+            config.query.memory_limit as usize,
+            Some(&registry),
+        )?);
+        let retrain = Arc::new(crate::alerting::StoreRetrain::new(store.clone(), retrainer.clone()));
         let engine = driftwatch_alerts::Engine::open(config.alerts.clone(), store.clone(), &registry, retrain).await?;
         let (alerts_stop, alerts_stopped) = tokio::sync::watch::channel(false);
         let mut alert_tasks = crate::alerting::start(engine.clone(), &monitor, registry.clone(), alerts_stopped);
@@ -183,6 +198,7 @@ impl Server {
             .merge(ingest)
             .merge(crate::alerting::routes(engine))
             .merge(crate::lifecycle::api::routes(lifecycle))
+            .merge(crate::retrain::routes(retrainer))
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /openapi.json")
             })

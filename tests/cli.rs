@@ -21,6 +21,7 @@ fn every_command_has_useful_help() {
         ("report", vec!["--reference", "--current", "--format", "--output"]),
         ("demo", vec!["--rows", "--serve", "--store"]),
         ("models", vec!["versions", "upload", "promote", "rollback", "docs/models.md"]),
+        ("retrain", vec!["--config", "--model", "holdout", "champion"]),
     ] {
         let (ok, stdout, _) = run(&[command, "--help"]);
         assert!(ok, "{command} --help failed");

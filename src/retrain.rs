@@ -1,0 +1,932 @@
+//! The retraining loop: snapshot recent labeled traffic → train a candidate → validate it with
+//! ONNX Runtime against the champion on the same holdout → promote only a winner → make its
+//! training data the new reference.
+//!
+//! Takes in: triggers (the `retrain` alert action, `POST /v1/models/{model}/retrain`,
+//! `driftwatch retrain`). Gives out: a run record per trigger (`<root>/<model>/retrain/runs/`),
+//! new model versions in the registry, a promoted champion when the candidate wins.
+//! Must never: touch the champion when a run fails or loses, or run twice at once for a model.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
+use bytes::Bytes;
+use driftwatch_analyzer::monitor::ModelMonitor;
+use driftwatch_collector::config::units;
+use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use driftwatch_collector::store::Store;
+use driftwatch_trainer::{self as trainer, TrainSpec};
+use futures::TryStreamExt;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use crate::lifecycle::input::{Column, FeatureBatch};
+use crate::lifecycle::predictor::{Champion, Lifecycle, Predicted};
+use crate::lifecycle::registry::{NewVersion, Status, TrainingWindow};
+
+/// Which trainer a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainerKind {
+    /// The built-in trainers (`builtin` gives the model kind and hyperparameters).
+    #[default]
+    Builtin,
+    /// An external command (`command`), see `docs/retrain.md` for its contract.
+    Command,
+    /// An external pipeline (`webhook_url`) that later uploads the model through the API.
+    Webhook,
+}
+
+/// `[models.retrain]`: the retraining loop of one model. Every field is in `docs/config.md`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrainConfig {
+    /// Whether triggers start runs. Default `false`.
+    pub enabled: bool,
+    /// `builtin`, `command` or `webhook`. Default `builtin`.
+    pub trainer: TrainerKind,
+    /// The built-in trainer's model and hyperparameters. Default gradient-boosted trees.
+    pub builtin: TrainSpec,
+    /// The external trainer: program and arguments, e.g. `["python3", "train.py"]`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    /// The external pipeline's URL (a JSON POST describing the run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Labeled traffic used: the newest this long of event time. Default `"7d"`.
+    #[serde(with = "units::duration")]
+    pub data_window: Duration,
+    /// Share of the rows, the newest, kept out of training to compare the models. Default `0.2`.
+    pub holdout_fraction: f64,
+    /// Fewest labeled rows a run needs. Default `200`.
+    pub min_rows: usize,
+    /// The metric the candidate must win on: `accuracy`, `f1` (macro) for classifiers; `rmse`,
+    /// `mae` (lower is better) or `r2` for regressors. Default: `accuracy` or `rmse`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    /// How much better than the champion the candidate must be on `metric`. Default `0.0`.
+    pub min_improvement: f64,
+    /// Wait after a run before another may start. Default `"10m"`.
+    #[serde(with = "units::duration")]
+    pub cooldown: Duration,
+    /// Longest a run's training may take. Default `"10m"`.
+    #[serde(with = "units::duration")]
+    pub timeout: Duration,
+    /// After a promotion, make the training data the drift reference. Default `true`.
+    pub update_reference: bool,
+}
+
+impl Default for RetrainConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            trainer: TrainerKind::Builtin,
+            builtin: TrainSpec::GradientBoosting(Default::default()),
+            command: Vec::new(),
+            webhook_url: None,
+            data_window: Duration::from_secs(7 * 86400),
+            holdout_fraction: 0.2,
+            min_rows: 200,
+            metric: None,
+            min_improvement: 0.0,
+            cooldown: Duration::from_secs(600),
+            timeout: Duration::from_secs(600),
+            update_reference: true,
+        }
+    }
+}
+
+const METRICS_HIGHER: &[&str] = &["accuracy", "f1", "r2"];
+const METRICS_LOWER: &[&str] = &["rmse", "mae"];
+
+impl RetrainConfig {
+    /// Checks the fields against the model's schema; the error names the field.
+    pub fn validate(&self, at: &str, schema: &ModelSchema) -> Result<(), String> {
+        if !(0.0..1.0).contains(&self.holdout_fraction) || self.holdout_fraction == 0.0 {
+            return Err(format!("{at}.holdout_fraction: must be between 0 and 1 (exclusive)"));
+        }
+        let metric = self.metric(schema);
+        let classifier = schema.prediction != ValueKind::Numerical;
+        let fits =
+            if classifier { ["accuracy", "f1"].contains(&metric) } else { ["rmse", "mae", "r2"].contains(&metric) };
+        if !fits {
+            return Err(format!(
+                "{at}.metric: `{metric}` does not fit a {}; use {}",
+                if classifier { "classifier" } else { "regressor" },
+                if classifier { "accuracy or f1" } else { "rmse, mae or r2" }
+            ));
+        }
+        match self.trainer {
+            TrainerKind::Command if self.command.is_empty() => {
+                Err(format!("{at}.command: required with trainer = \"command\", e.g. [\"python3\", \"train.py\"]"))
+            }
+            TrainerKind::Webhook if self.webhook_url.is_none() => {
+                Err(format!("{at}.webhook_url: required with trainer = \"webhook\""))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn metric<'a>(&'a self, schema: &ModelSchema) -> &'a str {
+        match &self.metric {
+            Some(m) => m,
+            None if schema.prediction == ValueKind::Numerical => "rmse",
+            None => "accuracy",
+        }
+    }
+}
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    /// `alert`, `api` or `cli`.
+    pub source: String,
+    /// Why (the alert names, or who asked).
+    pub reason: String,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// In progress.
+    Running,
+    /// The candidate won and serves now.
+    Promoted,
+    /// The candidate lost; kept in the registry as `rejected`.
+    Rejected,
+    /// Something failed (too little data, the trainer crashed or timed out, its file is not a
+    /// valid model); nothing changed.
+    Failed,
+    /// Handed to an external pipeline, which uploads the model through the API.
+    HandedOff,
+}
+
+impl RunStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Promoted => "promoted",
+            RunStatus::Rejected => "rejected",
+            RunStatus::Failed => "failed",
+            RunStatus::HandedOff => "handed_off",
+        }
+    }
+}
+
+/// One run, as recorded in `<root>/<model>/retrain/runs/<id>.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    /// Its id (time-ordered).
+    pub id: String,
+    /// The model.
+    pub model: String,
+    /// What started it.
+    pub trigger: Trigger,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Why it ended so (the decision, or the failure).
+    pub reason: String,
+    /// The trainer used.
+    pub trainer: String,
+    /// Start, RFC 3339.
+    pub started: String,
+    /// End, RFC 3339.
+    pub finished: Option<String>,
+    /// Seconds per step: `snapshot`, `train`, `validate`, `promote`.
+    pub timings: BTreeMap<String, f64>,
+    /// Rows trained on and held out.
+    pub rows: BTreeMap<String, usize>,
+    /// The training data's event-time span.
+    pub training_window: Option<TrainingWindow>,
+    /// The metric compared.
+    pub metric: String,
+    /// The champion's and the candidate's metric on the holdout (`champion` absent without one).
+    pub scores: BTreeMap<String, f64>,
+    /// The champion's version when the run started.
+    pub champion_version: Option<u32>,
+    /// The candidate's version in the registry.
+    pub candidate_version: Option<u32>,
+}
+
+/// Why a trigger did not start a run.
+#[derive(Debug, thiserror::Error)]
+pub enum TriggerError {
+    /// No such model.
+    #[error("no model `{0}` is configured")]
+    UnknownModel(String),
+    /// `[models.retrain] enabled` is false.
+    #[error("retraining is not enabled for model `{0}` (models.retrain.enabled)")]
+    Disabled(String),
+    /// A run is in progress.
+    #[error("a retraining run of `{0}` is in progress ({1})")]
+    Running(String, String),
+    /// Within the cooldown after the last run.
+    #[error("model `{0}` was retrained recently; the next run may start in {1} s (models.retrain.cooldown)")]
+    Cooldown(String, u64),
+}
+
+struct ModelLoop {
+    name: String,
+    schema: Arc<ModelSchema>,
+    config: RetrainConfig,
+    monitor: Option<Arc<ModelMonitor>>,
+    /// The run in progress, and when the last one ended.
+    state: Mutex<(Option<String>, Option<Instant>)>,
+}
+
+#[derive(Clone)]
+struct Metrics {
+    runs: IntCounterVec,
+    duration: HistogramVec,
+}
+
+/// The retraining loops of every model.
+pub struct Retrainer {
+    models: BTreeMap<String, Arc<ModelLoop>>,
+    store: Store,
+    lifecycle: Arc<Lifecycle>,
+    memory_limit: usize,
+    metrics: Option<Metrics>,
+}
+
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn rfc3339(us: i64) -> String {
+    chrono::DateTime::from_timestamp_micros(us).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// A step failed: the run ends `failed` with this reason.
+struct Failed(String);
+
+impl<E: std::fmt::Display> From<E> for Failed {
+    fn from(e: E) -> Self {
+        Failed(e.to_string())
+    }
+}
+
+/// The labeled rows of the data window, in event-time order.
+struct Snapshot {
+    batch: FeatureBatch,
+    features: Vec<trainer::Feature>,
+    target: Vec<Option<String>>,
+    numbers: Vec<f64>,
+    times: Vec<i64>,
+    /// The rows as read, for the new reference.
+    batches: Vec<RecordBatch>,
+}
+
+impl Retrainer {
+    /// Sets up the loops; `monitors` give each model's analysis (for the reference update).
+    pub fn new(
+        store: Store,
+        lifecycle: Arc<Lifecycle>,
+        models: Vec<(String, ModelSchema, RetrainConfig, Option<Arc<ModelMonitor>>)>,
+        memory_limit: usize,
+        registry: Option<&Registry>,
+    ) -> anyhow::Result<Self> {
+        let metrics = match registry {
+            Some(r) => {
+                let runs = IntCounterVec::new(
+                    Opts::new("driftwatch_retrain_runs_total", "Retraining runs by model and outcome"),
+                    &["model", "status"],
+                )?;
+                let duration = HistogramVec::new(
+                    HistogramOpts::new("driftwatch_retrain_duration_seconds", "Duration of retraining runs")
+                        .buckets(vec![1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]),
+                    &["model"],
+                )?;
+                r.register(Box::new(runs.clone()))?;
+                r.register(Box::new(duration.clone()))?;
+                Some(Metrics { runs, duration })
+            }
+            None => None,
+        };
+        let models = models
+            .into_iter()
+            .map(|(name, schema, config, monitor)| {
+                let l = ModelLoop {
+                    name: name.clone(),
+                    schema: Arc::new(schema),
+                    config,
+                    monitor,
+                    state: Mutex::new((None, None)),
+                };
+                (name, Arc::new(l))
+            })
+            .collect();
+        Ok(Self { models, store, lifecycle, memory_limit, metrics })
+    }
+
+    /// Whether retraining is enabled for `model`.
+    pub fn enabled(&self, model: &str) -> bool {
+        self.models.get(model).is_some_and(|m| m.config.enabled)
+    }
+
+    /// Starts a run in the background; the returned record says `running`.
+    pub async fn trigger(self: &Arc<Self>, model: &str, trigger: Trigger) -> Result<Run, TriggerError> {
+        let (l, run) = self.claim(model, trigger).await?;
+        let me = self.clone();
+        let first = run.clone();
+        tokio::spawn(async move { me.execute(l, run).await });
+        Ok(first)
+    }
+
+    /// Runs now and returns the finished record (the CLI's way).
+    pub async fn run_now(&self, model: &str, trigger: Trigger) -> Result<Run, TriggerError> {
+        let (l, run) = self.claim(model, trigger).await?;
+        Ok(self.execute(l, run).await)
+    }
+
+    async fn claim(&self, model: &str, trigger: Trigger) -> Result<(Arc<ModelLoop>, Run), TriggerError> {
+        let l = self.models.get(model).ok_or_else(|| TriggerError::UnknownModel(model.into()))?.clone();
+        if !l.config.enabled {
+            return Err(TriggerError::Disabled(model.into()));
+        }
+        let mut state = l.state.lock().await;
+        if let Some(id) = &state.0 {
+            return Err(TriggerError::Running(model.into(), id.clone()));
+        }
+        if let Some(left) = state.1.and_then(|end| l.config.cooldown.checked_sub(end.elapsed())) {
+            return Err(TriggerError::Cooldown(model.into(), left.as_secs().max(1)));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        state.0 = Some(id.clone());
+        let trainer = match l.config.trainer {
+            TrainerKind::Builtin => l.config.builtin.name().to_string(),
+            TrainerKind::Command => format!("command:{}", l.config.command.first().cloned().unwrap_or_default()),
+            TrainerKind::Webhook => "webhook".into(),
+        };
+        let run = Run {
+            id,
+            model: model.into(),
+            trigger,
+            status: RunStatus::Running,
+            reason: String::new(),
+            trainer,
+            started: now_rfc3339(),
+            finished: None,
+            timings: BTreeMap::new(),
+            rows: BTreeMap::new(),
+            training_window: None,
+            metric: l.config.metric(&l.schema).to_string(),
+            scores: BTreeMap::new(),
+            champion_version: None,
+            candidate_version: None,
+        };
+        drop(state);
+        if let Err(e) = self.save(&run).await {
+            tracing::warn!(model, error = %e, "cannot record the retraining run");
+        }
+        Ok((l, run))
+    }
+
+    fn run_path(&self, model: &str, id: &str) -> Path {
+        Path::from(format!("{model}/retrain/runs/{id}.json"))
+    }
+
+    async fn save(&self, run: &Run) -> anyhow::Result<()> {
+        self.store.put(&self.run_path(&run.model, &run.id), serde_json::to_vec_pretty(run)?.into()).await?;
+        Ok(())
+    }
+
+    /// The recorded runs of a model, newest first.
+    pub async fn runs(&self, model: &str) -> anyhow::Result<Vec<Run>> {
+        let prefix = Path::from(format!("{model}/retrain/runs"));
+        let metas: Vec<_> = self.store.object_store().list(Some(&prefix)).try_collect().await?;
+        let mut runs = Vec::new();
+        // Records only: `runs/<id>.json`, not the files of an external trainer's `runs/<id>/`.
+        let records = metas.iter().filter(|m| {
+            m.location.as_ref().ends_with(".json") && m.location.prefix_match(&prefix).is_some_and(|p| p.count() == 1)
+        });
+        for m in records {
+            let data = self.store.object_store().get(&m.location).await?.bytes().await?;
+            runs.push(serde_json::from_slice::<Run>(&data)?);
+        }
+        runs.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(runs)
+    }
+
+    async fn execute(&self, l: Arc<ModelLoop>, mut run: Run) -> Run {
+        let started = Instant::now();
+        tracing::info!(model = %l.name, run = %run.id, trigger = %run.trigger.source, "retraining started");
+        match self.steps(&l, &mut run).await {
+            Ok(()) => {}
+            Err(Failed(reason)) => {
+                run.status = RunStatus::Failed;
+                run.reason = reason;
+            }
+        }
+        run.finished = Some(now_rfc3339());
+        if let Err(e) = self.save(&run).await {
+            tracing::error!(model = %l.name, error = %e, "cannot record the retraining run");
+        }
+        if let Some(m) = &self.metrics {
+            m.runs.with_label_values(&[l.name.as_str(), run.status.as_str()]).inc();
+            m.duration.with_label_values(&[l.name.as_str()]).observe(started.elapsed().as_secs_f64());
+        }
+        tracing::info!(model = %l.name, run = %run.id, status = run.status.as_str(), reason = %run.reason, "retraining finished");
+        *l.state.lock().await = (None, Some(Instant::now()));
+        run
+    }
+
+    async fn steps(&self, l: &ModelLoop, run: &mut Run) -> Result<(), Failed> {
+        let config = &l.config;
+        let t = Instant::now();
+        let snapshot = self.snapshot(l).await?;
+        run.timings.insert("snapshot".into(), t.elapsed().as_secs_f64());
+        let n = snapshot.times.len();
+        if n < config.min_rows {
+            return Err(Failed(format!(
+                "{n} labeled rows in the last {:?}; a run needs {} (models.retrain.min_rows)",
+                config.data_window, config.min_rows
+            )));
+        }
+        let holdout = ((n as f64 * config.holdout_fraction).ceil() as usize).clamp(1, n - 1);
+        let split = n - holdout;
+        run.rows.insert("train".into(), split);
+        run.rows.insert("holdout".into(), holdout);
+        run.training_window =
+            Some(TrainingWindow { from: rfc3339(snapshot.times[0]), to: rfc3339(snapshot.times[split - 1]) });
+        let champion = self.lifecycle.model(&l.name).and_then(|m| m.champion());
+        run.champion_version = champion.as_ref().map(|c| c.version);
+
+        let t = Instant::now();
+        let candidate = match config.trainer {
+            TrainerKind::Builtin => self.train_builtin(l, &snapshot, split).await?,
+            TrainerKind::Command => self.train_command(l, run, &snapshot, split).await?,
+            TrainerKind::Webhook => {
+                self.hand_off(l, run, &snapshot, split).await?;
+                run.timings.insert("train".into(), t.elapsed().as_secs_f64());
+                return Ok(());
+            }
+        };
+        run.timings.insert("train".into(), t.elapsed().as_secs_f64());
+
+        // Validate: both models on the same holdout, through ONNX Runtime.
+        let t = Instant::now();
+        let holdout_batch = Arc::new(slice_batch(&snapshot.batch, split, n));
+        let truth = &snapshot.target[split..];
+        let numbers = &snapshot.numbers[split..];
+        let predictor_config = self.lifecycle.config().clone();
+        let schema = l.schema.clone();
+        let bytes = candidate.clone();
+        let built = tokio::task::spawn_blocking(move || Champion::build(&bytes, 0, schema, &predictor_config))
+            .await
+            .map_err(|e| Failed(e.to_string()))?;
+        let built =
+            built.map_err(|e| Failed(format!("the trainer's model is not a valid model for `{}`: {e}", l.name)))?;
+        let metric = run.metric.clone();
+        let candidate_predicted = built.predict(holdout_batch.clone()).await.map_err(Failed)?;
+        let candidate_score = score(&metric, &l.schema, &candidate_predicted, truth, numbers)?;
+        run.scores.insert("candidate".into(), candidate_score);
+        let champion_score = match &champion {
+            Some(c) => {
+                let predicted = c.predict(holdout_batch).await.map_err(Failed)?;
+                let s = score(&metric, &l.schema, &predicted, truth, numbers)?;
+                run.scores.insert("champion".into(), s);
+                Some(s)
+            }
+            None => None,
+        };
+        run.timings.insert("validate".into(), t.elapsed().as_secs_f64());
+
+        let higher = METRICS_HIGHER.contains(&metric.as_str());
+        debug_assert!(higher || METRICS_LOWER.contains(&metric.as_str()));
+        let wins = match champion_score {
+            None => true,
+            Some(c) if higher => candidate_score >= c + config.min_improvement,
+            Some(c) => candidate_score <= c - config.min_improvement,
+        };
+        let t = Instant::now();
+        let holdout_metrics: BTreeMap<String, f64> = [(metric.clone(), candidate_score)].into_iter().collect();
+        let new = NewVersion {
+            source: "trainer".into(),
+            trainer: Some(run.trainer.clone()),
+            training_window: run.training_window.clone(),
+            holdout_metrics: Some(holdout_metrics),
+            status: Some(if wins { Status::Candidate } else { Status::Rejected }),
+        };
+        let record = self
+            .lifecycle
+            .upload(&l.name, Bytes::from(candidate), new)
+            .await
+            .map_err(|e| Failed(format!("storing the candidate: {}", e.message)))?;
+        run.candidate_version = Some(record.version);
+        let versus = match champion_score {
+            Some(c) => {
+                format!("{metric} {} vs the champion's {} on {holdout} holdout rows", fmt(candidate_score), fmt(c))
+            }
+            None => format!("{metric} {} on {holdout} holdout rows; there was no champion", fmt(candidate_score)),
+        };
+        if !wins {
+            run.status = RunStatus::Rejected;
+            run.reason = format!(
+                "the candidate v{} lost: {versus} (needs {} {} better)",
+                record.version,
+                if higher { "+" } else { "-" },
+                config.min_improvement
+            );
+            run.timings.insert("promote".into(), t.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        self.lifecycle
+            .promote(&l.name, record.version)
+            .await
+            .map_err(|e| Failed(format!("promoting v{}: {}", record.version, e.message)))?;
+        run.status = RunStatus::Promoted;
+        run.reason = format!("the candidate v{} won: {versus}", record.version);
+        if let (true, Some(monitor)) = (config.update_reference, &l.monitor) {
+            match reference_parquet(&snapshot.batches, split) {
+                Ok(data) => match monitor.upload_reference(data, "parquet").await {
+                    Ok(_) => run.reason += "; its training data is the new reference",
+                    Err(e) => run.reason += &format!("; the reference was not updated: {e}"),
+                },
+                Err(e) => run.reason += &format!("; the reference was not updated: {}", e.0),
+            }
+        }
+        run.timings.insert("promote".into(), t.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// The labeled rows of the data window, oldest first.
+    async fn snapshot(&self, l: &ModelLoop) -> Result<Snapshot, Failed> {
+        let ctx = driftwatch_analyzer::sql::session(&self.store, &l.name, &l.schema, self.memory_limit).await?;
+        let from = chrono::Utc::now().timestamp_micros() - l.config.data_window.as_micros() as i64;
+        let mut columns: Vec<String> = l.schema.features.iter().map(|f| format!("\"{}\"", f.name)).collect();
+        columns.extend(["prediction", "label", "timestamp"].map(String::from));
+        for s in &l.schema.scores {
+            columns.push(format!("\"score_{s}\""));
+        }
+        let sql = format!(
+            "SELECT {} FROM predictions_labeled WHERE label IS NOT NULL AND timestamp >= '{}' ORDER BY timestamp, prediction_id",
+            columns.join(", "),
+            rfc3339(from)
+        );
+        let batches = ctx.sql(&sql).await?.collect().await?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        let batch = arrow::compute::concat_batches(
+            &batches.first().map(|b| b.schema()).unwrap_or_else(|| Arc::new(arrow::datatypes::Schema::empty())),
+            &batches,
+        )?;
+        let mut out = Snapshot {
+            batch: FeatureBatch { rows, columns: Vec::new(), ids: vec![None; rows] },
+            features: Vec::new(),
+            target: Vec::new(),
+            numbers: Vec::new(),
+            times: Vec::new(),
+            batches,
+        };
+        if rows == 0 {
+            return Ok(out);
+        }
+        for f in &l.schema.features {
+            let col = batch.column_by_name(&f.name).ok_or_else(|| Failed(format!("column {} missing", f.name)))?;
+            match f.kind {
+                FeatureKind::Numerical => {
+                    let c = arrow::compute::cast(col, &DataType::Float64)?;
+                    let v: Vec<f64> = c.as_primitive::<Float64Type>().iter().map(|x| x.unwrap_or(f64::NAN)).collect();
+                    out.features.push(trainer::Feature::numerical(&f.name, v.clone()));
+                    out.batch.columns.push(Column::Num(v));
+                }
+                FeatureKind::Boolean => {
+                    let c = arrow::compute::cast(col, &DataType::Boolean)?;
+                    let v: Vec<Option<bool>> = c.as_boolean().iter().collect();
+                    out.features.push(trainer::Feature::boolean(&f.name, v.clone()));
+                    out.batch.columns.push(Column::Bool(v));
+                }
+                FeatureKind::Categorical | FeatureKind::Text => {
+                    let v = strings(col)?;
+                    out.features.push(trainer::Feature::categorical(&f.name, v.clone()));
+                    out.batch.columns.push(Column::Str(v));
+                }
+                FeatureKind::Embedding => {
+                    return Err(Failed(format!(
+                        "feature `{}` is an embedding: the built-in trainers and this loop take numerical, boolean, categorical and text features",
+                        f.name
+                    )));
+                }
+            }
+        }
+        let label = batch.column_by_name("label").ok_or_else(|| Failed("column label missing".into()))?;
+        out.target = strings(label)?;
+        out.numbers = match l.schema.label {
+            ValueKind::Numerical => {
+                let c = arrow::compute::cast(label, &DataType::Float64)?;
+                c.as_primitive::<Float64Type>().iter().map(|x| x.unwrap_or(f64::NAN)).collect()
+            }
+            _ => vec![f64::NAN; rows],
+        };
+        let ts = batch.column_by_name("timestamp").ok_or_else(|| Failed("column timestamp missing".into()))?;
+        let ts = arrow::compute::cast(ts, &DataType::Int64)?;
+        out.times = ts.as_primitive::<arrow::datatypes::Int64Type>().iter().map(|x| x.unwrap_or(0)).collect();
+        Ok(out)
+    }
+
+    async fn train_builtin(&self, l: &ModelLoop, s: &Snapshot, split: usize) -> Result<Vec<u8>, Failed> {
+        let features: Vec<trainer::Feature> = s.features.iter().map(|f| head(f, split)).collect();
+        let data = trainer::Data::new(features)?;
+        let target = match l.schema.label {
+            ValueKind::Numerical => trainer::Target::Values(s.numbers[..split].to_vec()),
+            _ => trainer::Target::Classes(s.target[..split].iter().map(|t| t.clone().unwrap_or_default()).collect()),
+        };
+        let train = trainer::TrainData::new(data, target)?;
+        let spec = l.config.builtin.clone();
+        let task = tokio::task::spawn_blocking(move || trainer::train(&spec, &train).map(|m| m.to_onnx()));
+        match tokio::time::timeout(l.config.timeout, task).await {
+            Err(_) => Err(Failed(format!("training took longer than {:?} (models.retrain.timeout)", l.config.timeout))),
+            Ok(joined) => Ok(joined.map_err(|e| Failed(e.to_string()))??),
+        }
+    }
+
+    fn run_dir(&self, l: &ModelLoop, run: &Run) -> Result<PathBuf, Failed> {
+        let root = self.store.local_root().ok_or_else(|| Failed("external trainers need a local store".into()))?;
+        let dir = root.join(&l.name).join("retrain").join("runs").join(&run.id);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    /// Writes train and holdout Parquet files for an external trainer.
+    fn write_data(&self, s: &Snapshot, split: usize, dir: &std::path::Path) -> Result<(PathBuf, PathBuf), Failed> {
+        let train = dir.join("train.parquet");
+        let holdout = dir.join("holdout.parquet");
+        std::fs::write(&train, reference_parquet(&s.batches, split)?)?;
+        let all = arrow::compute::concat_batches(&s.batches[0].schema(), &s.batches)?;
+        let rest = all.slice(split, all.num_rows() - split);
+        std::fs::write(&holdout, parquet_bytes(&[rest])?)?;
+        Ok((train, holdout))
+    }
+
+    async fn train_command(&self, l: &ModelLoop, run: &Run, s: &Snapshot, split: usize) -> Result<Vec<u8>, Failed> {
+        let dir = self.run_dir(l, run)?;
+        let (train, holdout) = self.write_data(s, split, &dir)?;
+        let output = dir.join("model.onnx");
+        let schema = dir.join("schema.json");
+        std::fs::write(&schema, serde_json::to_vec_pretty(&*l.schema)?)?;
+        let log = std::fs::File::create(dir.join("trainer.log"))?;
+        let mut command = tokio::process::Command::new(&l.config.command[0]);
+        command
+            .args(&l.config.command[1..])
+            .env("DRIFTWATCH_MODEL", &l.name)
+            .env("DRIFTWATCH_TRAIN", &train)
+            .env("DRIFTWATCH_HOLDOUT", &holdout)
+            .env("DRIFTWATCH_SCHEMA", &schema)
+            .env("DRIFTWATCH_OUTPUT", &output)
+            .stdin(std::process::Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .kill_on_drop(true);
+        let mut child =
+            command.spawn().map_err(|e| Failed(format!("cannot start the trainer `{}`: {e}", l.config.command[0])))?;
+        let status = match tokio::time::timeout(l.config.timeout, child.wait()).await {
+            Ok(status) => status?,
+            Err(_) => {
+                let _ = child.kill().await;
+                return Err(Failed(format!(
+                    "the trainer ran longer than {:?} (models.retrain.timeout) and was stopped; log: {}",
+                    l.config.timeout,
+                    dir.join("trainer.log").display()
+                )));
+            }
+        };
+        let log_tail = tail(&dir.join("trainer.log"));
+        if !status.success() {
+            return Err(Failed(format!("the trainer exited with {status}; last lines of its log: {log_tail}")));
+        }
+        std::fs::read(&output).map_err(|e| Failed(format!("the trainer wrote no model at {}: {e}", output.display())))
+    }
+
+    async fn hand_off(&self, l: &ModelLoop, run: &mut Run, s: &Snapshot, split: usize) -> Result<(), Failed> {
+        let url = l.config.webhook_url.clone().unwrap_or_default();
+        let (train, holdout) = match self.store.local_root() {
+            Some(_) => {
+                let dir = self.run_dir(l, run)?;
+                let (t, h) = self.write_data(s, split, &dir)?;
+                (Some(t), Some(h))
+            }
+            None => (None, None),
+        };
+        let body = serde_json::json!({
+            "model": l.name,
+            "run_id": run.id,
+            "training_window": run.training_window,
+            "rows": run.rows,
+            "train_path": train,
+            "holdout_path": holdout,
+            "upload": format!("/v1/models/{}/versions", l.name),
+        });
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+        let response = client.post(&url).json(&body).send().await?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(Failed(format!(
+                "the pipeline answered {status}: {}",
+                text.chars().take(300).collect::<String>()
+            )));
+        }
+        run.status = RunStatus::HandedOff;
+        run.reason = "handed to the external pipeline; it uploads the model through the API".into();
+        Ok(())
+    }
+}
+
+fn fmt(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+fn strings(col: &dyn Array) -> Result<Vec<Option<String>>, Failed> {
+    let c = arrow::compute::cast(col, &DataType::Utf8)?;
+    Ok(c.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect())
+}
+
+fn head(f: &trainer::Feature, n: usize) -> trainer::Feature {
+    match &f.column {
+        trainer::Column::Numerical(v) => trainer::Feature::numerical(&f.name, v[..n].to_vec()),
+        trainer::Column::Boolean(v) => trainer::Feature::boolean(&f.name, v[..n].to_vec()),
+        trainer::Column::Categorical(v) => trainer::Feature::categorical(&f.name, v[..n].to_vec()),
+    }
+}
+
+fn slice_batch(b: &FeatureBatch, from: usize, to: usize) -> FeatureBatch {
+    let columns = b
+        .columns
+        .iter()
+        .map(|c| match c {
+            Column::Num(v) => Column::Num(v[from..to].to_vec()),
+            Column::Str(v) => Column::Str(v[from..to].to_vec()),
+            Column::Bool(v) => Column::Bool(v[from..to].to_vec()),
+            Column::Emb(v, d) => Column::Emb(v[from * d..to * d].to_vec(), *d),
+        })
+        .collect();
+    FeatureBatch { rows: to - from, columns, ids: vec![None; to - from] }
+}
+
+/// The model's metric on the holdout.
+fn score(
+    metric: &str,
+    schema: &ModelSchema,
+    p: &Predicted,
+    truth: &[Option<String>],
+    numbers: &[f64],
+) -> Result<f64, Failed> {
+    use driftwatch_analyzer::performance::{classification, regression};
+    let n = truth.len();
+    let v = match p {
+        Predicted::Values(pred) => {
+            let pred: Vec<f64> = pred.iter().take(n).copied().collect();
+            match metric {
+                "rmse" => regression::rmse(numbers, &pred)?,
+                "mae" => regression::mae(numbers, &pred)?,
+                "r2" => regression::r2(numbers, &pred)?,
+                other => return Err(Failed(format!("metric `{other}` needs a classifier"))),
+            }
+        }
+        Predicted::Classes { .. } => {
+            let pred: Vec<String> = (0..n)
+                .map(|i| match p.prediction(schema.prediction, i) {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                })
+                .collect();
+            let truth: Vec<&str> = truth.iter().map(|t| t.as_deref().unwrap_or("")).collect();
+            let pred: Vec<&str> = pred.iter().map(String::as_str).collect();
+            match metric {
+                "accuracy" => classification::accuracy(&truth, &pred)?,
+                "f1" => classification::f1(&truth, &pred, classification::Average::Macro)?,
+                other => return Err(Failed(format!("metric `{other}` needs a regressor"))),
+            }
+        }
+    };
+    Ok(v)
+}
+
+fn parquet_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>, Failed> {
+    let mut buf = Vec::new();
+    let schema = batches.first().map(|b| b.schema()).ok_or_else(|| Failed("no rows".into()))?;
+    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buf, schema, None)?;
+    for b in batches {
+        writer.write(b)?;
+    }
+    writer.close()?;
+    Ok(buf)
+}
+
+/// The first `split` rows (the training data) as Parquet.
+fn reference_parquet(batches: &[RecordBatch], split: usize) -> Result<Bytes, Failed> {
+    let schema = batches.first().map(|b| b.schema()).ok_or_else(|| Failed("no rows".into()))?;
+    let all = arrow::compute::concat_batches(&schema, batches)?;
+    Ok(Bytes::from(parquet_bytes(&[all.slice(0, split)])?))
+}
+
+/// `POST /v1/models/{model}/retrain` and `GET /v1/models/{model}/retrain/runs`.
+pub fn routes(retrainer: Arc<Retrainer>) -> axum::Router {
+    use axum::routing::{get, post};
+    axum::Router::new()
+        .route("/v1/models/{model}/retrain", post(start_run))
+        .route("/v1/models/{model}/retrain/runs", get(list_runs))
+        .with_state(retrainer)
+}
+
+fn trigger_error(e: TriggerError) -> driftwatch_collector::ApiError {
+    use axum::http::StatusCode;
+    use driftwatch_collector::ApiError;
+    let message = e.to_string();
+    match e {
+        TriggerError::UnknownModel(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_model", message).field("model"),
+        TriggerError::Disabled(_) => ApiError::new(StatusCode::CONFLICT, "retrain_disabled", message),
+        TriggerError::Running(..) => ApiError::new(StatusCode::CONFLICT, "retrain_running", message),
+        TriggerError::Cooldown(..) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "retrain_cooldown", message),
+    }
+}
+
+async fn start_run(
+    axum::extract::State(r): axum::extract::State<Arc<Retrainer>>,
+    axum::extract::Path(model): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let trigger = Trigger { source: "api".into(), reason: "POST /v1/models/{model}/retrain".into() };
+    match r.trigger(&model, trigger).await {
+        Ok(run) => (axum::http::StatusCode::ACCEPTED, axum::Json(run)).into_response(),
+        Err(e) => trigger_error(e).into_response(),
+    }
+}
+
+async fn list_runs(
+    axum::extract::State(r): axum::extract::State<Arc<Retrainer>>,
+    axum::extract::Path(model): axum::extract::Path<String>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if !r.models.contains_key(&model) {
+        return trigger_error(TriggerError::UnknownModel(model)).into_response();
+    }
+    match r.runs(&model).await {
+        Ok(runs) => axum::Json(serde_json::json!({ "model": model, "runs": runs })).into_response(),
+        Err(e) => driftwatch_collector::ApiError::internal(&e).into_response(),
+    }
+}
+
+/// `driftwatch retrain`: one run, in this process, against the store.
+pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Result<()> {
+    let loaded = crate::config::load(config)?;
+    let model = match model {
+        Some(m) => m.to_string(),
+        None if loaded.models.len() == 1 => loaded.models[0].0.clone(),
+        None => anyhow::bail!("--model: several models are configured; name one"),
+    };
+    let i = loaded
+        .models
+        .iter()
+        .position(|(n, _)| *n == model)
+        .ok_or_else(|| anyhow::anyhow!("--model `{model}` is not declared in {}", config.display()))?;
+    let store = Store::open(&loaded.store_root())?;
+    let schemas = crate::server::fixed_schemas(&loaded, &store, false).await?;
+    let c = &loaded.config;
+    let lifecycle = Arc::new(Lifecycle::open(&store, &schemas, c.predictor.clone(), None, None).await?);
+    let registry = Registry::new();
+    let monitor = ModelMonitor::open(
+        model.clone(),
+        schemas[i].1.clone(),
+        c.models[i].analysis.clone(),
+        store.clone(),
+        loaded.base.clone(),
+        c.query.memory_limit as usize,
+        driftwatch_analyzer::monitor::metrics::Metrics::register(&registry)?,
+    )
+    .await?;
+    let retrainer = Retrainer::new(
+        store,
+        lifecycle,
+        vec![(model.clone(), schemas[i].1.clone(), c.models[i].retrain.clone(), Some(Arc::new(monitor)))],
+        c.query.memory_limit as usize,
+        None,
+    )?;
+    eprintln!("retraining `{model}`: snapshot, train, validate against the champion…");
+    let run = retrainer
+        .run_now(&model, Trigger { source: "cli".into(), reason: "driftwatch retrain".into() })
+        .await
+        .map_err(anyhow::Error::msg)?;
+    println!("{}", serde_json::to_string_pretty(&run)?);
+    match run.status {
+        RunStatus::Failed => anyhow::bail!("the run failed: {}", run.reason),
+        _ => {
+            eprintln!("{}: {}", run.status.as_str(), run.reason);
+            Ok(())
+        }
+    }
+}
