@@ -173,20 +173,9 @@ fn html(n: &Notification) -> String {
     out
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
+/// Escapes text for HTML element content and quoted attribute values (the report's escaping).
 fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
+    driftwatch_dashboards::html::escape(s)
 }
 
 /// `X-Driftwatch-Notification-Id`, so a mail filter or a test can deduplicate.
