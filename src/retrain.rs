@@ -233,11 +233,32 @@ pub enum TriggerError {
     Cooldown(String, u64),
 }
 
+/// A model's continuous analysis, whose reference a promotion replaces.
+pub struct Watched {
+    /// The model's monitor.
+    pub monitor: Arc<ModelMonitor>,
+    /// `models[].analysis.reference_prediction_column`.
+    pub prediction_column: String,
+    /// `models[].analysis.reference_target_column`.
+    pub target_column: String,
+}
+
+impl Watched {
+    /// The monitor with the column names of its analysis config.
+    pub fn new(monitor: Arc<ModelMonitor>, analysis: &driftwatch_analyzer::monitor::AnalysisConfig) -> Self {
+        Self {
+            monitor,
+            prediction_column: analysis.reference_prediction_column.clone(),
+            target_column: analysis.reference_target_column.clone(),
+        }
+    }
+}
+
 struct ModelLoop {
     name: String,
     schema: Arc<ModelSchema>,
     config: RetrainConfig,
-    monitor: Option<Arc<ModelMonitor>>,
+    monitor: Option<Watched>,
     /// The run in progress, and when the last one ended.
     state: Mutex<(Option<String>, Option<Instant>)>,
 }
@@ -290,7 +311,7 @@ impl Retrainer {
     pub fn new(
         store: Store,
         lifecycle: Arc<Lifecycle>,
-        models: Vec<(String, ModelSchema, RetrainConfig, Option<Arc<ModelMonitor>>)>,
+        models: Vec<(String, ModelSchema, RetrainConfig, Option<Watched>)>,
         memory_limit: usize,
         registry: Option<&Registry>,
     ) -> anyhow::Result<Self> {
@@ -545,10 +566,10 @@ impl Retrainer {
             .map_err(|e| Failed(format!("promoting v{}: {}", record.version, e.message)))?;
         run.status = RunStatus::Promoted;
         run.reason = format!("the candidate v{} won: {versus}", record.version);
-        if let (true, Some(monitor)) = (config.update_reference, &l.monitor) {
-            match reference_parquet(&snapshot.batches, split) {
-                Ok(data) => match monitor.upload_reference(data, "parquet").await {
-                    Ok(_) => run.reason += "; its training data is the new reference",
+        if let (true, Some(watched)) = (config.update_reference, &l.monitor) {
+            match new_reference(&built, &l.schema, &snapshot, split, watched).await {
+                Ok(data) => match watched.monitor.upload_reference(data, "parquet").await {
+                    Ok(_) => run.reason += "; its training data (with its own predictions) is the new reference",
                     Err(e) => run.reason += &format!("; the reference was not updated: {e}"),
                 },
                 Err(e) => run.reason += &format!("; the reference was not updated: {}", e.0),
@@ -827,6 +848,57 @@ fn parquet_bytes(batches: &[RecordBatch]) -> Result<Vec<u8>, Failed> {
     Ok(buf)
 }
 
+/// The training rows as a reference file: the features, the candidate's own predictions and
+/// scores on them (so prediction drift compares the new model with itself), and the label as
+/// the target, under the analysis config's column names.
+async fn new_reference(
+    candidate: &Champion,
+    schema: &ModelSchema,
+    s: &Snapshot,
+    split: usize,
+    w: &Watched,
+) -> Result<Bytes, Failed> {
+    use arrow::array::{ArrayRef, BooleanArray, Float64Array, StringArray};
+    use arrow::datatypes::{Field, Schema};
+    let predicted = candidate.predict(Arc::new(slice_batch(&s.batch, 0, split))).await.map_err(Failed)?;
+    let all = arrow::compute::concat_batches(&s.batches[0].schema(), &s.batches)?;
+    let rows = all.slice(0, split);
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    let mut push = |name: &str, column: ArrayRef| {
+        fields.push(Field::new(name, column.data_type().clone(), true));
+        columns.push(column);
+    };
+    for f in &schema.features {
+        let c = rows.column_by_name(&f.name).ok_or_else(|| Failed(format!("column {} missing", f.name)))?;
+        push(&f.name, c.clone());
+    }
+    let kind = schema.prediction;
+    let prediction: ArrayRef = match (&predicted, kind) {
+        (Predicted::Values(v), _) => Arc::new(Float64Array::from(v[..split].to_vec())),
+        (_, ValueKind::Boolean) => {
+            Arc::new((0..split).map(|i| predicted.prediction(kind, i).as_bool()).collect::<BooleanArray>())
+        }
+        _ => Arc::new(
+            (0..split)
+                .map(|i| match predicted.prediction(kind, i) {
+                    serde_json::Value::String(s) => Some(s),
+                    other => Some(other.to_string()),
+                })
+                .collect::<StringArray>(),
+        ),
+    };
+    push(&w.prediction_column, prediction);
+    let label = rows.column_by_name("label").ok_or_else(|| Failed("column label missing".into()))?;
+    push(&w.target_column, label.clone());
+    for (c, class) in schema.scores.iter().enumerate() {
+        let values: Float64Array = (0..split).map(|i| predicted.scores(i).map(|p| f64::from(p[c]))).collect();
+        push(&ModelSchema::score_column(class), Arc::new(values));
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?;
+    Ok(Bytes::from(parquet_bytes(&[batch])?))
+}
+
 /// The first `split` rows (the training data) as Parquet.
 fn reference_parquet(batches: &[RecordBatch], split: usize) -> Result<Bytes, Failed> {
     let schema = batches.first().map(|b| b.schema()).ok_or_else(|| Failed("no rows".into()))?;
@@ -912,7 +984,12 @@ pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Resul
     let retrainer = Retrainer::new(
         store,
         lifecycle,
-        vec![(model.clone(), schemas[i].1.clone(), c.models[i].retrain.clone(), Some(Arc::new(monitor)))],
+        vec![(
+            model.clone(),
+            schemas[i].1.clone(),
+            c.models[i].retrain.clone(),
+            Some(Watched::new(Arc::new(monitor), &c.models[i].analysis)),
+        )],
         c.query.memory_limit as usize,
         None,
     )?;

@@ -153,7 +153,8 @@ impl Server {
                 .iter()
                 .zip(&config.models)
                 .map(|((name, schema), model)| {
-                    (name.clone(), schema.clone(), model.retrain.clone(), monitor.model(name).cloned())
+                    let watched = monitor.model(name).map(|m| crate::retrain::Watched::new(m.clone(), &model.analysis));
+                    (name.clone(), schema.clone(), model.retrain.clone(), watched)
                 })
                 .collect(),
             config.query.memory_limit as usize,

@@ -205,6 +205,9 @@ fn drift_fires_the_alert_the_loop_retrains_promotes_and_rollback_restores() {
     let (candidate, old) = (run["scores"]["candidate"].as_f64().unwrap(), run["scores"]["champion"].as_f64().unwrap());
     assert!(candidate > old + 0.25, "the candidate wins on the same holdout: {run}");
     assert!(run["reason"].as_str().unwrap().contains("new reference"), "{run}");
+    let profile: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("store/churn/reference/profile.json")).unwrap()).unwrap();
+    assert_eq!(profile["rows"], run["rows"]["train"], "the training rows are the reference: {profile}");
     let firing = get(&server, "/v1/alerts")["alerts"].as_array().unwrap().clone();
     assert!(firing.iter().any(|a| a["labels"]["alertname"] == "AccuracyDrop"), "{firing:?}");
 
