@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 .PHONY: demo test setup setup-rust setup-system setup-python setup-onnxruntime bench-ingest bench-analysis bench-proxy bench-report golden help
 
 help:
-	@echo "make demo          run the demo: server + generated stream of predictions and labels"
+	@echo "make demo          the whole loop: train, serve, drift, alert, retrain, recover (DEMO_ARGS=--fast: well under a minute)"
 	@echo "make test          run every test (installs what the tests need first)"
 	@echo "make setup-onnxruntime  install the ONNX Runtime library the predictor loads into .venv"
 	@echo "make bench-ingest  ingest throughput and memory benchmark (release build)"
@@ -18,8 +18,11 @@ help:
 	@echo "make bench-report  driftwatch report against Evidently on the same files"
 	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
 
+# The demo tells its story on stdout; the server's own logs (stderr) are kept to warnings unless
+# RUST_LOG says otherwise. `make demo DEMO_ARGS="--fast"` compresses time; `--serve` keeps it up.
+DEMO_ARGS ?=
 demo: setup-rust setup-onnxruntime
-	$(CARGO) run --quiet -- demo
+	RUST_LOG=$${RUST_LOG:-warn} $(CARGO) run --quiet -- demo $(DEMO_ARGS)
 
 test: setup
 	$(CARGO) fmt --all --check

@@ -89,18 +89,26 @@ enum Command {
         #[arg(long, short)]
         model: Option<String>,
     },
-    /// Run the demo: start the server on the embedded example config, feed it a generated stream
-    /// of predictions and late labels, and show where the data landed.
+    /// Run the demo: the whole loop on a credit-scoring model, told on the terminal.
+    ///
+    /// A first model is trained on past applications by the built-in trainer and served by the
+    /// predictor; generated traffic and late labels stream in; at a known hour the world shifts;
+    /// drift is detected, accuracy falls, the alert reaches the demo's own webhook receiver and
+    /// mailbox and the retraining loop, which promotes a better model; accuracy recovers. Needs
+    /// ONNX Runtime (`make setup-onnxruntime`; `make demo` runs it).
     Demo {
-        /// Where the demo keeps its data (wiped at start).
+        /// Where the demo keeps its data, config and mailbox (wiped at start).
         #[arg(long, default_value = "demo-data")]
         store: PathBuf,
         /// Listen address (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: SocketAddr,
-        /// Predictions to send.
-        #[arg(long, default_value_t = 5000)]
-        rows: usize,
+        /// Applications per simulated hour (one analysis window); default 1000, or 400 with --fast.
+        #[arg(long)]
+        rows: Option<usize>,
+        /// Compress time: the whole loop in well under a minute (about 15 s).
+        #[arg(long)]
+        fast: bool,
         /// Keep the server running after the demo, until Ctrl-C.
         #[arg(long)]
         serve: bool,
@@ -207,7 +215,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Proxy(args) => driftwatch::proxy::run(args).await,
         Command::Models(args) => driftwatch::lifecycle::cli::run(args).await,
         Command::Retrain { config, model } => driftwatch::retrain::cli(&config, model.as_deref()).await,
-        Command::Demo { store, listen, rows, serve } => driftwatch::demo::run(&store, listen, rows, serve).await,
+        Command::Demo { store, listen, rows, fast, serve } => {
+            driftwatch::demo::run(driftwatch::demo::Options { store, listen, rows, fast, serve }).await
+        }
     }
 }
 

@@ -1,4 +1,4 @@
-//! The command line as a user meets it: help, config checking, queries, the demo.
+//! The command line as a user meets it: help, config checking, queries (the demo: tests/demo.rs).
 
 mod support;
 
@@ -98,12 +98,4 @@ fn query_command_reads_the_store_directly() {
     assert!(!ok && stderr.contains("read-only"), "{stderr}");
 }
 
-#[test]
-fn demo_feeds_the_server_and_shows_the_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("demo");
-    let (ok, stdout, stderr) = run(&["demo", "--rows", "300", "--store", store.to_str().unwrap()]);
-    assert!(ok, "{stdout}\n{stderr}");
-    assert!(stdout.contains("predictions stored: 300"), "{stdout}");
-    assert!(support::parquet_files(&store.join("credit/predictions")).len() >= 1);
-}
+// The demo is tested end to end in tests/demo.rs.
