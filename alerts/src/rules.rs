@@ -199,23 +199,18 @@ pub fn evaluate(
             apply(alerts, &fp, next, &mut transitions);
         }
     }
-    // Series that vanished (a feature no longer exported, a metric no longer computed): the
-    // condition no longer holds.
-    let gone: Vec<String> = alerts
+    // Series missing from this observation (realized accuracy before any label of the window
+    // arrived, a metric not computed this time) leave their alerts as they are: no data is not
+    // good news. Only alerts of rules removed from the config are resolved.
+    let orphaned: Vec<String> = alerts
         .iter()
         .filter(|(fp, a)| a.model == obs.model && a.state != State::Resolved && !seen.contains(*fp))
+        .filter(|(_, a)| !rules.iter().any(|r| r.name == a.rule))
         .map(|(fp, _)| fp.clone())
         .collect();
-    for fp in gone {
+    for fp in orphaned {
         let a = alerts[&fp].clone();
-        let Some(rule) = rules.iter().find(|r| r.name == a.rule) else {
-            // The rule was removed from the config: resolve what it raised.
-            let next = (a.state == State::Firing).then(|| resolve(a, obs.at));
-            apply(alerts, &fp, next, &mut transitions);
-            continue;
-        };
-        let value = a.value;
-        let next = step(rule, obs, Some(a), false, value, dashboard, || unreachable!("only called when it holds"));
+        let next = (a.state == State::Firing).then(|| resolve(a, obs.at));
         apply(alerts, &fp, next, &mut transitions);
     }
     transitions
@@ -430,6 +425,21 @@ mod tests {
         assert_eq!(features, ["a", "b"]);
         assert!(alerts.values().all(|a| a.state == State::Firing));
         assert!(alerts.values().any(|a| a.annotations["summary"] == "a drifted on m"));
+    }
+
+    #[test]
+    fn a_missing_series_leaves_the_alert_as_it_is() {
+        let rules = [rule(For::Windows(1), 0)];
+        let mut alerts = BTreeMap::new();
+        evaluate(&rules, &obs(0, 0, 0.9), "", &mut alerts);
+        assert_eq!(states(&alerts), [State::Firing]);
+        let empty = Observation { samples: Vec::new(), ..obs(1, 1, 0.0) };
+        assert!(evaluate(&rules, &empty, "", &mut alerts).is_empty());
+        assert_eq!(states(&alerts), [State::Firing]);
+        // A rule removed from the config resolves what it raised.
+        let t = evaluate(&[], &empty, "", &mut alerts);
+        assert_eq!(t.len(), 1);
+        assert_eq!(states(&alerts), [State::Resolved]);
     }
 
     #[test]
