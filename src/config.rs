@@ -315,6 +315,9 @@ mod docs {
             reference: Some("ref.parquet".into()),
             reference_span: Some(std::time::Duration::from_secs(3600)),
             rolling_rows: Some(100),
+            // Both, so the walk sees both (validation would refuse the pair).
+            window: Some(std::time::Duration::from_secs(3600)),
+            window_rows: Some(1000),
             positive_class: Some("yes".into()),
             ..Default::default()
         };
