@@ -16,3 +16,4 @@ pub mod proxy;
 pub mod report;
 pub mod retrain;
 pub mod server;
+pub mod ui;

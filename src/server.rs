@@ -53,6 +53,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/v2/models/{model}/infer"),
     ("GET", "/v2/models/{model}/ready"),
     ("GET", "/v2/health/ready"),
+    ("GET", "/"),
+    ("GET", "/models/{model}"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -197,6 +199,14 @@ impl Server {
             .route("/v1/models/{model}/analyze", post(analyze))
             .with_state(state)
             .merge(ingest)
+            .merge(crate::ui::routes(crate::ui::Sources {
+                collector: collector.clone(),
+                monitor: monitor.clone(),
+                engine: engine.clone(),
+                lifecycle: lifecycle.clone(),
+                retrainer: retrainer.clone(),
+                query: config.query.clone(),
+            }))
             .merge(crate::alerting::routes(engine))
             .merge(crate::lifecycle::api::routes(lifecycle))
             .merge(crate::retrain::routes(retrainer))

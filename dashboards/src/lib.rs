@@ -11,6 +11,7 @@
 pub mod html;
 pub mod report;
 pub mod svg;
+pub mod ui;
 
 /// Why a report could not be written.
 #[derive(Debug, thiserror::Error)]
