@@ -221,9 +221,20 @@ fn drift_fires_the_alert_the_loop_retrains_promotes_and_rollback_restores() {
     assert_eq!(v2["trainer"], "logistic_regression");
     assert!(v2["holdout_metrics"]["accuracy"].as_f64().unwrap() > 0.9, "{v2}");
 
-    // Rollback restores v1.
-    let (status, answer) = server.post_json("/v1/models/churn/rollback", &json!({}));
-    assert_eq!(status, 200, "{answer}");
+    // The UI shows both versions and the runs; its Roll back button (a form post) restores v1
+    // and returns to the page.
+    let page = support::client().get(server.url("/models/churn")).send().unwrap().text().unwrap();
+    assert!(page.contains("/v1/models/churn/rollback") && page.contains("/versions/1/promote"), "{page}");
+    let no_redirects =
+        reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = no_redirects
+        .post(server.url("/v1/models/churn/rollback"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("")
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 303);
+    assert_eq!(response.headers()["location"], "/models/churn#versions");
     assert_eq!(champion(&server), Some(1));
     let (version, _) = serve(&server, &mut rng, 50);
     assert_eq!(version, "v1");

@@ -98,22 +98,45 @@ fn parse_version(v: &str) -> Result<u32, ApiError> {
     })
 }
 
-async fn promote(State(l): State<Arc<Lifecycle>>, Path((model, version)): Path<(String, String)>) -> Response {
+/// A browser's form post (the UI's Promote and Roll back buttons) goes back to the model's page;
+/// API clients get the JSON record.
+fn changed(headers: &axum::http::HeaderMap, model: &str, record: ModelRecordJson) -> Response {
+    let from_form = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if from_form {
+        return axum::response::Redirect::to(&format!("/models/{model}#versions")).into_response();
+    }
+    axum::Json(json!({"model": model, "champion": record})).into_response()
+}
+
+type ModelRecordJson = super::registry::ModelRecord;
+
+async fn promote(
+    State(l): State<Arc<Lifecycle>>,
+    Path((model, version)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     reply(
         async {
             let v = parse_version(&version)?;
             let record = l.promote(&model, v).await?;
-            Ok(axum::Json(json!({"model": model, "champion": record})).into_response())
+            Ok(changed(&headers, &model, record))
         }
         .await,
     )
 }
 
-async fn rollback(State(l): State<Arc<Lifecycle>>, Path(model): Path<String>) -> Response {
+async fn rollback(
+    State(l): State<Arc<Lifecycle>>,
+    Path(model): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     reply(
         async {
             let record = l.rollback(&model).await?;
-            Ok(axum::Json(json!({"model": model, "champion": record})).into_response())
+            Ok(changed(&headers, &model, record))
         }
         .await,
     )
