@@ -23,6 +23,12 @@ pub struct PredictorConfig {
     /// another replica). Default `"5s"`.
     #[serde(with = "units::duration")]
     pub reload_interval: Duration,
+    /// Store every answered row as a prediction row through the collector before answering.
+    /// `false` answers without storing (ids are still generated and returned), which leaves
+    /// drift and accuracy monitoring blind to this traffic; it exists to measure capture's cost
+    /// (`make bench-predictor`) or for a predictor whose traffic is captured elsewhere.
+    /// Default `true`.
+    pub capture: bool,
 }
 
 impl Default for PredictorConfig {
@@ -33,6 +39,7 @@ impl Default for PredictorConfig {
             intra_threads: 1,
             max_batch_rows: 1024,
             reload_interval: Duration::from_secs(5),
+            capture: true,
         }
     }
 }

@@ -452,7 +452,8 @@ impl Lifecycle {
         })
     }
 
-    /// Predicts a batch on `champion` and captures the rows. Capture failures are counted, not returned.
+    /// Predicts a batch on `champion` and captures the rows (unless `predictor.capture` is off).
+    /// Capture failures are counted, not returned.
     pub async fn predict(&self, name: &str, champion: Arc<Champion>, batch: FeatureBatch) -> Result<Answer, ApiError> {
         let batch = Arc::new(batch);
         let started = Instant::now();
@@ -470,7 +471,9 @@ impl Lifecycle {
         }
         let ids: Vec<String> =
             batch.ids.iter().map(|id| id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string())).collect();
-        self.capture(name, &champion, &batch, &ids, &predicted).await;
+        if self.config.capture {
+            self.capture(name, &champion, &batch, &ids, &predicted).await;
+        }
         Ok(Answer { version: champion.version, ids, predicted })
     }
 
