@@ -13,7 +13,7 @@ help:
 	@echo "make test          run every test (installs what the tests need first)"
 	@echo "make setup-onnxruntime  install the ONNX Runtime library the predictor loads into .venv"
 	@echo "make bench-ingest  ingest throughput and memory benchmark (release build)"
-	@echo "make bench-analysis  window analysis time for 100k to 3M rows (ROWS=... to choose)"
+	@echo "make bench-analysis  window analysis time for 100k to 10M rows (ROWS=... to choose)"
 	@echo "make bench-predictor  built-in predictor rows/s, p50 and p99, batch 1 and 64, capture on and off"
 	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
 	@echo "make bench-report  driftwatch report against Evidently on the same files"
