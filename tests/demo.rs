@@ -5,31 +5,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// ONNX Runtime from the project's `.venv`; `None` (a printed skip) when it is not installed,
-/// except under CI where that fails.
-fn onnxruntime() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let found =
-        std::fs::read_dir(root.join(".venv/lib")).ok().and_then(|mut dirs| {
-            dirs.find_map(|d| {
-                let capi = d.ok()?.path().join("site-packages/onnxruntime/capi");
-                std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so."))
-                })
-            })
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ONNX Runtime is not in .venv; run `make setup-onnxruntime`"
-        );
-        eprintln!("SKIPPED: ONNX Runtime not installed in .venv (make setup-onnxruntime)");
-    }
-    found
-}
 
 /// The number right after `marker` in `text`.
 fn figure(text: &str, marker: &str) -> f64 {
@@ -40,7 +16,7 @@ fn figure(text: &str, marker: &str) -> f64 {
 
 #[test]
 fn fast_demo_tells_the_whole_loop_in_order() {
-    let Some(ort) = onnxruntime() else { return };
+    let Some(ort) = support::onnxruntime() else { return };
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("demo");
     let out = Command::new(support::binary())

@@ -15,29 +15,6 @@ use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use support::{Server, wait_until};
 
-/// ONNX Runtime from the project's `.venv`; `None` (a printed skip) when it is not installed,
-/// except under CI where that fails.
-fn onnxruntime() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let found =
-        std::fs::read_dir(root.join(".venv/lib")).ok().and_then(|mut dirs| {
-            dirs.find_map(|d| {
-                let capi = d.ok()?.path().join("site-packages/onnxruntime/capi");
-                std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
-                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so."))
-                })
-            })
-        });
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ONNX Runtime is not in .venv; run `make setup-onnxruntime`"
-        );
-        eprintln!("SKIPPED: ONNX Runtime not installed in .venv (make setup-onnxruntime)");
-    }
-    found
-}
-
 /// Before the change, `yes` when x1 + x2 > 0; after it, when x1 − x2 > 0. `color` is noise.
 fn world(rng: &mut StdRng, changed: bool) -> (Value, &'static str) {
     let (x1, x2): (f64, f64) = (rng.random_range(-1.0..1.0), rng.random_range(-1.0..1.0));
@@ -163,7 +140,7 @@ fn champion(server: &Server) -> Option<u64> {
 
 #[test]
 fn drift_fires_the_alert_the_loop_retrains_promotes_and_rollback_restores() {
-    let Some(ort) = onnxruntime() else { return };
+    let Some(ort) = support::onnxruntime() else { return };
     let dir = tempfile::tempdir().unwrap();
     let env = [("ORT_DYLIB_PATH", ort.to_str().unwrap())];
     let mut rng = StdRng::seed_from_u64(3);
@@ -259,7 +236,7 @@ fn with_trainer(dir: &Path, script: &str, timeout: &str) -> PathBuf {
 
 #[test]
 fn external_trainers_and_failures_that_never_touch_the_champion() {
-    let Some(ort) = onnxruntime() else { return };
+    let Some(ort) = support::onnxruntime() else { return };
     let dir = tempfile::tempdir().unwrap();
     let env = [("ORT_DYLIB_PATH", ort.to_str().unwrap())];
     let mut rng = StdRng::seed_from_u64(5);

@@ -215,3 +215,26 @@ pub fn ipc(batch: &arrow::record_batch::RecordBatch) -> Vec<u8> {
     drop(w);
     buf
 }
+
+/// ONNX Runtime from the project's `.venv` (what `make setup-onnxruntime` installs); `None`, with
+/// a printed skip, when it is not there, except under CI (`CI=true`), where that fails the test.
+pub fn onnxruntime() -> Option<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let found =
+        std::fs::read_dir(root.join(".venv/lib")).ok().and_then(|mut dirs| {
+            dirs.find_map(|d| {
+                let capi = d.ok()?.path().join("site-packages/onnxruntime/capi");
+                std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
+                    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so."))
+                })
+            })
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "ONNX Runtime is not in .venv; run `make setup-onnxruntime`"
+        );
+        eprintln!("SKIPPED: ONNX Runtime not installed in .venv (make setup-onnxruntime)");
+    }
+    found
+}
