@@ -434,6 +434,18 @@ impl Retrainer {
             runs.push(serde_json::from_slice::<Run>(&data)?);
         }
         runs.sort_by(|a, b| b.id.cmp(&a.id));
+        // A record still `running` that is not this process's current run was cut short by a
+        // stop or a crash; it reads as failed (the registry shows any version it stored).
+        let current = match self.models.get(model) {
+            Some(l) => l.state.lock().await.0.clone(),
+            None => None,
+        };
+        for run in runs.iter_mut().filter(|r| r.status == RunStatus::Running && Some(&r.id) != current.as_ref()) {
+            run.status = RunStatus::Failed;
+            run.reason =
+                "interrupted: driftwatch stopped during the run; see the model's versions for anything it stored"
+                    .into();
+        }
         Ok(runs)
     }
 
