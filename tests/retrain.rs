@@ -352,6 +352,18 @@ fn external_trainers_and_failures_that_never_touch_the_champion() {
     assert_eq!(version, format!("v{}", run["candidate_version"]));
     assert!(accuracy > 0.8, "the sklearn model predicts the new world: {accuracy}");
     server.stop();
+
+    // A run cut short by a crash reads as failed, interrupted, after the restart.
+    let config = with_trainer(dir.path(), "sleep 20\n", "60s");
+    let server = Server::start_with_env(&config, &env);
+    let (status, started) = server.post_json("/v1/models/churn/retrain", &json!({}));
+    assert_eq!((status, started["status"].as_str()), (202, Some("running")), "{started}");
+    server.kill();
+    let server = Server::start_with_env(&config, &env);
+    let run = runs(&server).into_iter().find(|r| r["id"] == started["id"]).unwrap();
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(run["reason"].as_str().unwrap().contains("interrupted"), "{run}");
+    server.stop();
 }
 
 fn champion_file(dir: &Path) -> String {
