@@ -10,11 +10,12 @@
 //! negative control first checks that this Chromium does report a broken script that way, so a
 //! change in its log format cannot turn the console check into a silent pass.
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+mod support;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
+use std::path::Path;
+use std::process::Command;
+
+use support::{CHROMIUM, chromium, console_lines};
 
 fn chromium_or_fail() {
     if Path::new(CHROMIUM).exists() {
@@ -31,54 +32,7 @@ fn chromium_or_fail() {
 
 /// Loads `url` in a fresh headless Chromium; returns (dumped DOM, stderr).
 fn load(url: &str) -> (String, String) {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read both pipes on threads so a chatty stderr cannot block the browser.
-    let mut stdout = child.stdout.take().unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s)
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut stderr, &mut s).map(|_| s)
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("chromium did not finish loading {url} within 90 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (out.join().unwrap().unwrap(), err.join().unwrap().unwrap())
-}
-
-fn console_lines(stderr: &str) -> Vec<&str> {
-    stderr.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).collect()
+    chromium(url, &["--dump-dom"])
 }
 
 fn file_url(path: &Path) -> String {
