@@ -298,7 +298,6 @@ impl<E: std::fmt::Display> From<E> for Failed {
 /// The labeled rows of the data window, in event-time order.
 struct Snapshot {
     batch: FeatureBatch,
-    features: Vec<trainer::Feature>,
     target: Vec<Option<String>>,
     numbers: Vec<f64>,
     times: Vec<i64>,
@@ -613,7 +612,6 @@ impl Retrainer {
         )?;
         let mut out = Snapshot {
             batch: FeatureBatch { rows, columns: Vec::new(), ids: vec![None; rows] },
-            features: Vec::new(),
             target: Vec::new(),
             numbers: Vec::new(),
             times: Vec::new(),
@@ -628,18 +626,15 @@ impl Retrainer {
                 FeatureKind::Numerical => {
                     let c = arrow::compute::cast(col, &DataType::Float64)?;
                     let v: Vec<f64> = c.as_primitive::<Float64Type>().iter().map(|x| x.unwrap_or(f64::NAN)).collect();
-                    out.features.push(trainer::Feature::numerical(&f.name, v.clone()));
                     out.batch.columns.push(Column::Num(v));
                 }
                 FeatureKind::Boolean => {
                     let c = arrow::compute::cast(col, &DataType::Boolean)?;
                     let v: Vec<Option<bool>> = c.as_boolean().iter().collect();
-                    out.features.push(trainer::Feature::boolean(&f.name, v.clone()));
                     out.batch.columns.push(Column::Bool(v));
                 }
                 FeatureKind::Categorical | FeatureKind::Text => {
                     let v = strings(col)?;
-                    out.features.push(trainer::Feature::categorical(&f.name, v.clone()));
                     out.batch.columns.push(Column::Str(v));
                 }
                 FeatureKind::Embedding => {
@@ -666,7 +661,8 @@ impl Retrainer {
     }
 
     async fn train_builtin(&self, l: &ModelLoop, s: &Snapshot, split: usize) -> Result<Vec<u8>, Failed> {
-        let features: Vec<trainer::Feature> = s.features.iter().map(|f| head(f, split)).collect();
+        let features: Vec<trainer::Feature> =
+            l.schema.features.iter().zip(&s.batch.columns).map(|(f, c)| train_feature(&f.name, c, split)).collect();
         let data = trainer::Data::new(features)?;
         let target = match l.schema.label {
             ValueKind::Numerical => trainer::Target::Values(s.numbers[..split].to_vec()),
@@ -788,11 +784,13 @@ fn strings(col: &dyn Array) -> Result<Vec<Option<String>>, Failed> {
     Ok(c.as_string::<i32>().iter().map(|s| s.map(str::to_string)).collect())
 }
 
-fn head(f: &trainer::Feature, n: usize) -> trainer::Feature {
-    match &f.column {
-        trainer::Column::Numerical(v) => trainer::Feature::numerical(&f.name, v[..n].to_vec()),
-        trainer::Column::Boolean(v) => trainer::Feature::boolean(&f.name, v[..n].to_vec()),
-        trainer::Column::Categorical(v) => trainer::Feature::categorical(&f.name, v[..n].to_vec()),
+/// The first `n` values of a feature column, as the trainer takes them.
+fn train_feature(name: &str, c: &Column, n: usize) -> trainer::Feature {
+    match c {
+        Column::Num(v) => trainer::Feature::numerical(name, v[..n].to_vec()),
+        Column::Bool(v) => trainer::Feature::boolean(name, v[..n].to_vec()),
+        Column::Str(v) => trainer::Feature::categorical(name, v[..n].to_vec()),
+        Column::Emb(..) => unreachable!("the snapshot refuses embedding features"),
     }
 }
 
