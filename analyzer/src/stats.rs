@@ -129,51 +129,29 @@ pub fn np_std(values: &[f64]) -> f64 {
 }
 
 /// A sorted copy of `values` (total order; the inputs carry no NaN).
+///
+/// The floats are sorted as integer keys: flipping the sign bit of positives and every bit of
+/// negatives makes the unsigned order of the bits the total order of the floats, and integers
+/// compare without branches. Measured on the 2-core CI machine (1M / 10M uniform values, ns per
+/// value): this sort 14.6 / 20.4, an MSD radix sort 24.1 / 32.9, an LSD radix sort 20.7 / 41.6,
+/// MSD on 16 bits then LSD per bucket 14.9 / 24.0. Radix sorts scatter, and every scatter pass
+/// misses the cache once a column outgrows it.
 pub fn sorted(values: &[f64]) -> Vec<f64> {
-    if values.len() > 4096 {
-        return radix_sorted(values);
-    }
-    let mut v = values.to_vec();
-    // Values equal under total_cmp are bit-identical, so an unstable sort gives the same vector.
-    v.sort_unstable_by(f64::total_cmp);
-    v
+    let mut keys: Vec<u64> = values.iter().map(|&x| sort_key(x)).collect();
+    keys.sort_unstable();
+    // Same size and alignment: the collect reuses the keys' allocation.
+    keys.into_iter().map(from_sort_key).collect()
 }
 
-/// The same order as `total_cmp`, by an LSD radix sort on the bits: a window's columns hold
-/// millions of values, and sorting them is most of a window's cost.
-fn radix_sorted(values: &[f64]) -> Vec<f64> {
-    // Flipping the sign bit of positives and every bit of negatives makes the unsigned order of
-    // the bits the total order of the floats.
-    let key = |x: f64| {
-        let b = x.to_bits();
-        if b >> 63 == 1 { !b } else { b | (1 << 63) }
-    };
-    let unkey = |k: u64| f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k });
-    let mut a: Vec<u64> = values.iter().map(|&x| key(x)).collect();
-    let mut b = vec![0u64; a.len()];
-    for shift in (0..64).step_by(8) {
-        let mut counts = [0usize; 256];
-        for &k in &a {
-            counts[((k >> shift) & 0xff) as usize] += 1;
-        }
-        // A byte all keys share leaves the order as it is.
-        if counts.iter().any(|&c| c == a.len()) {
-            continue;
-        }
-        let mut offset = 0;
-        for c in counts.iter_mut() {
-            let n = *c;
-            *c = offset;
-            offset += n;
-        }
-        for &k in &a {
-            let slot = &mut counts[((k >> shift) & 0xff) as usize];
-            b[*slot] = k;
-            *slot += 1;
-        }
-        std::mem::swap(&mut a, &mut b);
-    }
-    a.into_iter().map(unkey).collect()
+/// The float's bits as an integer whose unsigned order is `f64::total_cmp`'s.
+fn sort_key(x: f64) -> u64 {
+    let b = x.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
+/// The float back from [`sort_key`].
+fn from_sort_key(k: u64) -> f64 {
+    f64::from_bits(if k >> 63 == 1 { k & !(1 << 63) } else { !k })
 }
 
 /// Number of elements of sorted `a` that are `< x` (`side="left"`) or `<= x` (`side="right"`),
@@ -258,12 +236,31 @@ mod tests {
     }
 
     #[test]
-    fn radix_sort_is_the_total_order() {
+    fn sort_is_the_total_order() {
         let mut x: Vec<f64> = (0..20_000).map(|i| ((i * 7919) % 20_011) as f64 / 3.0 - 3000.0).collect();
         x.extend([0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, 1e300, -1e-300, f64::MIN_POSITIVE]);
         let mut expected = x.clone();
         expected.sort_by(f64::total_cmp);
-        let got = radix_sorted(&x);
+        let got = sorted(&x);
+        assert!(got.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
+    }
+
+    #[test]
+    fn sort_handles_any_bits_ties_and_narrow_ranges() {
+        // A 64-bit LCG: every bit pattern but NaN, a point mass, and values a few ulps apart.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state
+        };
+        let mut x: Vec<f64> = (0..200_000).map(|_| f64::from_bits(next())).filter(|v| !v.is_nan()).collect();
+        x.extend(std::iter::repeat_n(2.5, 50_000));
+        x.extend((0..50_000).map(|_| f64::from_bits(1.0f64.to_bits() + next() % 1000)));
+        x.extend((0..50_000).map(|_| (next() % 7) as f64 - 3.0));
+        let mut expected = x.clone();
+        expected.sort_by(f64::total_cmp);
+        let got = sorted(&x);
+        assert_eq!(got.len(), expected.len());
         assert!(got.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()));
     }
 

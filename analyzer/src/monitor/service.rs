@@ -543,11 +543,14 @@ impl ModelMonitor {
                 }
                 for start in todo {
                     let end = start + window_us;
+                    let read_started = Instant::now();
                     let frame = self.window_frame(&ctx, start, end).await?;
                     if frame.rows == 0 {
                         continue;
                     }
+                    let analyse_started = Instant::now();
                     let result = self.analyse(&reference, frame).await?;
+                    tracing::debug!(model = %self.name, start, read = ?(analyse_started - read_started), analyse = ?analyse_started.elapsed(), "window analysed");
                     let window = results::Window::Tumbling { start, end };
                     results::write(&self.store, &self.name, &window, chrono::Utc::now().timestamp_micros(), &result)
                         .await?;
