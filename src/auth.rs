@@ -1,14 +1,29 @@
-//! `[auth]`: bearer tokens with scopes. Without any token configured, the API is open (fit for
-//! loopback and trusted networks only).
+//! `[auth]`: bearer tokens with scopes, and sign-in sessions for the built-in UI. Without any
+//! token configured, the API and the UI are open (fit for loopback and trusted networks only).
+//!
+//! A browser cannot send `Authorization: Bearer`, so the UI signs in once at `/login` ([`login`])
+//! with a token and gets a random session id in an `HttpOnly`, `SameSite=Lax` cookie that stands
+//! for that token's name and scopes until it expires. Sessions live in memory ([`Sessions`]):
+//! a restart signs everyone out.
 
-use std::sync::Arc;
+pub mod login;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use driftwatch_collector::ApiError;
+use driftwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
+
+/// The cookie that carries a UI session id.
+pub const SESSION_COOKIE: &str = "dw_session";
+/// Sessions held at most; signing in beyond that ends the session closest to expiry.
+pub const MAX_SESSIONS: usize = 10_000;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,12 +38,25 @@ pub enum Scope {
 }
 
 /// `[auth]`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     /// `[[auth.tokens]]`: accepted bearer tokens. Default: none (the API is open).
     #[serde(default)]
     pub tokens: Vec<TokenConfig>,
+    /// How long a UI sign-in lasts, counted from the sign-in. Default `"12h"`. Example: `"8h"`.
+    #[serde(default = "default_session_ttl", with = "units::duration")]
+    pub session_ttl: Duration,
+}
+
+fn default_session_ttl() -> Duration {
+    Duration::from_secs(12 * 3600)
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self { tokens: Vec::new(), session_ttl: default_session_ttl() }
+    }
 }
 
 /// One accepted bearer token.
@@ -47,14 +75,33 @@ pub struct TokenConfig {
     pub scopes: Vec<Scope>,
 }
 
+/// An accepted token with its secret resolved. `Debug` leaves the secret out.
+#[derive(Clone)]
+pub struct Token {
+    /// Its name, for logs.
+    pub name: String,
+    /// What it may do.
+    pub scopes: Vec<Scope>,
+    secret: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("name", &self.name).field("scopes", &self.scopes).finish_non_exhaustive()
+    }
+}
+
 impl AuthConfig {
     /// Checks each token has exactly one source and that its environment variable is set.
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.session_ttl < Duration::from_secs(1) {
+            anyhow::bail!("auth.session_ttl: must be at least 1s");
+        }
         self.resolve().map(|_| ())
     }
 
     /// The tokens with their secrets read from the environment.
-    pub fn resolve(&self) -> anyhow::Result<Vec<(String, Vec<Scope>)>> {
+    pub fn resolve(&self) -> anyhow::Result<Vec<Token>> {
         let mut out = Vec::new();
         for (i, t) in self.tokens.iter().enumerate() {
             let at = format!("auth.tokens[{i}] (`{}`)", t.name);
@@ -70,16 +117,131 @@ impl AuthConfig {
             if t.scopes.is_empty() {
                 anyhow::bail!("{at}.scopes: give at least one of ingest, read, admin");
             }
-            out.push((secret, t.scopes.clone()));
+            out.push(Token { name: t.name.clone(), scopes: t.scopes.clone(), secret });
         }
         Ok(out)
     }
 }
 
-/// The scope a request needs; `None` for probes, metrics and the API description.
+/// The running form of `[auth]`: the accepted tokens and the UI sessions signed in with them.
+pub struct Auth {
+    tokens: Vec<Token>,
+    sessions: Sessions,
+}
+
+impl Auth {
+    /// Resolves the configured tokens.
+    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
+        Ok(Self { tokens: config.resolve()?, sessions: Sessions::new(config.session_ttl, MAX_SESSIONS) })
+    }
+
+    /// Whether no token is configured: then everything is open.
+    pub fn is_open(&self) -> bool {
+        self.tokens.is_empty()
+    }
+
+    /// The configured token equal to `presented`, compared in constant time.
+    pub fn token(&self, presented: &str) -> Option<&Token> {
+        self.tokens.iter().find(|t| constant_time_eq(t.secret.as_bytes(), presented.as_bytes()))
+    }
+
+    /// The UI sessions.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
+    }
+}
+
+/// What a signed-in UI session stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The name of the token signed in with.
+    pub name: String,
+    /// That token's scopes.
+    pub scopes: Vec<Scope>,
+    expires: Instant,
+}
+
+/// UI sessions by id, in memory, at most `max` of them; each ends `ttl` after its sign-in.
+pub struct Sessions {
+    ttl: Duration,
+    max: usize,
+    by_id: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    /// An empty set.
+    pub fn new(ttl: Duration, max: usize) -> Self {
+        Self { ttl, max: max.max(1), by_id: Mutex::new(HashMap::new()) }
+    }
+
+    /// How long a session lasts.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Starts a session for `token` at `now` under `id` (see [`session_id`]). Expired sessions
+    /// are dropped first; when the set is still full, the one closest to expiry ends.
+    pub fn start(&self, id: String, token: &Token, now: Instant) {
+        let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        if by_id.len() >= self.max {
+            by_id.retain(|_, s| s.expires > now);
+        }
+        if by_id.len() >= self.max
+            && let Some(oldest) = by_id.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
+        {
+            by_id.remove(&oldest);
+        }
+        by_id.insert(id, Session { name: token.name.clone(), scopes: token.scopes.clone(), expires: now + self.ttl });
+    }
+
+    /// The live session `id` at `now`; an expired one is forgotten.
+    pub fn get(&self, id: &str, now: Instant) -> Option<Session> {
+        let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        match by_id.get(id) {
+            Some(s) if s.expires > now => Some(s.clone()),
+            Some(_) => {
+                by_id.remove(id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Ends session `id` (sign out).
+    pub fn end(&self, id: &str) {
+        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+    }
+
+    /// Sessions held, expired ones included until they are next looked at or pushed out.
+    pub fn len(&self) -> usize {
+        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Whether none is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A new session id: 32 bytes from a cryptographically secure generator, as 64 hex digits.
+pub fn session_id(rng: &mut (impl rand::CryptoRng + ?Sized)) -> String {
+    let mut bytes = [0u8; 32];
+    rng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Put into a request's extensions when a UI session (not a bearer token) authenticated it, so
+/// pages can offer Sign out.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The name of the token signed in with.
+    pub name: String,
+}
+
+/// The scope a request needs; `None` for probes, metrics, the API description and sign-in.
 pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     match path {
-        "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/v2/health/ready" => None,
+        "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/v2/health/ready" | "/login" | "/logout" => None,
         p if method == Method::GET && p.starts_with("/v2/models/") && p.ends_with("/ready") => None,
         p if method == Method::POST && (p.ends_with("/predict") || p.ends_with("/infer")) => Some(Scope::Ingest),
         p if method == Method::POST
@@ -99,38 +261,149 @@ pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
     }
 }
 
-/// Checks the bearer token of every request against the configured ones.
-pub async fn check(State(tokens): State<Arc<Vec<(String, Vec<Scope>)>>>, request: Request, next: Next) -> Response {
-    if tokens.is_empty() {
+/// Whether `scopes` cover `needed` (`admin` covers everything).
+pub fn allows(scopes: &[Scope], needed: Scope) -> bool {
+    scopes.contains(&Scope::Admin) || scopes.contains(&needed)
+}
+
+/// Authenticates every request: a bearer token first; without one, a UI session cookie. A
+/// cookie-authenticated request that changes something must come from a page of this server
+/// (see [`same_origin`]). A UI page asked for without credentials is sent to `/login`; the API
+/// answers 401.
+pub async fn check(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+    if auth.is_open() {
         return next.run(request).await;
     }
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
-    let presented = request
-        .headers()
+    let headers = request.headers();
+    if let Some(presented) = bearer(headers) {
+        return match auth.token(presented) {
+            None => {
+                ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid").into_response()
+            }
+            Some(t) if allows(&t.scopes, needed) => next.run(request).await,
+            Some(_) => forbidden(needed),
+        };
+    }
+    let cookie = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(session_cookie);
+    let session = cookie.and_then(|id| auth.sessions.get(id, Instant::now()));
+    let Some(session) = session else {
+        if is_ui_page(request.method(), request.uri().path()) {
+            return Redirect::to(&login_url(request.uri())).into_response();
+        }
+        let message = if cookie.is_some() {
+            "the session has ended; sign in again at /login, or send `Authorization: Bearer <token>`"
+        } else {
+            "send `Authorization: Bearer <token>`"
+        };
+        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message).into_response();
+    };
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD);
+    if !safe && !same_origin(headers) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "a signed-in browser session may change things only from pages of this server (the Origin header does not match the Host)",
+        )
+        .into_response();
+    }
+    if !allows(&session.scopes, needed) {
+        return forbidden(needed);
+    }
+    request.extensions_mut().insert(SignedIn { name: session.name });
+    next.run(request).await
+}
+
+fn forbidden(needed: Scope) -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        format!("the token lacks the `{}` scope this request needs", scope_name(needed)),
+    )
+    .into_response()
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let Some(presented) = presented else {
-        return ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send `Authorization: Bearer <token>`")
-            .into_response();
+        .map(str::trim)
+}
+
+/// The pages of the UI, which a browser without a session is sent to sign in for.
+fn is_ui_page(method: &Method, path: &str) -> bool {
+    (method == Method::GET || method == Method::HEAD) && (path == "/" || path.starts_with("/models/"))
+}
+
+/// `/login?next=<this path and query>`.
+fn login_url(uri: &Uri) -> String {
+    let here = uri.path_and_query().map_or("/", |p| p.as_str());
+    format!("/login?next={}", query_value(here))
+}
+
+/// `dw_session`'s value in one `Cookie` header (`a=1; dw_session=…; b=2`).
+pub fn session_cookie(cookie_header: &str) -> Option<&str> {
+    cookie_header
+        .split(';')
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
+}
+
+/// Whether the request's `Origin`, when it sends one, is this server as the browser reached it:
+/// its host and port equal `Host` (or `X-Forwarded-Host`, set by a proxy in front). Browsers
+/// send `Origin` with every cross-site POST, so a page elsewhere cannot act with the session
+/// even where `SameSite` falls short (an older browser, a sibling subdomain).
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN) else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    let hosts = [header::HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|h| headers.get(h)?.to_str().ok())
+        .map(|h| h.split(',').next().unwrap_or("").trim());
+    origin_matches(origin, hosts)
+}
+
+/// `Origin` (`scheme://host[:port]`, or `null`) against the hosts the request was sent to.
+fn origin_matches<'a>(origin: &str, mut hosts: impl Iterator<Item = &'a str>) -> bool {
+    let Some(authority) = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://")) else {
+        return false;
     };
-    let scopes =
-        tokens.iter().find(|(secret, _)| constant_time_eq(secret.as_bytes(), presented.as_bytes())).map(|(_, s)| s);
-    match scopes {
-        None => {
-            ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid").into_response()
+    !authority.is_empty()
+        && !authority.contains(['/', '?', '#', '@'])
+        && hosts.any(|h| !h.is_empty() && h.eq_ignore_ascii_case(authority))
+}
+
+/// Where to go after signing in: `next` when it is a path on this server, else `/`. Rejects
+/// anything a browser could read as another site (`//host`, `/\host`, `https://…`), control
+/// characters and whitespace (which browsers strip, turning `/\t/host` into `//host`), and the
+/// sign-in pages themselves.
+pub fn safe_next(next: Option<&str>) -> String {
+    let Some(next) = next else { return "/".into() };
+    let ok = next.len() <= 2048
+        && next.starts_with('/')
+        && !matches!(next.as_bytes().get(1), Some(b'/' | b'\\'))
+        && next.bytes().all(|b| b.is_ascii_graphic())
+        && !next.contains('\\')
+        && !(next.starts_with("/login") || next.starts_with("/logout"));
+    if ok { next.to_string() } else { "/".into() }
+}
+
+/// A query parameter value, percent-encoded; `/` is kept for readability.
+pub fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
         }
-        Some(scopes) if scopes.contains(&Scope::Admin) || scopes.contains(&needed) => next.run(request).await,
-        Some(_) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!("the token lacks the `{}` scope this request needs", scope_name(needed)),
-        )
-        .into_response(),
     }
+    out
 }
 
 fn scope_name(s: Scope) -> &'static str {
@@ -144,4 +417,144 @@ fn scope_name(s: Scope) -> &'static str {
 /// Compares secrets without leaking where they differ through timing.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(name: &str, scopes: &[Scope]) -> Token {
+        Token { name: name.into(), scopes: scopes.to_vec(), secret: "secret-0123456789".into() }
+    }
+
+    #[test]
+    fn next_is_a_path_on_this_server_or_home() {
+        for good in ["/", "/models/credit", "/models/credit?feature=age&window=2", "/models/a%2Fb#versions"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "",
+            "models/credit",
+            "//evil.example",
+            "//evil.example/models",
+            "/\\evil.example",
+            "/models\\..\\x",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/\t/evil.example",
+            "/models/a b",
+            "/models/\u{e9}",
+            "/login?next=/",
+            "/logout",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(Some(&format!("/{}", "a".repeat(3000)))), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        assert_eq!(session_cookie("dw_session=abc"), Some("abc"));
+        assert_eq!(session_cookie("a=1; dw_session=abc; b=2"), Some("abc"));
+        assert_eq!(session_cookie("a=1;dw_session=\"abc\""), Some("abc"));
+        assert_eq!(session_cookie("xdw_session=abc; dw_sessionx=def"), None);
+        assert_eq!(session_cookie("dw_session="), None);
+        assert_eq!(session_cookie("a=1; b"), None);
+        assert_eq!(session_cookie(""), None);
+    }
+
+    #[test]
+    fn origin_must_name_the_host_asked() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(*k, v.parse().unwrap());
+            }
+            h
+        };
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080")])), "no Origin: a non-browser client");
+        assert!(same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", "http://127.0.0.1:8080")])));
+        assert!(same_origin(&headers(&[("host", "DW.example.com"), ("origin", "https://dw.example.com")])));
+        assert!(same_origin(&headers(&[
+            ("host", "10.0.0.5:8080"),
+            ("x-forwarded-host", "dw.example.com"),
+            ("origin", "https://dw.example.com")
+        ])));
+        for origin in [
+            "http://evil.example",
+            "http://127.0.0.1:8081",
+            "http://127.0.0.1",
+            "null",
+            "file://",
+            "http://127.0.0.1:8080/",
+            "http://user@127.0.0.1:8080",
+        ] {
+            assert!(!same_origin(&headers(&[("host", "127.0.0.1:8080"), ("origin", origin)])), "{origin}");
+        }
+        assert!(!same_origin(&headers(&[("origin", "http://127.0.0.1:8080")])), "no Host to match");
+    }
+
+    #[test]
+    fn sessions_expire_after_their_ttl() {
+        let sessions = Sessions::new(Duration::from_secs(60), 10);
+        let t0 = Instant::now();
+        sessions.start("a".into(), &token("viewer", &[Scope::Read]), t0);
+        let s = sessions.get("a", t0 + Duration::from_secs(59)).expect("live");
+        assert_eq!((s.name.as_str(), s.scopes.as_slice()), ("viewer", &[Scope::Read][..]));
+        assert_eq!(sessions.get("b", t0), None);
+        assert_eq!(sessions.get("a", t0 + Duration::from_secs(60)), None, "ended at its ttl");
+        assert!(sessions.is_empty(), "an expired session is forgotten once seen");
+        sessions.start("c".into(), &token("viewer", &[Scope::Read]), t0);
+        sessions.end("c");
+        assert_eq!(sessions.get("c", t0), None, "signed out");
+    }
+
+    #[test]
+    fn sessions_are_bounded() {
+        let sessions = Sessions::new(Duration::from_secs(60), 3);
+        let t0 = Instant::now();
+        let t = token("ops", &[Scope::Admin]);
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            sessions.start(id.into(), &t, t0 + Duration::from_secs(i as u64));
+        }
+        // Full of live sessions: the one closest to expiry makes room.
+        sessions.start("d".into(), &t, t0 + Duration::from_secs(3));
+        assert_eq!(sessions.len(), 3);
+        assert!(sessions.get("a", t0 + Duration::from_secs(3)).is_none());
+        assert!(sessions.get("b", t0 + Duration::from_secs(3)).is_some());
+        // Expired ones go first, all of them.
+        sessions.start("e".into(), &t, t0 + Duration::from_secs(62));
+        assert_eq!(sessions.len(), 2, "b and c expired; d and e remain");
+        assert!(sessions.get("d", t0 + Duration::from_secs(62)).is_some());
+    }
+
+    #[test]
+    fn session_ids_are_32_random_bytes_in_hex() {
+        let mut rng = rand::rng();
+        let (a, b) = (session_id(&mut rng), session_id(&mut rng));
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn ui_pages_without_credentials_go_to_login() {
+        assert!(is_ui_page(&Method::GET, "/") && is_ui_page(&Method::GET, "/models/credit"));
+        assert!(!is_ui_page(&Method::POST, "/models/credit") && !is_ui_page(&Method::GET, "/v1/models"));
+        let uri: Uri = "/models/credit?feature=age&window=2".parse().unwrap();
+        assert_eq!(login_url(&uri), "/login?next=/models/credit%3Ffeature%3Dage%26window%3D2");
+        assert_eq!(required_scope(&Method::POST, "/login"), None);
+        assert_eq!(required_scope(&Method::POST, "/logout"), None);
+    }
+
+    #[test]
+    fn tokens_need_read_or_admin_for_pages_and_admin_for_changes() {
+        assert!(allows(&[Scope::Read], Scope::Read) && allows(&[Scope::Admin], Scope::Read));
+        assert!(!allows(&[Scope::Ingest], Scope::Read));
+        assert!(!allows(&[Scope::Read], required_scope(&Method::POST, "/v1/models/m/versions/3/promote").unwrap()));
+        assert!(
+            constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
+        );
+    }
 }

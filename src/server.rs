@@ -55,6 +55,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v2/health/ready"),
     ("GET", "/"),
     ("GET", "/models/{model}"),
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
 ];
 
 /// The OpenAPI description served at `/openapi.json`.
@@ -183,7 +186,7 @@ impl Server {
             inflight: Arc::new(Semaphore::new(config.server.max_inflight_ingest)),
             inflight_kib: Arc::new(Semaphore::new((config.server.max_inflight_body_bytes / 1024) as usize)),
         });
-        let tokens = Arc::new(config.auth.resolve()?);
+        let auth = Arc::new(crate::auth::Auth::new(&config.auth)?);
         let app = Router::new()
             .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
             .route("/readyz", get(readyz))
@@ -210,6 +213,7 @@ impl Server {
             .merge(crate::alerting::routes(engine))
             .merge(crate::lifecycle::api::routes(lifecycle))
             .merge(crate::retrain::routes(retrainer))
+            .merge(crate::auth::login::routes(auth.clone()))
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /openapi.json")
             })
@@ -220,7 +224,7 @@ impl Server {
                     "this endpoint does not take that method; see /openapi.json",
                 )
             })
-            .layer(axum::middleware::from_fn_with_state(tokens, crate::auth::check));
+            .layer(axum::middleware::from_fn_with_state(auth, crate::auth::check));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;

@@ -6,24 +6,25 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use driftwatch_alerts::Engine;
 use driftwatch_analyzer::monitor::Monitor;
 use driftwatch_analyzer::sql;
 use driftwatch_collector::schema::{FeatureKind, ModelSchema};
 use driftwatch_collector::{ApiError, Collector};
 use driftwatch_dashboards::ui::{
-    ActiveAlert, AlertEvent, Distribution, FeatureScores, ModelPage, ModelSummary, Overview, RunItem, Series, Status,
-    VersionItem, Window,
+    ActiveAlert, AlertEvent, Distribution, FeatureScores, Flash, ModelPage, ModelSummary, Overview, RunItem, Series,
+    Status, VersionItem, Window,
 };
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::SignedIn;
 use crate::config::QueryConfig;
 use crate::lifecycle::Lifecycle;
 use crate::retrain::{Retrainer, RunStatus};
@@ -61,7 +62,7 @@ fn html(body: String) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], Html(body)).into_response()
 }
 
-async fn overview(State(s): State<Arc<Sources>>) -> Response {
+async fn overview(State(s): State<Arc<Sources>>, signed_in: Option<Extension<SignedIn>>) -> Response {
     let mut models = Vec::new();
     for name in s.lifecycle.model_names() {
         match summary(&s, name).await {
@@ -69,21 +70,62 @@ async fn overview(State(s): State<Arc<Sources>>) -> Response {
             Err(e) => return e.into_response(),
         }
     }
-    html(driftwatch_dashboards::ui::render_overview(&Overview { models, refresh_seconds: REFRESH_SECONDS }))
+    html(driftwatch_dashboards::ui::render_overview(&Overview {
+        models,
+        refresh_seconds: REFRESH_SECONDS,
+        signed_in: signed_in.map(|Extension(who)| who.name),
+    }))
 }
 
-/// `?feature=&window=`: the feature and window (index) whose distributions are drawn.
+/// `?feature=&window=`: the feature and window (index) whose distributions are drawn;
+/// `?done=` or `?error=`: the outcome of a promote or roll back from the page (see
+/// [`crate::lifecycle::api`]).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Pick {
     feature: Option<String>,
     window: Option<usize>,
+    done: Option<String>,
+    error: Option<String>,
 }
 
-async fn model_page(State(s): State<Arc<Sources>>, Path(model): Path<String>, Query(pick): Query<Pick>) -> Response {
+async fn model_page(
+    State(s): State<Arc<Sources>>,
+    Path(model): Path<String>,
+    Query(pick): Query<Pick>,
+    signed_in: Option<Extension<SignedIn>>,
+) -> Response {
+    let flash = flash(pick.done.as_deref(), pick.error.as_deref());
     match build_page(&s, &model, pick).await {
-        Ok(page) => html(driftwatch_dashboards::ui::render_model(&page)),
+        Ok(page) => html(driftwatch_dashboards::ui::render_model(&ModelPage {
+            signed_in: signed_in.map(|Extension(who)| who.name),
+            flash,
+            ..page
+        })),
         Err(e) => e.into_response(),
+    }
+}
+
+/// The message for `?done=promoted-3`, `?done=rolled-back-2` or `?error=<code>`. Only known
+/// shapes are shown, so a crafted link cannot put words on the page.
+fn flash(done: Option<&str>, error: Option<&str>) -> Option<Flash> {
+    if let Some(code) = error {
+        let why = match code {
+            "no_previous_champion" => "There is no previous champion to roll back to.",
+            "unknown_version" => "That version does not exist.",
+            "invalid_model" => "That version does not load or does not fit the schema.",
+            "onnxruntime_missing" => "ONNX Runtime is not available to this server.",
+            _ => "The change failed; the server log has the details.",
+        };
+        let known = !code.is_empty() && code.len() <= 64 && code.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+        let code = if known { format!(" ({code})") } else { String::new() };
+        return Some(Flash::Failed(format!("{why} The champion is unchanged{code}.")));
+    }
+    let version = |prefix: &str| done?.strip_prefix(prefix)?.parse::<u32>().ok();
+    if let Some(v) = version("promoted-") {
+        Some(Flash::Done(format!("Version {v} is now the champion.")))
+    } else {
+        version("rolled-back-").map(|v| Flash::Done(format!("Rolled back: version {v} is the champion again.")))
     }
 }
 
@@ -333,6 +375,8 @@ async fn build_page(s: &Sources, model: &str, pick: Pick) -> Result<ModelPage, A
         alert_events,
         runs,
         versions,
+        signed_in: None,
+        flash: None,
     })
 }
 
@@ -425,5 +469,25 @@ async fn distribution(
             reference: ordered.iter().map(|(_, c)| c.0).collect(),
             current: ordered.iter().map(|(_, c)| c.1).collect(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flash_shows_only_known_shapes() {
+        assert_eq!(flash(Some("promoted-3"), None), Some(Flash::Done("Version 3 is now the champion.".into())));
+        assert_eq!(
+            flash(Some("rolled-back-2"), None),
+            Some(Flash::Done("Rolled back: version 2 is the champion again.".into()))
+        );
+        assert_eq!(flash(Some("pwned <b>"), None), None);
+        assert_eq!(flash(None, None), None);
+        let Some(Flash::Failed(m)) = flash(None, Some("no_previous_champion")) else { panic!("a failure") };
+        assert!(m.contains("no previous champion") && m.ends_with("(no_previous_champion)."), "{m}");
+        let Some(Flash::Failed(m)) = flash(None, Some("Call +1 555 now")) else { panic!("a failure") };
+        assert!(!m.contains("555"), "{m}");
     }
 }

@@ -207,11 +207,12 @@ fn drift_fires_the_alert_the_loop_retrains_promotes_and_rollback_restores() {
     let response = no_redirects
         .post(server.url("/v1/models/churn/rollback"))
         .header("content-type", "application/x-www-form-urlencoded")
+        .header("accept", "text/html,application/xhtml+xml")
         .body("")
         .send()
         .unwrap();
     assert_eq!(response.status().as_u16(), 303);
-    assert_eq!(response.headers()["location"], "/models/churn#versions");
+    assert_eq!(response.headers()["location"], "/models/churn?done=rolled-back-1#versions");
     assert_eq!(champion(&server), Some(1));
     let (version, _) = serve(&server, &mut rng, 50);
     assert_eq!(version, "v1");

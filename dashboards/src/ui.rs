@@ -1,8 +1,8 @@
 //! The built-in web UI: server-rendered pages with SVG charts, no script and nothing fetched from
 //! elsewhere, so it works offline and behind any proxy.
 //!
-//! Takes in: plain view models ([`Overview`], [`ModelPage`]) that the server fills from its
-//! results tables, alerts engine, registry and retraining runs.
+//! Takes in: plain view models ([`Overview`], [`ModelPage`], [`LoginPage`]) that the server fills
+//! from its results tables, alerts engine, registry and retraining runs.
 //! Gives out: whole HTML pages as strings. Every chart mark carries its number in a `data-value`
 //! attribute and a `<title>` (read by screen readers and shown on hover), so tests and people
 //! read the same numbers the API returns.
@@ -66,6 +66,10 @@ pub struct Overview {
     pub models: Vec<ModelSummary>,
     /// Seconds between automatic reloads (0: none).
     pub refresh_seconds: u32,
+    /// The token name of a viewer signed in through the login page; the header then offers
+    /// Sign out. `None` when the page was asked for with a bearer token or without auth.
+    #[serde(default)]
+    pub signed_in: Option<String>,
 }
 
 /// One analysis window.
@@ -220,6 +224,41 @@ pub struct ModelPage {
     pub runs: Vec<RunItem>,
     /// Registered versions.
     pub versions: Vec<VersionItem>,
+    /// As [`Overview::signed_in`].
+    #[serde(default)]
+    pub signed_in: Option<String>,
+    /// What became of the last promote or roll back, shown above the versions.
+    #[serde(default)]
+    pub flash: Option<Flash>,
+}
+
+/// A one-line outcome of an action taken from the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
+pub enum Flash {
+    /// It worked.
+    Done(String),
+    /// It did not; nothing changed.
+    Failed(String),
+}
+
+/// Why the last sign-in was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginError {
+    /// The token matches none configured.
+    Invalid,
+    /// The token is valid but may not read (it has only the `ingest` scope).
+    Scope,
+}
+
+/// The sign-in page, shown when `[auth]` tokens are configured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginPage {
+    /// Where to go after signing in: a path on this server, already checked by the caller.
+    pub next: String,
+    /// Why the last try failed, if it did.
+    pub error: Option<LoginError>,
 }
 
 const STYLE: &str = r#"
@@ -228,7 +267,7 @@ body{margin:0 auto;max-width:1280px;padding:0 1.25rem 3rem}
 header{display:flex;gap:1rem;align-items:baseline;border-bottom:1px solid #d0d7de;padding:.75rem 0}
 header h1{font-size:1.25rem;margin:0}
 a{color:#0550ae}
-a:focus,button:focus,select:focus{outline:3px solid #fb8500;outline-offset:2px}
+a:focus,button:focus,select:focus,input:focus{outline:3px solid #fb8500;outline-offset:2px}
 table{border-collapse:collapse;width:100%;margin:.5rem 0 1rem}
 th,td{text-align:left;padding:.3rem .6rem;border-bottom:1px solid #e6e8eb;vertical-align:top}
 th{background:#f6f8fa}
@@ -245,13 +284,28 @@ section h2{font-size:1.1rem;border-bottom:1px solid #e6e8eb;padding-bottom:.25re
 svg text{fill:#333}
 form.inline{display:inline}
 .skip{position:absolute;left:-999px}.skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}
+.account{margin-left:auto}
+.flash{padding:.5rem .75rem;border-radius:6px;border:1px solid}
+.flash.done{background:#dafbe1;color:#116329;border-color:#4ac26b}
+.flash.failed{background:#ffebe9;color:#a40e26;border-color:#ff8182}
+form.login{display:grid;gap:.5rem;max-width:24rem;margin:1rem 0}
+form.login input{font:inherit;padding:.4rem .5rem;border:1px solid #8c959f;border-radius:6px}
+form.login button{justify-self:start;font:inherit;padding:.35rem 1rem}
 "#;
 
-fn page(title: &str, refresh: u32, body: &str) -> String {
+/// A whole page. With `signed_in`, the header names the token and offers Sign out.
+fn page(title: &str, refresh: u32, signed_in: Option<&str>, body: &str) -> String {
     let refresh =
         if refresh > 0 { format!(r#"<meta http-equiv="refresh" content="{refresh}">"#) } else { String::new() };
+    let account = match signed_in {
+        Some(name) => format!(
+            r#"<div class="account"><span class="note">Signed in as <strong id="signed-in">{}</strong></span> <form class="inline" method="post" action="/logout"><button type="submit">Sign out</button></form></div>"#,
+            escape(name)
+        ),
+        None => String::new(),
+    };
     format!(
-        r##"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{refresh}<link rel="icon" href="data:,"><title>{} · driftwatch</title><style>{STYLE}</style></head><body><a class="skip" href='#main'>Skip to content</a><header><h1><a href="/">driftwatch</a></h1><span class="note">model monitoring</span></header><main id="main">{body}</main></body></html>"##,
+        r##"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{refresh}<link rel="icon" href="data:,"><title>{} · driftwatch</title><style>{STYLE}</style></head><body><a class="skip" href='#main'>Skip to content</a><header><h1><a href="/">driftwatch</a></h1><span class="note">model monitoring</span>{account}</header><main id="main">{body}</main></body></html>"##,
         escape(title)
     )
 }
@@ -304,7 +358,7 @@ pub fn render_overview(o: &Overview) -> String {
     if o.models.is_empty() {
         body.push_str(r#"<p class="note">No models are configured.</p>"#);
     }
-    page("Models", o.refresh_seconds, &body)
+    page("Models", o.refresh_seconds, o.signed_in.as_deref(), &body)
 }
 
 /// A model's page: drift over time, the feature × window heatmap, one feature's distributions,
@@ -503,6 +557,15 @@ pub fn render_model(p: &ModelPage) -> String {
     b.push_str(
         r#"<section id="versions" aria-labelledby="versions-title"><h2 id="versions-title">Model versions</h2>"#,
     );
+    match &p.flash {
+        Some(Flash::Done(m)) => {
+            let _ = write!(b, r#"<p id="flash" class="flash done" role="status">{}</p>"#, escape(m));
+        }
+        Some(Flash::Failed(m)) => {
+            let _ = write!(b, r#"<p id="flash" class="flash failed" role="alert">{}</p>"#, escape(m));
+        }
+        None => {}
+    }
     if p.versions.is_empty() {
         b.push_str(r#"<p class="note">No versions registered.</p>"#);
     } else {
@@ -532,7 +595,35 @@ pub fn render_model(p: &ModelPage) -> String {
         );
     }
     b.push_str("</section>");
-    page(&m.name, p.refresh_seconds, &b)
+    page(&m.name, p.refresh_seconds, p.signed_in.as_deref(), &b)
+}
+
+/// The sign-in page: one password field for an access token. The token is never put back into
+/// the page, not even after a failed try. A hidden, unnamed (never sent) username field lets
+/// password managers file the token, as browsers ask of password forms.
+pub fn render_login(p: &LoginPage) -> String {
+    let mut b = String::from(
+        r#"<h2 id="login-title">Sign in</h2><p>This driftwatch asks for an access token: one of the <code>[auth]</code> tokens with the <code>read</code> or <code>admin</code> scope.</p>"#,
+    );
+    let invalid = match p.error {
+        Some(e) => {
+            let message = match e {
+                LoginError::Invalid => "That token was not accepted. Check it and try again.",
+                LoginError::Scope => {
+                    "That token may only send data (scope ingest); the UI needs a token with the read or admin scope."
+                }
+            };
+            let _ = write!(b, r#"<p id="login-error" class="flash failed" role="alert">{message}</p>"#);
+            r#" aria-invalid="true" aria-describedby="login-error""#
+        }
+        None => "",
+    };
+    let _ = write!(
+        b,
+        r#"<form class="login" method="post" action="/login" aria-labelledby="login-title"><input type="text" autocomplete="username" value="driftwatch" hidden><label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" spellcheck="false" required autofocus{invalid}><input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form>"#,
+        escape(&p.next)
+    );
+    page("Sign in", 0, None, &b)
 }
 
 /// `2026-11-20T00:00:00.000000Z` → `2026-11-20 00:00`; anything else unchanged.
@@ -557,12 +648,26 @@ mod tests {
 
     #[test]
     fn overview_escapes_names_and_carries_numbers() {
-        let html = render_overview(&Overview { models: vec![summary()], refresh_seconds: 30 });
+        let html = render_overview(&Overview { models: vec![summary()], refresh_seconds: 30, signed_in: None });
         assert!(html.contains("&lt;m&gt;") && !html.contains("<m>"));
         assert!(html.contains(r#"href="/models/%3Cm%3E""#));
         assert!(html.contains(r#"data-value="0.75""#));
         assert!(html.contains(r#"data-status="drifting""#));
         assert!(html.contains(r#"http-equiv="refresh" content="30""#));
+        assert!(!html.contains("/logout"), "no Sign out without a session");
+        let html = render_overview(&Overview { models: vec![], refresh_seconds: 0, signed_in: Some("<ops>".into()) });
+        assert!(html.contains(r#"action="/logout""#) && html.contains("&lt;ops&gt;"));
+    }
+
+    #[test]
+    fn login_page_has_a_labelled_password_field_and_never_echoes() {
+        let html = render_login(&LoginPage { next: "/models/a?x=\"1\"".into(), error: None });
+        assert!(html.contains(r#"<label for="token">"#) && html.contains(r#"id="token" name="token" type="password""#));
+        assert!(html.contains(r#"action="/login""#));
+        assert!(html.contains(r#"name="next" value="/models/a?x=&quot;1&quot;""#));
+        assert!(!html.contains("login-error") && !html.contains("/logout") && !html.contains("<script"));
+        let html = render_login(&LoginPage { next: "/".into(), error: Some(LoginError::Invalid) });
+        assert!(html.contains(r#"id="login-error""#) && html.contains(r#"aria-describedby="login-error""#));
     }
 
     #[test]
@@ -616,11 +721,14 @@ mod tests {
                 status: "candidate".into(),
                 champion: false,
             }],
+            signed_in: None,
+            flash: Some(Flash::Failed("<nope>".into())),
         };
         let html = render_model(&page);
         assert_eq!(html.matches("<rect class=\"cell").count(), 300 * 24);
         assert!(html.contains(r#"data-feature="f299""#));
         assert!(html.contains("/versions/1/promote"));
+        assert!(html.contains(r#"class="flash failed" role="alert">&lt;nope&gt;"#));
         assert!(html.contains("DriftwatchDatasetDrift"));
         assert!(!html.contains("<script"));
     }

@@ -7,14 +7,14 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use driftwatch_collector::ApiError;
 use serde_json::{Value, json};
 
 use super::input;
 use super::predictor::{Answer, Lifecycle};
-use super::registry::NewVersion;
+use super::registry::{ModelRecord, NewVersion};
 
 /// The routes, ready to merge into the server's router.
 pub fn routes(lifecycle: Arc<Lifecycle>) -> Router {
@@ -98,48 +98,44 @@ fn parse_version(v: &str) -> Result<u32, ApiError> {
     })
 }
 
-/// A browser's form post (the UI's Promote and Roll back buttons) goes back to the model's page;
-/// API clients get the JSON record.
-fn changed(headers: &axum::http::HeaderMap, model: &str, record: ModelRecordJson) -> Response {
-    let from_form = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if from_form {
-        return axum::response::Redirect::to(&format!("/models/{model}#versions")).into_response();
-    }
-    axum::Json(json!({"model": model, "champion": record})).into_response()
+/// Whether the request is a browser's form post (the UI's Promote and Roll back buttons) rather
+/// than an API client: a form body, and a browser that wants HTML back.
+fn from_browser_form(headers: &HeaderMap) -> bool {
+    let value = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("");
+    value(header::CONTENT_TYPE).trim_start().starts_with("application/x-www-form-urlencoded")
+        && value(header::ACCEPT).contains("text/html")
 }
 
-type ModelRecordJson = super::registry::ModelRecord;
+/// A champion change's answer: a browser's form post goes back to the model's page, with
+/// `?done=<what>-<version>` or `?error=<code>` for the page to show; API clients get the JSON
+/// record or error.
+fn changed(headers: &HeaderMap, model: &str, done: &str, result: Result<ModelRecord, ApiError>) -> Response {
+    if from_browser_form(headers) {
+        let page = format!("/models/{}", driftwatch_dashboards::ui::url_segment(model));
+        let outcome = match &result {
+            Ok(record) => format!("done={done}-{}", record.version),
+            Err(e) => format!("error={}", e.code),
+        };
+        return Redirect::to(&format!("{page}?{outcome}#versions")).into_response();
+    }
+    reply(result.map(|record| axum::Json(json!({"model": model, "champion": record})).into_response()))
+}
 
 async fn promote(
     State(l): State<Arc<Lifecycle>>,
     Path((model, version)): Path<(String, String)>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
 ) -> Response {
-    reply(
-        async {
-            let v = parse_version(&version)?;
-            let record = l.promote(&model, v).await?;
-            Ok(changed(&headers, &model, record))
-        }
-        .await,
-    )
+    let result = match parse_version(&version) {
+        Ok(v) => l.promote(&model, v).await,
+        Err(e) => Err(e),
+    };
+    changed(&headers, &model, "promoted", result)
 }
 
-async fn rollback(
-    State(l): State<Arc<Lifecycle>>,
-    Path(model): Path<String>,
-    headers: axum::http::HeaderMap,
-) -> Response {
-    reply(
-        async {
-            let record = l.rollback(&model).await?;
-            Ok(changed(&headers, &model, record))
-        }
-        .await,
-    )
+async fn rollback(State(l): State<Arc<Lifecycle>>, Path(model): Path<String>, headers: HeaderMap) -> Response {
+    let result = l.rollback(&model).await;
+    changed(&headers, &model, "rolled-back", result)
 }
 
 fn scores_object(l: &Lifecycle, model: &str, answer: &Answer, i: usize) -> Option<Value> {

@@ -1,0 +1,149 @@
+//! `GET /login`, `POST /login` and `POST /logout`: the UI's sign-in with an access token. A
+//! token with the `read` or `admin` scope starts a [`Session`](super::Session) whose id the
+//! browser keeps in the `dw_session` cookie. Without tokens configured, both just send the
+//! browser on: the UI is open.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use driftwatch_dashboards::ui::{LoginError, LoginPage, render_login};
+use serde::Deserialize;
+
+use super::{Auth, SESSION_COOKIE, Scope, query_value, safe_next, session_cookie, session_id};
+
+/// The routes, ready to merge into the server's router (the auth middleware lets them through).
+pub fn routes(auth: Arc<Auth>) -> Router {
+    Router::new().route("/login", get(page).post(sign_in)).route("/logout", post(sign_out)).with_state(auth)
+}
+
+/// `?next=&error=`: where to go after signing in, and why the last try failed.
+#[derive(Deserialize)]
+struct PageQuery {
+    next: Option<String>,
+    error: Option<String>,
+}
+
+async fn page(State(auth): State<Arc<Auth>>, Query(q): Query<PageQuery>) -> Response {
+    let next = safe_next(q.next.as_deref());
+    if auth.is_open() {
+        return see_other(&next, None);
+    }
+    let error = match q.error.as_deref() {
+        None => None,
+        Some("scope") => Some(LoginError::Scope),
+        Some(_) => Some(LoginError::Invalid),
+    };
+    ([(header::CACHE_CONTROL, "no-store")], Html(render_login(&LoginPage { next, error }))).into_response()
+}
+
+async fn sign_in(State(auth): State<Arc<Auth>>, headers: HeaderMap, body: Bytes) -> Response {
+    let form = form_fields(&body);
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let next = safe_next(field("next"));
+    if auth.is_open() {
+        return see_other(&next, None);
+    }
+    let refused = |error: &str| see_other(&format!("/login?error={error}&next={}", query_value(&next)), None);
+    let Some(token) = auth.token(field("token").unwrap_or("").trim()) else {
+        tracing::warn!("UI sign-in refused: the token matches none configured");
+        return refused("invalid");
+    };
+    if !token.scopes.iter().any(|s| matches!(s, Scope::Read | Scope::Admin)) {
+        tracing::warn!(token = %token.name, "UI sign-in refused: the token has neither the read nor the admin scope");
+        return refused("scope");
+    }
+    let id = session_id(&mut rand::rng());
+    auth.sessions().start(id.clone(), token, Instant::now());
+    tracing::info!(token = %token.name, "UI sign-in");
+    // Behind a TLS-terminating proxy the cookie must not travel over plain HTTP.
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').next().unwrap_or("").trim().eq_ignore_ascii_case("https"));
+    let cookie = format!(
+        "{SESSION_COOKIE}={id}; HttpOnly; SameSite=Lax; Path=/; Max-Age={}{}",
+        auth.sessions().ttl().as_secs(),
+        if https { "; Secure" } else { "" }
+    );
+    see_other(&next, Some(cookie))
+}
+
+async fn sign_out(State(auth): State<Arc<Auth>>, headers: HeaderMap) -> Response {
+    let ids = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).filter_map(session_cookie);
+    for id in ids {
+        if let Some(s) = auth.sessions().get(id, Instant::now()) {
+            tracing::info!(token = %s.name, "UI sign-out");
+        }
+        auth.sessions().end(id);
+    }
+    let to = if auth.is_open() { "/" } else { "/login" };
+    see_other(to, Some(format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Lax; Path=/; Max-Age=0")))
+}
+
+/// 303 to `location` (a path checked by [`safe_next`] or built here, so a valid header value).
+fn see_other(location: &str, cookie: Option<String>) -> Response {
+    let mut response = Redirect::to(location).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Some(cookie) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
+/// The fields of an `application/x-www-form-urlencoded` body, in order.
+fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    body.split(|b| *b == b'&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let mut parts = pair.splitn(2, |b| *b == b'=');
+            let name = parts.next().unwrap_or_default();
+            let value = parts.next().unwrap_or_default();
+            (form_decode(name), form_decode(value))
+        })
+        .collect()
+}
+
+/// `+` is a space and `%XX` a byte; malformed escapes stay as they are.
+fn form_decode(s: &[u8]) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let mut out = Vec::with_capacity(s.len());
+    let mut i = 0;
+    while i < s.len() {
+        match s[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (s.get(i + 1).and_then(|b| hex(*b)), s.get(i + 2).and_then(|b| hex(*b))) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_bodies_decode_as_browsers_encode_them() {
+        let fields = form_fields(b"token=a%2Bb+c%3D%26&next=%2Fmodels%2Fcredit%3Fwindow%3D1&empty=&flag");
+        let expected = [("token", "a+b c=&"), ("next", "/models/credit?window=1"), ("empty", ""), ("flag", "")];
+        let expected: Vec<(String, String)> = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(fields, expected);
+        assert_eq!(form_decode(b"100%"), "100%");
+        assert_eq!(form_decode(b"%zz%4"), "%zz%4");
+        assert_eq!(form_decode(b"%C3%A9"), "\u{e9}");
+        assert!(form_fields(b"").is_empty());
+    }
+}
