@@ -7,6 +7,7 @@ use std::time::Duration;
 use driftwatch_collector::CollectorConfig;
 use driftwatch_collector::config::units;
 use driftwatch_collector::schema::{ModelSchema, SchemaConfig, is_valid_name};
+use driftwatch_collector::store::Location;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
@@ -82,8 +83,9 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
-    /// Root of the dataset: a local folder (relative to the config file) or `file://` URL.
-    /// Default `"./data"`.
+    /// Root of the dataset: a local folder (relative to the config file), a `file://` URL, or
+    /// `s3://bucket/prefix` on any S3-compatible service, with credentials, region and endpoint
+    /// from the `AWS_*` environment variables (docs/store.md). Default `"./data"`.
     pub root: String,
 }
 
@@ -175,13 +177,24 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
 
 /// Parses and validates config text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> anyhow::Result<Loaded> {
-    let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
+    let mut config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
     let models = validate(&config, base)?;
+    if let Some(dir) = config.collector.wal_dir.as_mut().filter(|d| d.is_relative()) {
+        *dir = base.join(&*dir);
+    }
     Ok(Loaded { config, base: base.to_path_buf(), models })
 }
 
 fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSchema)>> {
     config.collector.validate().map_err(anyhow::Error::msg)?;
+    let location = Location::parse(&config.store.root)?;
+    if matches!(location, Location::S3 { .. }) && config.collector.wal_dir.is_none() {
+        anyhow::bail!(
+            "collector.wal_dir: must be set when store.root is object storage (`{}`): the write-ahead log \
+             needs a folder on local disk, one per process, e.g. wal_dir = \"/var/lib/driftwatch/wal\" (docs/store.md)",
+            config.store.root
+        );
+    }
     if config.server.max_body_bytes == 0 {
         anyhow::bail!("server.max_body_bytes: must be more than 0");
     }
@@ -263,6 +276,17 @@ mod tests {
         );
         assert!(err("[[models]]\nname = \"m\"\n").contains("models[0].schema"));
         assert!(err("").contains("no [[models]]"));
+        assert!(err(&format!("[store]\nroot = \"s3://Bad_Bucket\"\n{model}")).contains("not a valid bucket name"));
+        assert!(err(&format!("[store]\nroot = \"s3://bucket/p\"\n{model}")).contains("collector.wal_dir: must be set"));
+    }
+
+    #[test]
+    fn object_store_with_a_wal_dir_is_valid_and_the_wal_dir_is_relative_to_the_config() {
+        let model = "[[models]]\nname = \"m\"\nschema.features = [{ name = \"a\", kind = \"numerical\" }]\n";
+        let text = format!("[store]\nroot = \"s3://bucket/p\"\n[collector]\nwal_dir = \"wal\"\n{model}");
+        let loaded = parse(&text, Path::new("/etc/driftwatch")).unwrap();
+        assert_eq!(loaded.store_root(), "s3://bucket/p");
+        assert_eq!(loaded.config.collector.wal_dir.as_deref(), Some(Path::new("/etc/driftwatch/wal")));
     }
 }
 

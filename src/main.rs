@@ -195,7 +195,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     loaded.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
                 ),
             };
-            let store = Store::open(&loaded.store_root())?;
+            let store = Store::connect(&loaded.store_root()).await?;
             let schemas = server::fixed_schemas(&loaded, &store, false).await?;
             let (_, schema) = schemas
                 .iter()

@@ -295,7 +295,7 @@ impl Proxy {
             let path =
                 config.config.as_ref().ok_or_else(|| anyhow::anyhow!("--config: needed for the local collector"))?;
             let loaded = crate::config::load(path)?;
-            let store = Store::open(&loaded.store_root())?;
+            let store = Store::connect(&loaded.store_root()).await?;
             let schemas: Vec<_> = crate::server::fixed_schemas(&loaded, &store, true)
                 .await?
                 .into_iter()

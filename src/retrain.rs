@@ -677,21 +677,34 @@ impl Retrainer {
         }
     }
 
+    /// The run's local folder: `<root>/<model>/retrain/runs/<id>` in a local store. With object
+    /// storage, the same path under the system's temporary folder: a trainer reads local files.
     fn run_dir(&self, l: &ModelLoop, run: &Run) -> Result<PathBuf, Failed> {
-        let root = self.store.local_root().ok_or_else(|| Failed("external trainers need a local store".into()))?;
+        let root = match self.store.local_root() {
+            Some(root) => root.to_path_buf(),
+            None => std::env::temp_dir().join("driftwatch"),
+        };
         let dir = root.join(&l.name).join("retrain").join("runs").join(&run.id);
-        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Failed(format!("cannot create the run's folder {}: {e}", dir.display())))?;
         Ok(dir)
     }
 
-    /// Writes train and holdout Parquet files for an external trainer.
+    /// Train and holdout rows as Parquet files, for an external trainer.
+    fn data_files(&self, s: &Snapshot, split: usize) -> Result<(Bytes, Bytes), Failed> {
+        let train = reference_parquet(&s.batches, split)?;
+        let all = arrow::compute::concat_batches(&s.batches[0].schema(), &s.batches)?;
+        let rest = all.slice(split, all.num_rows() - split);
+        Ok((train, Bytes::from(parquet_bytes(&[rest])?)))
+    }
+
+    /// Writes train and holdout Parquet files into the run's local folder.
     fn write_data(&self, s: &Snapshot, split: usize, dir: &std::path::Path) -> Result<(PathBuf, PathBuf), Failed> {
         let train = dir.join("train.parquet");
         let holdout = dir.join("holdout.parquet");
-        std::fs::write(&train, reference_parquet(&s.batches, split)?)?;
-        let all = arrow::compute::concat_batches(&s.batches[0].schema(), &s.batches)?;
-        let rest = all.slice(split, all.num_rows() - split);
-        std::fs::write(&holdout, parquet_bytes(&[rest])?)?;
+        let (train_data, holdout_data) = self.data_files(s, split)?;
+        std::fs::write(&train, train_data)?;
+        std::fs::write(&holdout, holdout_data)?;
         Ok((train, holdout))
     }
 
@@ -740,9 +753,18 @@ impl Retrainer {
             Some(_) => {
                 let dir = self.run_dir(l, run)?;
                 let (t, h) = self.write_data(s, split, &dir)?;
-                (Some(t), Some(h))
+                (t.display().to_string(), h.display().to_string())
             }
-            None => (None, None),
+            None => {
+                // The pipeline cannot read this host's disk: the files go beside the run record in
+                // the bucket, and the body names them by URL.
+                let (train_data, holdout_data) = self.data_files(s, split)?;
+                let train = Path::from(format!("{}/retrain/runs/{}/train.parquet", l.name, run.id));
+                let holdout = Path::from(format!("{}/retrain/runs/{}/holdout.parquet", l.name, run.id));
+                self.store.put(&train, train_data).await?;
+                self.store.put(&holdout, holdout_data).await?;
+                (format!("{}/{train}", self.store.url()), format!("{}/{holdout}", self.store.url()))
+            }
         };
         let body = serde_json::json!({
             "model": l.name,
@@ -976,7 +998,7 @@ pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Resul
         .iter()
         .position(|(n, _)| *n == model)
         .ok_or_else(|| anyhow::anyhow!("--model `{model}` is not declared in {}", config.display()))?;
-    let store = Store::open(&loaded.store_root())?;
+    let store = Store::connect(&loaded.store_root()).await?;
     let schemas = crate::server::fixed_schemas(&loaded, &store, false).await?;
     let c = &loaded.config;
     let lifecycle = Arc::new(Lifecycle::open(&store, &schemas, c.predictor.clone(), None, None).await?);

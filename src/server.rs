@@ -120,7 +120,7 @@ impl Server {
     /// Opens the store, replays the WAL, binds `listen` and starts serving.
     pub async fn start(loaded: &Loaded, listen: SocketAddr) -> anyhow::Result<Self> {
         let config = &loaded.config;
-        let store = Store::open(&loaded.store_root())?;
+        let store = Store::connect(&loaded.store_root()).await?;
         let schemas = fixed_schemas(loaded, &store, true).await?;
         let registry = prometheus::Registry::new();
         let metrics = CollectorMetrics::register(&registry)?;

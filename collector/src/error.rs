@@ -25,6 +25,10 @@ pub enum Error {
     /// A model's schema could not be built or inferred.
     #[error("schema: {0}")]
     Schema(String),
+    /// A setting is missing or malformed, or what it names cannot be used (an unreachable
+    /// bucket, a folder that cannot be created). The message names the setting.
+    #[error("{0}")]
+    Config(String),
 }
 
 /// Where in a request a bad value was found: the row (0-based) and the field.

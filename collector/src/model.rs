@@ -123,13 +123,29 @@ impl ModelCollector {
             (Some(dir), _) => dir.join(&name),
             (None, Some(root)) => root.join(&name).join("wal"),
             (None, None) => {
-                return Err(Error::Schema("collector.wal_dir must be set when the store is not a local folder".into()));
+                return Err(Error::Config(format!(
+                    "collector.wal_dir: not set, and store.root `{}` is object storage; the write-ahead log needs a \
+                     folder on local disk, one per process, e.g. wal_dir = \"/var/lib/driftwatch/wal\" (docs/store.md)",
+                    store.url()
+                )));
             }
         };
-        std::fs::create_dir_all(&wal_dir)?;
+        // The writer id doubles as the check that the folder is usable: created, written, synced.
+        let unusable = |e: &dyn std::fmt::Display| {
+            Error::Config(format!(
+                "collector.wal_dir: the write-ahead log folder {} is not usable: {e}",
+                wal_dir.display()
+            ))
+        };
+        std::fs::create_dir_all(&wal_dir).map_err(|e| unusable(&e))?;
+        let writer = match wal::writer_id(&wal_dir) {
+            Ok(id) => id,
+            Err(Error::Wal(e)) => return Err(unusable(&e)),
+            Err(e) => return Err(e),
+        };
         let flusher = Flusher {
             model: name.clone(),
-            writer: wal::writer_id(&wal_dir)?,
+            writer,
             store: store.clone(),
             wal_dir: wal_dir.clone(),
             schema: schema.clone(),

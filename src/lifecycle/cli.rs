@@ -78,7 +78,7 @@ async fn open(target: &Target) -> anyhow::Result<(Lifecycle, String)> {
         "no model `{model}` in {}",
         target.config.display()
     );
-    let store = Store::open(&loaded.store_root())?;
+    let store = Store::connect(&loaded.store_root()).await?;
     let schemas = crate::server::fixed_schemas(&loaded, &store, false).await?;
     // Versions are only checked here, never served: no session pools.
     let config = super::PredictorConfig { enabled: false, ..loaded.config.predictor.clone() };
