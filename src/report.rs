@@ -17,6 +17,7 @@ use driftwatch_dashboards::report::{DatasetVerdict, Outcome, Report, Role, Sides
 use read::Class;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Arguments of `driftwatch report`.
@@ -186,13 +187,27 @@ async fn build(
     ));
     let mut columns = Vec::with_capacity(plan.len());
     let mut rows = Sides { reference: 0, current: 0 };
-    for chunk in plan.chunks(group.max(1)) {
-        let names: Vec<&str> = chunk.iter().map(|p| p.name.as_str()).collect();
-        let (rt, ct) = tokio::join!(r.read(&names), c.read(&names));
-        let (rt, ct) = (rt?, ct?);
+    // The next group is read while this one is computed: decoding Parquet and the tests then
+    // share the cores instead of taking turns. At most two groups are held at once.
+    let (r, c) = (Arc::new(r), Arc::new(c));
+    let read_group = |chunk: &[ColumnPlan]| {
+        let names: Vec<String> = chunk.iter().map(|p| p.name.clone()).collect();
+        let (r, c) = (r.clone(), c.clone());
+        tokio::spawn(async move {
+            let names: Vec<&str> = names.iter().map(String::as_str).collect();
+            let (rt, ct) = tokio::join!(r.read(&names), c.read(&names));
+            anyhow::Ok((rt?, ct?))
+        })
+    };
+    let chunks: Vec<&[ColumnPlan]> = plan.chunks(group.max(1)).collect();
+    let mut pending = chunks.first().map(|chunk| read_group(chunk));
+    for (i, chunk) in chunks.iter().enumerate() {
+        let Some(reading) = pending.take() else { break };
+        let (rt, ct) = reading.await.context("reading the input files stopped")??;
+        pending = chunks.get(i + 1).map(|next| read_group(next));
         rows = Sides { reference: rt.rows, current: ct.rows };
-        // Blocking this runtime thread is fine: nothing else runs while columns are computed,
-        // and the scoped threads borrow the Arrow data instead of copying it into 'static tasks.
+        // Blocking this runtime thread is fine: the reads run on the runtime's workers, and the
+        // scoped threads borrow the Arrow data instead of copying it into 'static tasks.
         columns.extend(compute::all(chunk, &rt, &ct, settings, threads, progress, (columns.len(), plan.len()))?);
     }
     let computed: Vec<bool> = columns

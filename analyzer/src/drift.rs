@@ -13,9 +13,9 @@ pub mod text;
 
 pub use stattest::StatTest;
 
+use crate::hash::FastMap;
 use crate::stats;
 use std::borrow::Cow;
-use std::collections::HashMap;
 
 /// Why a column's drift cannot be computed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -226,23 +226,37 @@ impl<'a> Prepared<'a> {
                 Ok(Prepared::Numerical { reference, current, integer: *ri && *ci })
             }
             (ColumnData::Categorical(r), ColumnData::Categorical(c)) => {
-                let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
-                for v in r.iter().flatten() {
-                    counts.entry(v).or_default().0 += 1;
+                // One hash lookup per value: each category gets a code in order of first sight,
+                // then the codes are renumbered in the categories' sorted order.
+                let mut seen: FastMap<&str, u32> = FastMap::default();
+                let mut first_seen: Vec<&str> = Vec::new();
+                let mut code_of = |v: &'a str| {
+                    *seen.entry(v).or_insert_with(|| {
+                        first_seen.push(v);
+                        (first_seen.len() - 1) as u32
+                    })
+                };
+                let mut reference_codes: Vec<u32> = r.iter().flatten().map(|&v| code_of(v)).collect();
+                let mut current_codes: Vec<u32> = c.iter().flatten().map(|&v| code_of(v)).collect();
+                let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
+                order.sort_by(|&a, &b| first_seen[a as usize].cmp(first_seen[b as usize]));
+                let mut rank = vec![0u32; order.len()];
+                for (sorted_code, &code) in order.iter().enumerate() {
+                    rank[code as usize] = sorted_code as u32;
                 }
-                for v in c.iter().flatten() {
-                    counts.entry(v).or_default().1 += 1;
+                let (mut reference, mut current) = (vec![0u64; order.len()], vec![0u64; order.len()]);
+                for (codes, counts) in [(&mut reference_codes, &mut reference), (&mut current_codes, &mut current)] {
+                    for code in codes.iter_mut() {
+                        *code = rank[*code as usize];
+                        counts[*code as usize] += 1;
+                    }
                 }
-                let mut entries: Vec<(&str, (u64, u64))> = counts.into_iter().collect();
-                entries.sort_by(|a, b| a.0.cmp(b.0));
-                let index: HashMap<&str, u32> = entries.iter().enumerate().map(|(i, e)| (e.0, i as u32)).collect();
-                let codes = |side: &[Option<&str>]| side.iter().flatten().map(|v| index[v]).collect();
                 let prepared = Prepared::Categorical {
-                    keys: entries.iter().map(|e| e.0.to_string()).collect(),
-                    reference: entries.iter().map(|e| e.1.0).collect(),
-                    current: entries.iter().map(|e| e.1.1).collect(),
-                    reference_codes: codes(r),
-                    current_codes: codes(c),
+                    keys: order.iter().map(|&code| first_seen[code as usize].to_string()).collect(),
+                    reference,
+                    current,
+                    reference_codes,
+                    current_codes,
                 };
                 prepared.check_non_empty()?;
                 Ok(prepared)

@@ -6,6 +6,7 @@
 //! Must never: write to the store, or do IO inside a statistic (those are pure functions).
 
 pub mod drift;
+pub mod hash;
 pub mod monitor;
 pub mod performance;
 pub mod sql;

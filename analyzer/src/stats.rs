@@ -76,12 +76,13 @@ pub fn np_sum(values: &[f64]) -> f64 {
     np_sum_by(values.len(), |i| values[i])
 }
 
-/// [`np_sum`] over `n` values produced by `f(0..n)`, without materialising them.
-pub fn np_sum_by(n: usize, f: impl Fn(usize) -> f64 + Copy) -> f64 {
-    pairwise(0, n, f)
+/// [`np_sum`] over `n` values produced by `f(0..n)`, without materialising them. `f` is called
+/// once for each index, in increasing order, so it may produce the values from a stream.
+pub fn np_sum_by(n: usize, mut f: impl FnMut(usize) -> f64) -> f64 {
+    pairwise(0, n, &mut f)
 }
 
-fn pairwise(start: usize, n: usize, f: impl Fn(usize) -> f64 + Copy) -> f64 {
+fn pairwise(start: usize, n: usize, f: &mut impl FnMut(usize) -> f64) -> f64 {
     if n < 8 {
         // numpy starts the short case from -0.0 so that sums of -0.0 stay -0.0.
         let mut res = -0.0;
@@ -137,10 +138,21 @@ pub fn np_std(values: &[f64]) -> f64 {
 /// MSD on 16 bits then LSD per bucket 14.9 / 24.0. Radix sorts scatter, and every scatter pass
 /// misses the cache once a column outgrows it.
 pub fn sorted(values: &[f64]) -> Vec<f64> {
-    let mut keys: Vec<u64> = values.iter().map(|&x| sort_key(x)).collect();
-    keys.sort_unstable();
-    // Same size and alignment: the collect reuses the keys' allocation.
-    keys.into_iter().map(from_sort_key).collect()
+    let mut v = values.to_vec();
+    sort_in_place(&mut v);
+    v
+}
+
+/// Sorts `values` in place, as [`sorted`] does, for a caller that already holds its own copy.
+pub fn sort_in_place(values: &mut [f64]) {
+    // Each float holds its key's bits while sorting, so no second buffer is needed.
+    for x in values.iter_mut() {
+        *x = f64::from_bits(sort_key(*x));
+    }
+    values.sort_unstable_by_key(|x| x.to_bits());
+    for x in values.iter_mut() {
+        *x = from_sort_key(x.to_bits());
+    }
 }
 
 /// The float's bits as an integer whose unsigned order is `f64::total_cmp`'s.

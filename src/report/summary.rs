@@ -1,8 +1,9 @@
 //! Per-side summaries shown beside each verdict: what the report embeds instead of raw rows.
 
+use driftwatch_analyzer::hash::FastMap;
 use driftwatch_analyzer::stats::{self, binning};
 use driftwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary, TextSummary};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// Categories listed by name; the rest are counted as "other" (and new ones beyond this many
 /// are only counted), so a column with a million distinct ids stays a few lines.
@@ -29,7 +30,7 @@ impl Sorted {
                 finite.push(v);
             }
         }
-        let finite = driftwatch_analyzer::stats::sorted(&finite);
+        stats::sort_in_place(&mut finite);
         Sorted { values: finite, missing, infinite }
     }
 
@@ -42,7 +43,12 @@ impl Sorted {
 /// Histogram edges shared by both sides: numpy's Sturges bins over both sides together, the
 /// binning Evidently's own plots use; none when neither side has a finite value.
 pub fn shared_edges(reference: &Sorted, current: &Sorted, integer: bool) -> Vec<f64> {
-    binning::sturges_edges(&reference.values, &current.values, integer).unwrap_or_default()
+    // Sorted sides: the range is in their first and last values.
+    let sides = [&reference.values, &current.values];
+    let lo = sides.iter().filter_map(|v| v.first()).copied().fold(f64::INFINITY, f64::min);
+    let hi = sides.iter().filter_map(|v| v.last()).copied().fold(f64::NEG_INFINITY, f64::max);
+    let n = reference.values.len() + current.values.len();
+    binning::sturges_edges_over(lo, hi, n, integer).unwrap_or_default()
 }
 
 /// Summary of one numerical side over `edges`.
@@ -126,7 +132,7 @@ pub struct Counts {
 impl Counts {
     /// Counts of string columns (`None` is missing).
     pub fn strings(reference: &[Option<&str>], current: &[Option<&str>]) -> Counts {
-        let mut map: HashMap<&str, (u64, u64)> = HashMap::new();
+        let mut map: FastMap<&str, (u64, u64)> = FastMap::default();
         let mut missing = (0, 0);
         for v in reference {
             match v {

@@ -1,9 +1,6 @@
 //! One window's analysis: drift, data quality and performance against the reference. Pure CPU
 //! work over a [`Frame`]; columns are analysed in parallel.
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
-
 use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use serde::{Deserialize, Serialize};
 
@@ -11,6 +8,7 @@ use super::config::AnalysisConfig;
 use super::data::{Column, Frame};
 use super::reference::Reference;
 use crate::drift::{self, ColumnKind, ColumnOptions, StatTest};
+use crate::hash::FastMap;
 
 /// What a drifted column is to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,41 +201,6 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Ve
     out.into_iter().map(|(_, r)| r).collect()
 }
 
-/// A hasher for the few distinct categories of a column (FxHash's mixing): the default SipHash
-/// costs more than the rest of the check on millions of rows.
-#[derive(Default)]
-struct FastHasher(u64);
-
-impl std::hash::Hasher for FastHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.add(u64::from_le_bytes(tail) ^ bytes.len() as u64);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl FastHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
 /// The data-quality rows of one feature.
 fn quality_of(name: &str, column: &Column, reference: &Reference) -> Vec<QualityRow> {
     let rows = column.len().max(1) as f64;
@@ -253,7 +216,7 @@ fn quality_of(name: &str, column: &Column, reference: &Reference) -> Vec<Quality
         Column::Strings(a) => {
             if let Some(known) = reference.categories.get(name) {
                 // Each distinct value is looked up in the reference once.
-                let mut new: HashMap<&str, bool, BuildHasherDefault<FastHasher>> = HashMap::default();
+                let mut new: FastMap<&str, bool> = FastMap::default();
                 let mut new_rows = 0usize;
                 for v in a.iter().flatten() {
                     if *new.entry(v).or_insert_with(|| !known.contains(v)) {

@@ -18,9 +18,19 @@ pub fn sturges_edges(reference: &[f64], current: &[f64], integer: bool) -> Resul
         return Err(Error::Empty("combined"));
     }
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for &v in reference.iter().chain(current) {
-        lo = lo.min(v);
-        hi = hi.max(v);
+    for side in [reference, current] {
+        for &v in side {
+            lo = lo.min(v);
+            hi = hi.max(v);
+        }
+    }
+    sturges_edges_over(lo, hi, n, integer)
+}
+
+/// [`sturges_edges`] from the values' range and count, for callers that know them (sorted data).
+pub fn sturges_edges_over(lo: f64, hi: f64, n: usize, integer: bool) -> Result<Vec<f64>> {
+    if n == 0 {
+        return Err(Error::Empty("combined"));
     }
     if !lo.is_finite() || !hi.is_finite() {
         return Err(Error::Invalid("bin range is not finite".into()));

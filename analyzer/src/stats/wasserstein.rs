@@ -16,36 +16,34 @@ pub fn cdf_distance_sorted(p: u32, u: &[f64], v: &[f64]) -> Result<f64> {
     // scipy sorts the concatenation and binary-searches each value in both samples; merging
     // the two sorted samples and walking them with two cursors yields the very same values and
     // counts in linear time, so the sum (numpy's pairwise order over the same terms) is unchanged.
-    let mut all = Vec::with_capacity(u.len() + v.len());
+    // The merged sample and the terms are streamed into the sum, never held.
     let (mut i, mut j) = (0, 0);
-    while i < u.len() || j < v.len() {
+    let mut merged = || {
         if j == v.len() || (i < u.len() && u[i].total_cmp(&v[j]).is_le()) {
-            all.push(u[i]);
             i += 1;
+            u[i - 1]
         } else {
-            all.push(v[j]);
             j += 1;
+            v[j - 1]
         }
-    }
-    let nu = u.len() as f64;
-    let nv = v.len() as f64;
+    };
+    let mut x = merged();
+    let (nu, nv) = (u.len() as f64, v.len() as f64);
     let (mut cu, mut cv) = (0, 0);
-    let terms: Vec<f64> = all
-        .windows(2)
-        .map(|w| {
-            let (x, delta) = (w[0], w[1] - w[0]);
-            // searchsorted(side="right"): how many values are ≤ x.
-            while cu < u.len() && u[cu] <= x {
-                cu += 1;
-            }
-            while cv < v.len() && v[cv] <= x {
-                cv += 1;
-            }
-            let d = (cu as f64 / nu - cv as f64 / nv).abs();
-            if p == 1 { d * delta } else { d * d * delta }
-        })
-        .collect();
-    let s = np_sum_by(terms.len(), |i| terms[i]);
+    let s = np_sum_by(u.len() + v.len() - 1, |_| {
+        let next = merged();
+        let delta = next - x;
+        // searchsorted(side="right"): how many values are ≤ x.
+        while cu < u.len() && u[cu] <= x {
+            cu += 1;
+        }
+        while cv < v.len() && v[cv] <= x {
+            cv += 1;
+        }
+        x = next;
+        let d = (cu as f64 / nu - cv as f64 / nv).abs();
+        if p == 1 { d * delta } else { d * d * delta }
+    });
     Ok(if p == 1 { s } else { s.sqrt() })
 }
 
