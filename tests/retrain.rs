@@ -296,26 +296,7 @@ fn external_trainers_and_failures_that_never_touch_the_champion() {
     // paths of its data, and the champion stays until the pipeline uploads a model.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let hook = format!("http://{}/train", listener.local_addr().unwrap());
-    let received = std::thread::spawn(move || {
-        use std::io::{BufRead, BufReader, Read, Write};
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-            if line == "\r\n" {
-                break;
-            }
-        }
-        let mut body = vec![0; length];
-        reader.read_exact(&mut body).unwrap();
-        stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
-        serde_json::from_slice::<Value>(&body).unwrap()
-    });
+    let received = std::thread::spawn(move || support::receive_one(listener));
     let extra = format!("trainer = \"webhook\"\nwebhook_url = \"{hook}\"\n");
     let server = Server::start_with_env(&config(dir.path(), "1h", &extra, false), &env);
     assert_eq!(server.post_json("/v1/models/churn/retrain", &json!({})).0, 202);

@@ -204,28 +204,6 @@ fn count(server: &Server, sql: &str) -> (i64, i64) {
     (rows[0]["n"].as_i64().unwrap(), rows[0]["d"].as_i64().unwrap_or(-1))
 }
 
-/// Accepts one HTTP request, answers 200, and returns its JSON body.
-fn receive_one(listener: std::net::TcpListener) -> Value {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let (mut stream, _) = listener.accept().unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
 /// Runs `driftwatch` to its exit (60 s at most); returns (success, stderr).
 fn run_to_exit(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     let mut child = Command::new(support::binary())
@@ -351,7 +329,7 @@ fn two_collectors_share_one_bucket() {
     assert_eq!(count(&b, performance).0, 2);
 
     // A webhook trainer gets the run's data as objects in the bucket, named by URL.
-    let received = std::thread::spawn(move || receive_one(listener));
+    let received = std::thread::spawn(move || support::receive_one(listener));
     assert_eq!(a.post_json("/v1/models/credit/retrain", &json!({})).0, 202);
     let body = received.join().unwrap();
     let run_id = body["run_id"].as_str().unwrap().to_string();
