@@ -394,6 +394,18 @@ fn column_drift_inner(
         return text::text_drift(reference, current, options).map(|t| t.result);
     }
     let prepared = Prepared::new(reference, current)?;
+    prepared_drift(&prepared, kind, sorted, options)
+}
+
+/// [`column_drift`] of a column already [prepared](Prepared::new) as `kind`, for a caller that
+/// also needs the prepared counts (a report's category summary) and should not count twice.
+/// `sorted` as in [`column_drift_sorted`], or `None`.
+pub fn prepared_drift(
+    prepared: &Prepared<'_>,
+    kind: ColumnKind,
+    sorted: Option<(&[f64], &[f64])>,
+    options: &ColumnOptions,
+) -> Result<ColumnDriftResult> {
     let stattest = match options.stattest {
         Some(t) => {
             if !t.applies_to(kind) {
@@ -404,13 +416,13 @@ fn column_drift_inner(
         None => default_stattest(kind, prepared.n_reference(), prepared.n_unique_at_most(5)),
     };
     let threshold = options.threshold.unwrap_or_else(|| stattest.default_threshold());
-    let score = match (&prepared, sorted) {
+    let score = match (prepared, sorted) {
         (Prepared::Numerical { reference, .. }, Some((r, c)))
             if stattest == StatTest::Wasserstein && kind == ColumnKind::Numerical =>
         {
             stats::wasserstein::wasserstein_sorted(reference, r, c)?
         }
-        _ => stattest.score(&prepared, kind)?,
+        _ => stattest.score(prepared, kind)?,
     };
     Ok(ColumnDriftResult { kind, stattest, score, threshold, drifted: stattest.is_drift(score, threshold) })
 }

@@ -6,7 +6,7 @@ use super::summary::{self, Counts, Sorted};
 use super::{ColumnPlan, Progress};
 use anyhow::Context;
 use arrow::array::ArrayRef;
-use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, infer_kind, infer_kind_sorted};
+use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, Prepared, infer_kind, infer_kind_sorted};
 use driftwatch_dashboards::report::{ColumnReport, Outcome, Summary};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -121,8 +121,16 @@ fn one(
             let (rs, cs) = summary::texts(&r, &c, words_r, words_c);
             (kind, outcome(result.map(|t| t.result)), Summary::Text(rs), Summary::Text(cs))
         } else {
-            let outcome = outcome(drift::column_drift(&rd, &cd, &settings.options(name, kind)));
-            let (rs, cs) = Counts::strings(&r, &c).summaries();
+            // The test's own category counts feed the summary: the values are hashed once.
+            let missing = |side: &[Option<&str>]| side.iter().filter(|v| v.is_none()).count() as u64;
+            let (outcome, counts) = match Prepared::new(&rd, &cd) {
+                Ok(prepared) => (
+                    outcome(drift::prepared_drift(&prepared, kind, None, &settings.options(name, kind))),
+                    Counts::from_prepared(&prepared, (missing(&r), missing(&c))),
+                ),
+                Err(e) => (outcome(Err(e)), None),
+            };
+            let (rs, cs) = counts.unwrap_or_else(|| Counts::strings(&r, &c)).summaries();
             (kind, outcome, Summary::Categorical(rs), Summary::Categorical(cs))
         }
     };

@@ -1,5 +1,6 @@
 //! Per-side summaries shown beside each verdict: what the report embeds instead of raw rows.
 
+use driftwatch_analyzer::drift::Prepared;
 use driftwatch_analyzer::hash::FastMap;
 use driftwatch_analyzer::stats::{self, binning};
 use driftwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary, TextSummary};
@@ -147,6 +148,14 @@ impl Counts {
             }
         }
         Counts { entries: map.into_iter().map(|(k, (r, c))| (k.to_string(), r, c)).collect(), missing }
+    }
+
+    /// The counts a categorical drift test already made (`None` for numbers), with the
+    /// missing values of each side, which the test dropped.
+    pub fn from_prepared(prepared: &Prepared<'_>, missing: (u64, u64)) -> Option<Counts> {
+        let Prepared::Categorical { keys, reference, current, .. } = prepared else { return None };
+        let entries = keys.iter().zip(reference).zip(current).map(|((k, &r), &c)| (k.clone(), r, c)).collect();
+        Some(Counts { entries, missing })
     }
 
     /// Counts of numbers treated as categories (NaN and ±inf are missing, as the tests drop them).
