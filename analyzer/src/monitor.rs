@@ -15,6 +15,7 @@ pub mod performance;
 pub mod reference;
 pub mod results;
 pub mod service;
+pub mod profile;
 pub mod window;
 
 pub use config::AnalysisConfig;

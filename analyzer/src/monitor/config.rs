@@ -58,6 +58,14 @@ pub struct AnalysisConfig {
     /// For binary classification: the class counted as positive (precision, recall, F1, ROC AUC).
     /// Default: the last class in `schema.scores`, else the lexically last label seen.
     pub positive_class: Option<String>,
+    /// Event-time windows are analysed from per-file profiles (docs/store.md): each stored file
+    /// is profiled once, beside it, and a window merges its files' profiles, reading raw rows
+    /// only for the columns a profile cannot settle (and for performance), so re-analysing a
+    /// window costs what its new files cost. Count-based tests and data quality are exact;
+    /// `wasserstein` scores are within a documented bound of the exact ones, and a column whose
+    /// verdict that bound leaves open is read raw, so verdicts are always the exact ones.
+    /// Row-count and rolling windows always read rows. Default `false`.
+    pub profiles: bool,
     /// Per-column overrides: `columns.age = { stattest = "psi", threshold = 0.2 }`.
     pub columns: BTreeMap<String, ColumnOverride>,
     /// Per-metric performance thresholds, constant or calibrated on the reference:
@@ -135,6 +143,7 @@ impl Default for AnalysisConfig {
             drift_share: 0.5,
             max_exported_features: 100,
             positive_class: None,
+            profiles: false,
             columns: BTreeMap::new(),
             thresholds: BTreeMap::new(),
         }

@@ -21,8 +21,9 @@ use tokio::sync::{Mutex, RwLock, watch};
 use super::config::{AnalysisConfig, Windows};
 use super::data::{Frame, FrameBuilder};
 use super::metrics::Metrics;
+use super::profile::{Basis, FileProfile, Segment};
 use super::reference::{self, Profile, Reference};
-use super::window::{self, WindowResult};
+use super::window::{self, Precomputed, WindowResult};
 use super::{Error, Result, results};
 use crate::sql;
 
@@ -99,6 +100,8 @@ pub struct ModelMonitor {
     memory_limit: usize,
     metrics: Metrics,
     reference: RwLock<Option<Arc<Reference>>>,
+    /// What file profiles are cut against, for the active reference.
+    basis: std::sync::Mutex<Option<Arc<Basis>>>,
     state: Mutex<State>,
     published: watch::Sender<Published>,
 }
@@ -185,6 +188,7 @@ impl ModelMonitor {
             memory_limit,
             metrics,
             reference: RwLock::default(),
+            basis: std::sync::Mutex::default(),
             state: Mutex::new(state),
             published,
         };
@@ -366,24 +370,41 @@ impl ModelMonitor {
         wanted
     }
 
-    /// `SELECT` of the analysed columns (and `extra`) from the rows `filter` (the rest of the query) picks.
-    fn select(&self, extra: &str, filter: &str) -> String {
-        let list: Vec<String> = self.wanted().iter().map(|(c, _)| format!("\"{c}\"")).collect();
+    /// `SELECT` of the `columns` (and `extra`) from the rows `filter` (the rest of the query) picks.
+    fn select_columns(columns: &[(String, bool)], extra: &str, filter: &str) -> String {
+        let list: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
         format!("SELECT {}{extra} FROM predictions_labeled {filter}", list.join(", "))
     }
 
-    /// The analysed columns of the rows `filter` (the rest of a SELECT) picks.
-    async fn frame(&self, ctx: &datafusion::prelude::SessionContext, filter: &str) -> Result<Frame> {
+    /// `SELECT` of the analysed columns (and `extra`) from the rows `filter` (the rest of the query) picks.
+    fn select(&self, extra: &str, filter: &str) -> String {
+        Self::select_columns(&self.wanted(), extra, filter)
+    }
+
+    /// The `columns` of the rows `filter` (the rest of a SELECT) picks.
+    async fn frame_of(&self, ctx: &SessionContext, columns: &[(String, bool)], filter: &str) -> Result<Frame> {
         // Batch by batch: the scan's batches are not all held beside the frame.
-        let mut stream = ctx.sql(&self.select("", filter)).await?.execute_stream().await?;
-        let mut frame = FrameBuilder::new(&self.wanted());
+        let mut stream = ctx.sql(&Self::select_columns(columns, "", filter)).await?.execute_stream().await?;
+        let mut frame = FrameBuilder::new(columns);
         while let Some(batch) = stream.try_next().await? {
             frame.push(&batch)?;
         }
         frame.finish()
     }
 
-    async fn window_frame(&self, ctx: &datafusion::prelude::SessionContext, start: i64, end: i64) -> Result<Frame> {
+    /// The analysed columns of the rows `filter` (the rest of a SELECT) picks.
+    async fn frame(&self, ctx: &SessionContext, filter: &str) -> Result<Frame> {
+        self.frame_of(ctx, &self.wanted(), filter).await
+    }
+
+    /// The rows of the window `start..end` (µs), with the `columns`.
+    async fn window_frame(
+        &self,
+        ctx: &SessionContext,
+        columns: &[(String, bool)],
+        start: i64,
+        end: i64,
+    ) -> Result<Frame> {
         let filter = format!(
             "WHERE timestamp >= '{}' AND timestamp < '{}' AND date >= '{}' AND date <= '{}'",
             rfc3339(start),
@@ -391,12 +412,117 @@ impl ModelMonitor {
             date(start),
             date(end - 1)
         );
-        self.frame(ctx, &filter).await
+        self.frame_of(ctx, columns, &filter).await
+    }
+
+    /// The basis of file profiles for `reference` and windows `window_us` long.
+    fn basis(&self, reference: &Reference, window_us: i64) -> Arc<Basis> {
+        let mut basis = self.basis.lock().expect("not poisoned");
+        match &*basis {
+            Some(b) if b.version == reference.profile.version && b.window_us == window_us => b.clone(),
+            _ => {
+                let mut columns = reference::analysed_columns(&self.schema);
+                columns.retain(|(name, _)| name != "label" && !name.starts_with("score_"));
+                let b = Arc::new(Basis::new(reference, window_us, &columns));
+                *basis = Some(b.clone());
+                b
+            }
+        }
+    }
+
+    /// The profile of the stored file at `path` (`size` bytes): the one stored beside it when it
+    /// was cut against this basis, else computed from the file and stored.
+    async fn file_profile(&self, path: &str, size: u64, basis: &Arc<Basis>) -> Result<FileProfile> {
+        let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+        let stem = file.strip_suffix(".parquet").unwrap_or(file);
+        let profile_path = Path::from(format!("{dir}/_profile-{stem}.json"));
+        match self.store.object_store().get(&profile_path).await {
+            Ok(r) => {
+                let stored: Option<FileProfile> = serde_json::from_slice(&r.bytes().await?).ok();
+                if let Some(p) = stored
+                    .filter(|p| p.reference == basis.version && p.window_us == basis.window_us && p.file_size == size)
+                {
+                    return Ok(p);
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let data = self.store.object_store().get(&Path::from(path)).await?.bytes().await?;
+        let basis = basis.clone();
+        let profile = tokio::task::spawn_blocking(move || -> Result<FileProfile> {
+            let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(data)?;
+            let names: Vec<&str> =
+                basis.columns.iter().map(|c| c.name.as_str()).chain(std::iter::once("timestamp")).collect();
+            let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), names);
+            let batches: Vec<RecordBatch> =
+                builder.with_projection(mask).build()?.collect::<std::result::Result<_, _>>()?;
+            let mut wanted: Vec<(String, bool)> = basis.columns.iter().map(|c| (c.name.clone(), c.numeric)).collect();
+            wanted.push(("timestamp".into(), true));
+            Ok(basis.profile(&Frame::from_batches(&batches, &wanted)?, size))
+        })
+        .await
+        .map_err(|e| Error::Reference(format!("profiling task failed: {e}")))??;
+        self.store.put(&profile_path, serde_json::to_vec(&profile)?.into()).await?;
+        Ok(profile)
+    }
+
+    /// One event-time window from the profiles of its files: the columns the profiles settle are
+    /// taken from them, and only the rest (and what performance reads) from the window's rows.
+    async fn profiled_window(
+        &self,
+        ctx: &SessionContext,
+        reference: &Arc<Reference>,
+        files: &[(&str, u64)],
+        start: i64,
+        end: i64,
+    ) -> Result<Option<WindowResult>> {
+        let basis = self.basis(reference, end - start);
+        let mut merged: Option<Segment> = None;
+        for (path, size) in files {
+            let profile = self.file_profile(path, *size, &basis).await?;
+            for segment in profile.segments.iter().filter(|s| s.start == start) {
+                match &mut merged {
+                    Some(m) => m.merge(segment),
+                    None => merged = Some(segment.clone()),
+                }
+            }
+        }
+        let Some(merged) = merged.filter(|m| m.rows > 0) else { return Ok(None) };
+        let columns = window::tested_columns(&self.schema);
+        let settled = super::profile::settle(&merged, &basis, reference, &columns, &self.config);
+        let profiled: BTreeSet<&String> = settled.precomputed.quality.keys().collect();
+        let mut read = self.wanted();
+        read.retain(|(name, _)| !profiled.contains(name) || settled.raw.contains(name));
+        let frame = self.window_frame(ctx, &read, start, end).await?;
+        if frame.rows == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.analyse_with(reference, frame, settled.precomputed).await?))
+    }
+
+    /// One event-time window from its rows.
+    async fn raw_window(
+        &self,
+        ctx: &SessionContext,
+        reference: &Arc<Reference>,
+        start: i64,
+        end: i64,
+    ) -> Result<Option<WindowResult>> {
+        let frame = self.window_frame(ctx, &self.wanted(), start, end).await?;
+        if frame.rows == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.analyse(reference, frame).await?))
     }
 
     async fn analyse(&self, reference: &Arc<Reference>, frame: Frame) -> Result<WindowResult> {
+        self.analyse_with(reference, frame, Precomputed::default()).await
+    }
+
+    async fn analyse_with(&self, reference: &Arc<Reference>, frame: Frame, done: Precomputed) -> Result<WindowResult> {
         let (reference, schema, config) = (reference.clone(), self.schema.clone(), self.config.clone());
-        tokio::task::spawn_blocking(move || window::analyse(&frame, &reference, &schema, &config))
+        tokio::task::spawn_blocking(move || window::analyse_with(&frame, &reference, &schema, &config, &done))
             .await
             .map_err(|e| Error::Reference(format!("analysis task failed: {e}")))
     }
@@ -543,14 +669,20 @@ impl ModelMonitor {
                 }
                 for start in todo {
                     let end = start + window_us;
-                    let read_started = Instant::now();
-                    let frame = self.window_frame(&ctx, start, end).await?;
-                    if frame.rows == 0 {
-                        continue;
-                    }
-                    let analyse_started = Instant::now();
-                    let result = self.analyse(&reference, frame).await?;
-                    tracing::debug!(model = %self.name, start, read = ?(analyse_started - read_started), analyse = ?analyse_started.elapsed(), "window analysed");
+                    let window_started = Instant::now();
+                    let result = if self.config.profiles {
+                        // The files of the hours the window overlaps.
+                        let files: Vec<(&str, u64)> = predictions
+                            .iter()
+                            .filter(|(path, _)| hour_of(path).is_none_or(|h| h < end && h + HOUR_US > start))
+                            .map(|(path, size)| (path.as_str(), *size))
+                            .collect();
+                        self.profiled_window(&ctx, &reference, &files, start, end).await?
+                    } else {
+                        self.raw_window(&ctx, &reference, start, end).await?
+                    };
+                    let Some(result) = result else { continue };
+                    tracing::debug!(model = %self.name, start, elapsed = ?window_started.elapsed(), profiles = self.config.profiles, "window analysed");
                     let window = results::Window::Tumbling { start, end };
                     results::write(&self.store, &self.name, &window, chrono::Utc::now().timestamp_micros(), &result)
                         .await?;

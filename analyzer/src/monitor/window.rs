@@ -109,7 +109,7 @@ pub struct WindowResult {
 }
 
 /// The columns to test, with their role and kind as the schema declares them.
-fn tested_columns(schema: &ModelSchema) -> Vec<(String, Role, ColumnKind)> {
+pub(crate) fn tested_columns(schema: &ModelSchema) -> Vec<(String, Role, ColumnKind)> {
     let value_kind =
         |k: ValueKind| if k == ValueKind::Numerical { ColumnKind::Numerical } else { ColumnKind::Categorical };
     let mut out: Vec<(String, Role, ColumnKind)> = schema
@@ -126,21 +126,24 @@ fn tested_columns(schema: &ModelSchema) -> Vec<(String, Role, ColumnKind)> {
     out
 }
 
-fn drift_one(
-    name: &str,
-    role: Role,
-    kind: ColumnKind,
-    current: &Column,
-    reference: &Column,
-    config: &AnalysisConfig,
-) -> DriftRow {
+/// The test and threshold a column gets: its override, else Evidently's default choice.
+pub(crate) fn column_options(name: &str, kind: ColumnKind, config: &AnalysisConfig) -> ColumnOptions {
     let over = config.columns.get(name);
-    let options = ColumnOptions {
+    ColumnOptions {
         kind: Some(kind),
         stattest: over.and_then(|o| o.stattest.as_deref()).and_then(StatTest::from_name),
         threshold: over.and_then(|o| o.threshold),
-    };
-    let result = reference.with_data(|r| current.with_data(|c| drift::column_drift(r, c, &options)));
+    }
+}
+
+/// A column's drift row from its test's outcome.
+pub(crate) fn drift_row(
+    name: &str,
+    role: Role,
+    kind: ColumnKind,
+    options: &ColumnOptions,
+    result: drift::Result<drift::ColumnDriftResult>,
+) -> DriftRow {
     match result {
         Ok(r) => DriftRow {
             column: name.into(),
@@ -163,6 +166,19 @@ fn drift_one(
             error: Some(e.to_string()),
         },
     }
+}
+
+fn drift_one(
+    name: &str,
+    role: Role,
+    kind: ColumnKind,
+    current: &Column,
+    reference: &Column,
+    config: &AnalysisConfig,
+) -> DriftRow {
+    let options = column_options(name, kind, config);
+    let result = reference.with_data(|r| current.with_data(|c| drift::column_drift(r, c, &options)));
+    drift_row(name, role, kind, &options, result)
 }
 
 /// Labeled rows only: the target drift compares the labels that arrived with the reference's.
@@ -231,6 +247,16 @@ fn quality_of(name: &str, column: &Column, reference: &Reference) -> Vec<Quality
     out
 }
 
+/// Drift and quality rows a caller has already decided (from [profiles](super::profile)), by
+/// column; [`analyse_with`] takes them instead of computing them from the rows.
+#[derive(Debug, Default)]
+pub struct Precomputed {
+    /// Drift rows of features and the prediction.
+    pub drift: std::collections::HashMap<String, DriftRow>,
+    /// Quality rows of features.
+    pub quality: std::collections::HashMap<String, Vec<QualityRow>>,
+}
+
 /// One unit of a window's analysis.
 enum Task<'a> {
     Drift(&'a str, Role, ColumnKind, &'a Column, &'a Column),
@@ -239,11 +265,26 @@ enum Task<'a> {
 
 /// Analyses one window of `current` rows against the reference.
 pub fn analyse(current: &Frame, reference: &Reference, schema: &ModelSchema, config: &AnalysisConfig) -> WindowResult {
+    analyse_with(current, reference, schema, config, &Precomputed::default())
+}
+
+/// [`analyse`], taking the rows in `done` as they are: `current` need only hold the other
+/// columns (and those performance reads), with every row of the window.
+pub fn analyse_with(
+    current: &Frame,
+    reference: &Reference,
+    schema: &ModelSchema,
+    config: &AnalysisConfig,
+    done: &Precomputed,
+) -> WindowResult {
     let columns = tested_columns(schema);
     let labels = current.get("label").map(labeled);
     let mut tasks: Vec<Task<'_>> = columns
         .iter()
         .filter_map(|(name, role, kind)| {
+            if *role != Role::Target && done.drift.contains_key(name) {
+                return None;
+            }
             let cur = if *role == Role::Target { labels.as_ref()? } else { current.get(name)? };
             let reference = reference.frame.get(name)?;
             if *role == Role::Target && (cur.is_empty() || reference.len() == reference.missing()) {
@@ -257,7 +298,7 @@ pub fn analyse(current: &Frame, reference: &Reference, schema: &ModelSchema, con
         schema
             .features
             .iter()
-            .filter(|f| f.kind != FeatureKind::Embedding)
+            .filter(|f| f.kind != FeatureKind::Embedding && !done.quality.contains_key(&f.name))
             .filter_map(|f| Some(Task::Quality(f.name.as_str(), current.get(&f.name)?))),
     );
     // The slowest tasks (numerical drift: sorting) start first; results keep the tasks' order.
@@ -273,12 +314,33 @@ pub fn analyse(current: &Frame, reference: &Reference, schema: &ModelSchema, con
     });
     let mut outputs: Vec<_> = outputs.into_iter().collect();
     outputs.sort_unstable_by_key(|(i, _, _)| *i);
-    let mut drift: Vec<DriftRow> = Vec::with_capacity(drift_tasks);
-    let mut quality = Vec::new();
+    let mut computed_drift = Vec::with_capacity(drift_tasks);
+    let mut computed_quality: std::collections::HashMap<String, Vec<QualityRow>> = Default::default();
     for (_, d, q) in outputs {
-        drift.extend(d);
-        quality.extend(q);
+        computed_drift.extend(d);
+        if let Some(first) = q.first() {
+            computed_quality.insert(first.feature.clone(), q);
+        }
     }
+    // Schema order, whichever way each row was decided.
+    let mut computed_drift = computed_drift.into_iter().peekable();
+    let mut drift: Vec<DriftRow> = Vec::with_capacity(columns.len());
+    for (name, role, _) in &columns {
+        if *role != Role::Target
+            && let Some(row) = done.drift.get(name)
+        {
+            drift.push(row.clone());
+        } else if computed_drift.peek().is_some_and(|r| r.column == *name && r.role == *role) {
+            drift.extend(computed_drift.next());
+        }
+    }
+    let quality: Vec<QualityRow> = schema
+        .features
+        .iter()
+        .filter_map(|f| done.quality.get(&f.name).or_else(|| computed_quality.get(&f.name)))
+        .flatten()
+        .cloned()
+        .collect();
     let tested = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none()).count();
     let drifted = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none() && r.drifted).count();
     let drift_share = if tested == 0 { 0.0 } else { drifted as f64 / tested as f64 };

@@ -1,0 +1,274 @@
+//! Window analysis from per-file profiles (`analysis.profiles = true`) against the same windows
+//! analysed from their rows, through the real store and DataFusion: the same windows, rows,
+//! verdicts, data-quality figures and exact scores (wasserstein within its documented bound);
+//! profiles stored beside the files; and a window re-analysed after a new file arrives profiles
+//! only that file.
+
+use std::collections::BTreeMap;
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Float64Type};
+use driftwatch_analyzer::monitor::metrics::Metrics;
+use driftwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor};
+use driftwatch_analyzer::sql::{self, QueryLimits};
+use driftwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
+use driftwatch_collector::store::Store;
+use object_store::ObjectStoreExt;
+use object_store::path::Path;
+use parquet::arrow::ArrowWriter;
+
+const HOUR: i64 = 3_600_000_000;
+const START: i64 = 1_795_132_800_000_000; // 2026-11-20T00:00:00Z
+
+fn schema() -> ModelSchema {
+    let feature = |name: &str, kind| FeatureConfig { name: name.into(), kind, dim: None, nullable: true };
+    ModelSchema {
+        features: vec![
+            feature("income", FeatureKind::Numerical),
+            feature("age", FeatureKind::Numerical),
+            feature("rooms", FeatureKind::Numerical),
+            feature("city", FeatureKind::Categorical),
+            feature("channel", FeatureKind::Categorical),
+        ],
+        prediction: ValueKind::Numerical,
+        label: ValueKind::Numerical,
+        scores: Vec::new(),
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so the test needs no random crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (1.0 - self.next(), self.next());
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+}
+
+/// `n` rows with event times from `first` on, one every `step` µs; `shift` moves every feature.
+fn rows(seed: u64, n: usize, first: i64, step: i64, shift: f64, with_ids: bool) -> RecordBatch {
+    let mut rng = Rng(seed);
+    let mut income = Vec::new();
+    let mut age = Vec::new();
+    let mut rooms = Vec::new();
+    let mut city = Vec::new();
+    let mut channel = Vec::new();
+    let mut prediction = Vec::new();
+    for i in 0..n {
+        let z = rng.normal();
+        income.push((i % 17 != 5).then_some(50_000.0 + 12_000.0 * (z + shift)));
+        age.push(Some((30.0 + 8.0 * rng.normal() + 10.0 * shift).round()));
+        rooms.push(Some(((rng.next() + shift) * 3.99).floor()));
+        let c = ["Oslo", "Lima", "Kyiv", "Pune", "Nuuk"];
+        city.push((i % 23 != 1).then(|| c[((rng.next() + shift / 2.0) * 4.0) as usize % 5].to_string()));
+        channel.push(Some(if rng.next() < 0.3 + shift / 3.0 { "web" } else { "app" }.to_string()));
+        prediction.push(z * 0.5 + shift);
+    }
+    let time: TimestampMicrosecondArray = (0..n as i64).map(|i| Some(first + i * step)).collect();
+    let mut columns: Vec<(&str, ArrayRef)> = Vec::new();
+    if with_ids {
+        let ids: StringArray = (0..n).map(|i| Some(format!("{seed}-{i}"))).collect();
+        columns.push(("prediction_id", Arc::new(ids)));
+        columns.push(("timestamp", Arc::new(time.with_timezone("UTC"))));
+        columns.push(("model_version", Arc::new(StringArray::from(vec![Some("v1"); n]))));
+    }
+    columns.extend([
+        ("income", Arc::new(Float64Array::from(income)) as ArrayRef),
+        ("age", Arc::new(Float64Array::from(age))),
+        ("rooms", Arc::new(Float64Array::from(rooms))),
+        ("city", Arc::new(StringArray::from(city))),
+        ("channel", Arc::new(StringArray::from(channel))),
+        ("prediction", Arc::new(Float64Array::from(prediction))),
+    ]);
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+fn parquet(batch: &RecordBatch) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut w = ArrowWriter::try_new(&mut buf, batch.schema(), None).unwrap();
+    w.write(batch).unwrap();
+    w.close().unwrap();
+    buf
+}
+
+/// Puts a prediction file of `rows` into the hour partition of its first row.
+async fn put_file(store: &Store, name: &str, batch: &RecordBatch) {
+    let first = batch
+        .column_by_name("timestamp")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+        .value(0);
+    let t = chrono::DateTime::from_timestamp_micros(first).unwrap();
+    let path = Path::from(format!("m/predictions/{}/{name}.parquet", t.format("date=%Y-%m-%d/hour=%H")));
+    store.put(&path, parquet(batch).into()).await.unwrap();
+}
+
+async fn monitor(dir: &FsPath, profiles: bool) -> (Store, ModelMonitor) {
+    let store = Store::open(dir.join("store").to_str().unwrap()).unwrap();
+    let config = AnalysisConfig { reference: Some("reference.parquet".into()), profiles, ..AnalysisConfig::default() };
+    let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
+    let monitor = ModelMonitor::open("m".into(), schema(), config, store.clone(), dir.to_path_buf(), 1 << 30, metrics)
+        .await
+        .unwrap();
+    (store, monitor)
+}
+
+/// Each tumbling window's drift rows: (start, column) → (stattest, score, drifted, rows).
+type Drift = BTreeMap<(i64, String), (String, f64, bool, u64)>;
+
+async fn results(store: &Store) -> (Drift, BTreeMap<(i64, String, String), f64>) {
+    let ctx = sql::session(store, "m", &schema(), 1 << 30).await.unwrap();
+    let limits = QueryLimits { max_rows: 100_000, memory_limit: 1 << 30, timeout: std::time::Duration::from_secs(60) };
+    let cast =
+        |b: &RecordBatch, name: &str, to: &DataType| arrow::compute::cast(b.column_by_name(name).unwrap(), to).unwrap();
+    let mut drift = Drift::new();
+    let q = "SELECT * FROM drift WHERE \"window\" = 'tumbling'";
+    for b in sql::run(&ctx, q, &limits).await.unwrap().batches {
+        let (start, rows) = (cast(&b, "window_start", &DataType::Int64), cast(&b, "rows", &DataType::Int64));
+        let (column, test) = (
+            b.column_by_name("column").unwrap().as_string::<i32>(),
+            b.column_by_name("stattest").unwrap().as_string::<i32>(),
+        );
+        let score = b.column_by_name("score").unwrap().as_primitive::<Float64Type>().clone();
+        let drifted = b.column_by_name("drifted").unwrap().as_boolean().clone();
+        for i in 0..b.num_rows() {
+            let key = (start.as_primitive::<arrow::datatypes::Int64Type>().value(i), column.value(i).to_string());
+            let value = (
+                test.value(i).to_string(),
+                score.value(i),
+                drifted.value(i),
+                rows.as_primitive::<arrow::datatypes::Int64Type>().value(i) as u64,
+            );
+            drift.insert(key, value);
+        }
+    }
+    let mut quality = BTreeMap::new();
+    for b in sql::run(&ctx, "SELECT * FROM quality WHERE \"window\" = 'tumbling'", &limits).await.unwrap().batches {
+        let start = cast(&b, "window_start", &DataType::Int64);
+        let (feature, check) = (
+            b.column_by_name("feature").unwrap().as_string::<i32>(),
+            b.column_by_name("check").unwrap().as_string::<i32>(),
+        );
+        let value = b.column_by_name("value").unwrap().as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let v = if value.is_null(i) { f64::NAN } else { value.value(i) };
+            quality.insert(
+                (
+                    start.as_primitive::<arrow::datatypes::Int64Type>().value(i),
+                    feature.value(i).to_string(),
+                    check.value(i).to_string(),
+                ),
+                v,
+            );
+        }
+    }
+    (drift, quality)
+}
+
+/// Names of the profiles stored beside the prediction files.
+async fn profiles(store: &Store) -> BTreeMap<String, chrono::DateTime<chrono::Utc>> {
+    use futures::TryStreamExt;
+    let metas: Vec<_> = store.object_store().list(Some(&Path::from("m/predictions"))).try_collect().await.unwrap();
+    metas
+        .into_iter()
+        .filter(|m| m.location.filename().is_some_and(|f| f.starts_with("_profile-")))
+        .map(|m| (m.location.to_string(), m.last_modified))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_from_profiles_match_windows_from_rows() {
+    let raw_dir = tempfile::tempdir().unwrap();
+    let profiled_dir = tempfile::tempdir().unwrap();
+    let reference = parquet(&rows(1, 20_000, 0, 1, 0.0, false));
+    for dir in [raw_dir.path(), profiled_dir.path()] {
+        std::fs::write(dir.join("reference.parquet"), &reference).unwrap();
+    }
+    let (raw_store, raw) = monitor(raw_dir.path(), false).await;
+    let (profiled_store, profiled) = monitor(profiled_dir.path(), true).await;
+    // Three hours, two to three files each; hour 2 drifts. A file may cross into the next hour.
+    let files = [
+        ("part-a-0", rows(10, 3000, START, 700_000, 0.0, true)),
+        ("part-b-0", rows(11, 2500, START + 10 * 60_000_000, 900_000, 0.0, true)),
+        ("part-a-1", rows(12, 3000, START + HOUR + 1, 600_000, 0.02, true)),
+        ("part-b-1", rows(13, 1800, START + HOUR + 7, 1_000_000, 0.02, true)),
+        ("part-a-2", rows(14, 4000, START + 2 * HOUR, 500_000, 0.6, true)),
+        ("part-b-2", rows(15, 1200, START + 2 * HOUR + 3, 2_000_000, 0.6, true)),
+        ("part-c-2", rows(16, 900, START + 2 * HOUR + 5, 3_000_000, 0.6, true)),
+    ];
+    for (name, batch) in &files {
+        put_file(&raw_store, name, batch).await;
+        put_file(&profiled_store, name, batch).await;
+    }
+    let a = raw.run_once().await.unwrap();
+    let b = profiled.run_once().await.unwrap();
+    assert_eq!(a.windows, b.windows, "the same windows are analysed");
+    assert!(a.windows.len() >= 3, "{:?}", a.windows);
+
+    let (raw_drift, raw_quality) = results(&raw_store).await;
+    let (drift, quality) = results(&profiled_store).await;
+    assert_eq!(raw_drift.keys().collect::<Vec<_>>(), drift.keys().collect::<Vec<_>>());
+    let mut drifted = 0;
+    for (key, (test, score, is_drifted, n)) in &raw_drift {
+        let (p_test, p_score, p_drifted, p_n) = &drift[key];
+        assert_eq!((test, is_drifted, n), (p_test, p_drifted, p_n), "{key:?}");
+        // Wasserstein from the sketch is within its bound (< 0.03 here, see profile.rs); every
+        // count-based score is exact.
+        let tolerance = if test == "wasserstein" { 0.03 } else { 1e-12 * score.abs().max(1e-300) };
+        assert!(
+            (score - p_score).abs() <= tolerance || score.is_nan() && p_score.is_nan(),
+            "{key:?}: {score} vs {p_score}"
+        );
+        drifted += usize::from(*is_drifted);
+    }
+    assert!(drifted >= 3, "the shifted hour drifts: {raw_drift:?}");
+    assert!(raw_drift.values().any(|v| v.0 == "wasserstein") && raw_drift.values().any(|v| v.0 == "jensenshannon"));
+    assert_eq!(raw_quality.len(), quality.len());
+    for (key, v) in &raw_quality {
+        assert!(v == &quality[key] || v.is_nan() && quality[key].is_nan(), "{key:?}: {v} vs {}", quality[key]);
+    }
+
+    // One profile per file, beside it.
+    let stored = profiles(&profiled_store).await;
+    assert_eq!(stored.len(), files.len(), "{stored:?}");
+
+    // A new file in hour 2: its windows are re-analysed, and only it is profiled.
+    let late = rows(17, 700, START + 2 * HOUR + 11, 4_000_000, 0.6, true);
+    put_file(&raw_store, "part-d-2", &late).await;
+    put_file(&profiled_store, "part-d-2", &late).await;
+    let a = raw.run_once().await.unwrap();
+    let b = profiled.run_once().await.unwrap();
+    assert_eq!(a.windows, b.windows);
+    assert!(!b.windows.is_empty());
+    let after = profiles(&profiled_store).await;
+    assert_eq!(after.len(), files.len() + 1);
+    for (path, modified) in &stored {
+        assert_eq!(after.get(path), Some(modified), "{path} was not profiled again");
+    }
+    let (raw_drift, _) = results(&raw_store).await;
+    let (drift, _) = results(&profiled_store).await;
+    for (key, (test, _, is_drifted, n)) in &raw_drift {
+        let (p_test, _, p_drifted, p_n) = &drift[key];
+        assert_eq!((test, is_drifted, n), (p_test, p_drifted, p_n), "{key:?} after the late file");
+    }
+    let profile_text = profiled_store
+        .object_store()
+        .get(&Path::from(after.keys().next().unwrap().as_str()))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert!(std::str::from_utf8(&profile_text).unwrap().contains("\"window_us\":3600000000"));
+}
