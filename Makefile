@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup setup-rust setup-system setup-python setup-onnxruntime bench-ingest bench-analysis bench-predictor bench-proxy bench-report golden help
+.PHONY: demo test setup setup-rust setup-system setup-python setup-onnxruntime bench-ingest bench-analysis bench-history bench-predictor bench-proxy bench-report golden help
 
 help:
 	@echo "make demo          the whole loop: train, serve, drift, alert, retrain, recover (DEMO_ARGS=--fast: well under a minute)"
@@ -14,6 +14,7 @@ help:
 	@echo "make setup-onnxruntime  install the ONNX Runtime library the predictor loads into .venv"
 	@echo "make bench-ingest  ingest throughput and memory benchmark (release build)"
 	@echo "make bench-analysis  window analysis time for 100k to 10M rows (ROWS=... to choose)"
+	@echo "make bench-history  window analysis time as history grows to 100M rows, profiles against full scans, compaction"
 	@echo "make bench-predictor  built-in predictor rows/s, p50 and p99, batch 1 and 64, capture on and off"
 	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
 	@echo "make bench-report  driftwatch report against Evidently on the same files"
@@ -73,6 +74,9 @@ bench-ingest:
 
 bench-analysis:
 	$(CARGO) bench --bench analysis
+
+bench-history:
+	$(CARGO) bench --bench history
 
 bench-predictor: setup-rust setup-onnxruntime
 	$(CARGO) bench --bench predictor

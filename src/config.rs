@@ -87,11 +87,15 @@ pub struct StoreConfig {
     /// `s3://bucket/prefix` on any S3-compatible service, with credentials, region and endpoint
     /// from the `AWS_*` environment variables (docs/store.md). Default `"./data"`.
     pub root: String,
+    /// `[store.compaction]`: merging the small files of each partition (docs/store.md).
+    pub compaction: driftwatch_collector::compact::CompactionConfig,
+    /// `[store.retention]`: how long each table is kept; unset keeps forever.
+    pub retention: driftwatch_collector::compact::RetentionConfig,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        Self { root: "./data".into() }
+        Self { root: "./data".into(), compaction: Default::default(), retention: Default::default() }
     }
 }
 
@@ -187,6 +191,8 @@ pub fn parse(text: &str, base: &Path) -> anyhow::Result<Loaded> {
 
 fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSchema)>> {
     config.collector.validate().map_err(anyhow::Error::msg)?;
+    config.store.compaction.validate().map_err(anyhow::Error::msg)?;
+    config.store.retention.validate().map_err(anyhow::Error::msg)?;
     let location = Location::parse(&config.store.root)?;
     if matches!(location, Location::S3 { .. }) && config.collector.wal_dir.is_none() {
         anyhow::bail!(
@@ -278,6 +284,33 @@ mod tests {
         assert!(err("").contains("no [[models]]"));
         assert!(err(&format!("[store]\nroot = \"s3://Bad_Bucket\"\n{model}")).contains("not a valid bucket name"));
         assert!(err(&format!("[store]\nroot = \"s3://bucket/p\"\n{model}")).contains("collector.wal_dir: must be set"));
+        assert!(
+            err(&format!("[store.compaction]\nmin_files = 1\n{model}"))
+                .contains("store.compaction.min_files: must be at least 2")
+        );
+        assert!(err(&format!("[store.compaction]\ninterval = \"0s\"\n{model}")).contains("store.compaction.interval"));
+        assert!(
+            err(&format!("[store.retention]\npredictions = \"90 days\"\n{model}")).contains("unknown duration unit")
+        );
+        assert!(
+            err(&format!("[store.retention]\nlabels = \"0d\"\n{model}"))
+                .contains("store.retention.labels: must be more than 0")
+        );
+    }
+
+    #[test]
+    fn compaction_is_on_and_retention_off_by_default() {
+        let model = "[[models]]\nname = \"m\"\nschema.features = [{ name = \"a\", kind = \"numerical\" }]\n";
+        let loaded = parse(model, Path::new(".")).unwrap();
+        let store = &loaded.config.store;
+        assert!(store.compaction.enabled && store.compaction.min_files == 8);
+        assert_eq!(store.compaction.interval, Duration::from_secs(600));
+        assert!(!store.retention.is_set());
+        let text = format!("[store.retention]\npredictions = \"90d\"\nresults = \"12h\"\n{model}");
+        let loaded = parse(&text, Path::new(".")).unwrap();
+        assert_eq!(loaded.config.store.retention.predictions, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(loaded.config.store.retention.results, Some(Duration::from_secs(12 * 3600)));
+        assert_eq!(loaded.config.store.retention.labels, None);
     }
 
     #[test]
@@ -316,6 +349,11 @@ mod docs {
     fn every_field_is_documented() {
         let mut config = Config::default();
         config.collector.wal_dir = Some("/wal".into());
+        config.store.retention = driftwatch_collector::compact::RetentionConfig {
+            predictions: Some(std::time::Duration::from_secs(86_400)),
+            labels: Some(std::time::Duration::from_secs(86_400)),
+            results: Some(std::time::Duration::from_secs(86_400)),
+        };
         config.auth.tokens.push(crate::auth::TokenConfig {
             name: "t".into(),
             token_env: Some("T".into()),

@@ -66,6 +66,15 @@ enum Command {
         /// The SQL, e.g. "SELECT count(*) FROM predictions".
         sql: String,
     },
+    /// Compact and apply retention to the store once, now, and print what was done.
+    ///
+    /// Merges the small Parquet files of each partition that has at least `min_files` files
+    /// older than `min_age` into one file, deletes files merged by an earlier pass once `grace`
+    /// has passed, and deletes partitions and results older than `[store.retention]`
+    /// (docs/store.md, "Compaction and retention"). `driftwatch serve` does the same every
+    /// `store.compaction.interval` for the models it analyses: run this only where no server
+    /// compacts the same store, since one compactor at a time may run per store.
+    Compact(driftwatch::maintenance::CompactArgs),
     /// Compare a current dataset with a reference and report drift per column (JSON or HTML), with
     /// Evidently's numbers.
     Report(driftwatch::report::ReportArgs),
@@ -214,6 +223,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Compact(args) => driftwatch::maintenance::cli(args).await,
         Command::Report(args) => driftwatch::report::run(args).await,
         Command::Proxy(args) => driftwatch::proxy::run(args).await,
         Command::Models(args) => driftwatch::lifecycle::cli::run(args).await,

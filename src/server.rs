@@ -171,6 +171,19 @@ impl Server {
         let mut alert_tasks = crate::alerting::start(engine.clone(), &monitor, registry.clone(), alerts_stopped);
         // The champion reloader stops with the alert tasks, before the collector is shut down.
         alert_tasks.push(lifecycle.clone().spawn_reloader(alerts_stop.subscribe()));
+        let maintained = crate::maintenance::served_models(loaded);
+        if !maintained.is_empty() {
+            // So does compaction and retention.
+            alert_tasks.push(crate::maintenance::spawn(
+                store.clone(),
+                maintained,
+                config.store.compaction.clone(),
+                config.store.retention.clone(),
+                config.collector.zstd_level,
+                driftwatch_collector::metrics::StoreMetrics::register(&registry)?,
+                alerts_stop.subscribe(),
+            ));
+        }
         let ready = Arc::new(AtomicBool::new(false));
         let state = AppState {
             collector: collector.clone(),

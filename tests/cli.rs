@@ -22,6 +22,10 @@ fn every_command_has_useful_help() {
         ("demo", vec!["--rows", "--serve", "--store"]),
         ("models", vec!["versions", "upload", "promote", "rollback", "docs/models.md"]),
         ("retrain", vec!["--config", "--model", "holdout", "champion"]),
+        (
+            "compact",
+            vec!["--config", "--model", "--min-files", "--min-age", "--grace", "--no-compaction", "one compactor"],
+        ),
     ] {
         let (ok, stdout, _) = run(&[command, "--help"]);
         assert!(ok, "{command} --help failed");

@@ -423,3 +423,245 @@ fn duckdb_reads(root: &Path, rows: usize, labels: usize) {
     let got: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got, json!({"rows": rows, "distinct": rows, "hours": 2, "labels": labels}));
 }
+
+/// `n` predictions with ids `{tag}-{i}`, over hours 0 and 1 of START; returns the body and the
+/// number of rows in hour 0.
+fn predictions_in_hours(tag: &str, n: usize) -> (Value, usize) {
+    let body = predictions(tag, n);
+    let hour0 = body.as_array().unwrap().iter().filter(|r| r["timestamp"].as_i64().unwrap() < START + 3600).count();
+    (body, hour0)
+}
+
+/// A predictor for the proxy: every `POST /predict` gets the same plain-JSON answer.
+fn predictor() -> (tokio::runtime::Runtime, String) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().route(
+        "/predict",
+        axum::routing::post(|| async {
+            axum::Json(json!({"prediction": "good", "scores": {"good": 0.75, "bad": 0.25}}))
+        }),
+    );
+    rt.spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (rt, url)
+}
+
+/// `driftwatch proxy` in remote mode in front of `upstream`, sending rows to `collector`; killed
+/// when dropped. Returns the process and its base URL.
+struct Proxy {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    fn start(upstream: &str, collector: &str, spool: &Path) -> Self {
+        use std::io::BufRead;
+        let mut child = Command::new(support::binary())
+            .args(["--log-format", "json", "proxy", "--listen", "127.0.0.1:0", "--model", "credit"])
+            .args(["--upstream", upstream, "--collector", collector, "--collector-max-backoff", "200ms"])
+            .arg("--spool-dir")
+            .arg(spool)
+            .env("RUST_LOG", "info")
+            .env_remove("DRIFTWATCH_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) =
+                    serde_json::from_str::<Value>(&line).ok().and_then(|v| v["addr"].as_str().map(String::from))
+                {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the proxy did not start within 60 s");
+        Self { child, base: format!("http://{addr}") }
+    }
+
+    /// One prediction through the proxy, with `id` as its correlation id.
+    fn predict(&self, id: &str, age: usize) {
+        let body = json!({"features": {"age": age, "region": "north", "vip": false}});
+        let r = support::client()
+            .post(format!("{}/predict", self.base))
+            .header("x-request-id", id)
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+}
+
+/// Starts `driftwatch compact` on the config with everything eligible at once.
+fn spawn_compact(config: &Path, env: &[(&str, String)]) -> Child {
+    Command::new(support::binary())
+        .args(["compact", "--min-files", "2", "--min-age", "0s", "--grace", "0s", "--config"])
+        .arg(config)
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (60 s at most) for a `driftwatch compact` to succeed; returns what it printed.
+fn finish_compact(mut child: Child) -> String {
+    let end = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("driftwatch compact did not exit within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "driftwatch compact failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+/// Two collectors and a proxy write one bucket while compaction runs: every row is read once,
+/// by SQL and by the analysis, and the store ends with fewer files.
+#[test]
+fn compaction_while_collectors_and_a_proxy_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(moto) = Moto::start(dir.path()) else { return };
+    moto.create_bucket(BUCKET);
+    let env = moto.env();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let prefix = "compaction";
+    let root = format!("s3://{BUCKET}/{prefix}");
+    // `a` analyses; neither compacts in the background: the test runs the passes.
+    let background_off = "[store.compaction]\nenabled = false\n";
+    let a_cfg = collector_config(&dir.path().join("a"), &root, background_off);
+    let text =
+        std::fs::read_to_string(&a_cfg).unwrap().replace("enabled = false\nreference", "enabled = true\nreference");
+    std::fs::write(&a_cfg, text).unwrap();
+    let b_cfg = collector_config(&dir.path().join("b"), &root, background_off);
+    let a = Server::start_with_env(&a_cfg, &env_refs);
+    let b = Server::start_with_env(&b_cfg, &env_refs);
+    let (_rt, upstream) = predictor();
+    let proxy = Proxy::start(&upstream, &a.base, &dir.path().join("spool"));
+
+    let mut sent: BTreeSet<String> = BTreeSet::new();
+    let mut hour0 = 0;
+    let mut labels_sent = 0;
+    let mut proxied = 0;
+    // One round: three small files per collector and hour, ten rows through the proxy, labels.
+    let mut round = |r: usize| {
+        for k in 0..3 {
+            for (server, name) in [(&a, "a"), (&b, "b")] {
+                let tag = format!("{name}{r}{k}");
+                let (body, in_hour0) = predictions_in_hours(&tag, 25);
+                assert_eq!(server.post_json("/v1/models/credit/predictions", &body).0, 200);
+                sent.extend((0..25).map(|i| format!("{tag}-{i}")));
+                hour0 += in_hour0;
+                server.flush();
+            }
+        }
+        for i in 0..10 {
+            let id = format!("p{r}-{i}");
+            proxy.predict(&id, 20 + i);
+            sent.insert(id);
+        }
+        proxied += 10;
+        let label_rows: Vec<Value> =
+            (0..5).map(|i| json!({"prediction_id": format!("a{r}0-{i}"), "label": "good"})).collect();
+        assert_eq!(b.post_json("/v1/models/credit/labels", &json!(label_rows)).0, 200);
+        b.flush();
+        labels_sent += 5;
+        let want = proxied as i64;
+        support::wait_until(Duration::from_secs(60), "the proxy's rows in the store", || {
+            a.flush();
+            count(&a, "SELECT count(*) AS n FROM predictions WHERE prediction_id LIKE 'p%'").0 == want
+        });
+    };
+
+    round(0);
+    let data_keys = |table: &str| -> usize {
+        moto.keys(&format!("{prefix}/credit/{table}/"))
+            .iter()
+            .filter(|k| k.ends_with(".parquet") && !k.rsplit('/').next().unwrap().starts_with('_'))
+            .count()
+    };
+    let written = data_keys("predictions");
+    assert!(written >= 12, "expected many small files, got {written}");
+
+    // A pass runs while both collectors and the proxy keep writing.
+    let compacting = spawn_compact(&a_cfg, &env);
+    round(1);
+    let printed = finish_compact(compacting);
+    assert!(printed.contains("credit/predictions: merged"), "{printed}");
+    round(2);
+    let all = "SELECT count(*) AS n, count(DISTINCT prediction_id) AS d FROM predictions";
+    let total = sent.len() as i64;
+    // The first pass's sources are still there beside its outputs: each row is still read once,
+    // by a full scan and by a scan of one partition (a listing with that prefix).
+    assert!(moto.keys(&format!("{prefix}/credit/predictions/")).iter().any(|k| k.contains("/part-")));
+    assert_eq!(count(&a, all), (total, total), "before the last passes");
+    let hour0_only = "SELECT count(*) AS n, count(DISTINCT prediction_id) AS d FROM predictions \
+                      WHERE date = '2026-11-20' AND hour = '00'";
+    assert_eq!(count(&a, hour0_only), (hour0 as i64, hour0 as i64));
+
+    // Two more passes: the first merges what is left, the second deletes the merged sources.
+    let before = data_keys("predictions") + data_keys("labels");
+    finish_compact(spawn_compact(&a_cfg, &env));
+    finish_compact(spawn_compact(&a_cfg, &env));
+    let keys = moto.keys(&format!("{prefix}/credit/"));
+    let after = data_keys("predictions") + data_keys("labels");
+    assert!(after < before, "{before} data files before the last passes, {after} after: {keys:#?}");
+    assert!(keys.iter().any(|k| k.contains("/_compaction-") && k.ends_with(".json")), "{keys:#?}");
+    // One live file per partition remains, and nothing else but manifests.
+    let folders: BTreeSet<&str> = keys
+        .iter()
+        .filter(|k| k.ends_with(".parquet") && (k.contains("/predictions/") || k.contains("/labels/")))
+        .map(|k| k.rsplit_once('/').unwrap().0)
+        .collect();
+    assert_eq!(after, folders.len(), "{keys:#?}");
+
+    // Every prediction exactly once, whichever process is asked, and exactly the ones sent.
+    for server in [&a, &b] {
+        assert_eq!(count(server, all), (total, total));
+        let ids: BTreeSet<String> = server
+            .query("SELECT prediction_id FROM predictions")
+            .iter()
+            .map(|r| r["prediction_id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(ids, sent);
+        let labels = "SELECT count(*) AS n, count(DISTINCT prediction_id) AS d FROM labels";
+        assert_eq!(count(server, labels), (labels_sent, labels_sent));
+    }
+
+    // The analysis counts each row once per window.
+    let (status, summary) = a.post_json("/v1/models/credit/analyze", &json!({}));
+    assert_eq!(status, 200, "{summary}");
+    let drift: Value = support::client().get(a.url("/v1/models/credit/drift")).send().unwrap().json().unwrap();
+    let windows = drift["windows"].as_array().unwrap();
+    let rows_at = |start: &str| -> i64 {
+        windows
+            .iter()
+            .filter(|w| w["window_start"].as_str().unwrap().starts_with(start))
+            .map(|w| w["rows"].as_i64().unwrap())
+            .sum()
+    };
+    assert_eq!(rows_at("2026-11-20T00:00:00"), hour0 as i64, "{drift}");
+    let predicted_in_start_hours = (sent.len() - proxied) as i64;
+    assert_eq!(rows_at("2026-11-20T01:00:00"), predicted_in_start_hours - hour0 as i64, "{drift}");
+    let all_rows: i64 = windows.iter().map(|w| w["rows"].as_i64().unwrap()).sum();
+    assert_eq!(all_rows, total, "{drift}");
+
+    drop(proxy);
+    a.stop();
+    b.stop();
+}

@@ -9,6 +9,9 @@
 //! - `drift`, `performance`, `quality`: the continuous analysis' results, one row per window
 //!   and column, metric or check (see [`crate::monitor::results`]).
 //!
+//! Files merged by compaction are not seen twice: the store is registered through
+//! [`driftwatch_collector::compact::LiveStore`], whose listings leave out compacted sources.
+//!
 //! Statements other than queries (DDL, DML, `COPY`, `SET`) are refused. Results are capped in rows,
 //! memory and time.
 
@@ -29,7 +32,7 @@ use driftwatch_collector::store::Store;
 use futures::StreamExt;
 
 /// The URL under which the store is registered with DataFusion; every scan goes through the
-/// store's own `object_store` instance.
+/// store's own `object_store` instance, seen through `compact::LiveStore`.
 const STORE_URL: &str = "driftwatch://store/";
 
 /// Limits on one query.
@@ -114,7 +117,8 @@ pub async fn session(
     let config = SessionConfig::new().with_information_schema(true);
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     let url = url::Url::parse(STORE_URL).expect("a valid URL");
-    ctx.register_object_store(&url, store.object_store());
+    // Listings hide the sources of compacted files, so every scan reads each row once.
+    ctx.register_object_store(&url, store.live_object_store());
     let utf8 = |name: &str| (name.to_string(), DataType::Utf8);
     register(&ctx, model, Table::Predictions, schema.predictions_schema(), vec![utf8("date"), utf8("hour")])?;
     register(&ctx, model, Table::Labels, schema.labels_schema(), vec![utf8("date")])?;

@@ -13,6 +13,7 @@ use arrow::datatypes::{DataType, Float64Type};
 use driftwatch_analyzer::monitor::metrics::Metrics;
 use driftwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor};
 use driftwatch_analyzer::sql::{self, QueryLimits};
+use driftwatch_collector::compact;
 use driftwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
 use driftwatch_collector::store::Store;
 use object_store::ObjectStoreExt;
@@ -271,4 +272,43 @@ async fn windows_from_profiles_match_windows_from_rows() {
         .await
         .unwrap();
     assert!(std::str::from_utf8(&profile_text).unwrap().contains("\"window_us\":3600000000"));
+
+    // Compaction of the profiled store merges every hour's files into one: no window changes, so
+    // none is analysed again, and the merged sources' profiles go with them.
+    let config = compact::CompactionConfig {
+        min_files: 2,
+        min_age: std::time::Duration::ZERO,
+        grace: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    let retention = compact::RetentionConfig::default();
+    for _ in 0..2 {
+        let pass =
+            compact::Pass { compaction: Some(&config), retention: &retention, zstd_level: 1, now: chrono::Utc::now() };
+        compact::run(&profiled_store, "m", &pass).await.unwrap();
+    }
+    let compacted = profiles(&profiled_store).await;
+    assert!(compacted.is_empty(), "the sources' profiles are deleted with them: {compacted:?}");
+    let quiet = profiled.run_once().await.unwrap();
+    assert!(quiet.windows.is_empty(), "compaction alone re-analyses nothing: {quiet:?}");
+    let (unchanged, _) = results(&profiled_store).await;
+    assert_eq!(unchanged, drift);
+
+    // A late file after compaction: its window is analysed from the compacted file's new profile
+    // and the late file's, with the same outcome as the uncompacted rows.
+    let late = rows(18, 500, START + HOUR + 13, 5_000_000, 0.02, true);
+    put_file(&raw_store, "part-e-1", &late).await;
+    put_file(&profiled_store, "part-e-1", &late).await;
+    let a = raw.run_once().await.unwrap();
+    let b = profiled.run_once().await.unwrap();
+    assert_eq!(a.windows, b.windows);
+    assert_eq!(a.windows, vec![START + HOUR]);
+    let (raw_drift, _) = results(&raw_store).await;
+    let (drift, _) = results(&profiled_store).await;
+    for (key, (test, score, is_drifted, n)) in &raw_drift {
+        let (p_test, p_score, p_drifted, p_n) = &drift[key];
+        assert_eq!((test, is_drifted, n), (p_test, p_drifted, p_n), "{key:?} after compaction");
+        assert!((score - p_score).abs() <= 0.03, "{key:?} after compaction: {score} vs {p_score}");
+    }
+    assert_eq!(profiles(&profiled_store).await.len(), 2, "the compacted file of hour 1 and the late file");
 }

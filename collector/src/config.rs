@@ -141,6 +141,26 @@ pub mod units {
         }
     }
 
+    /// Serde for optional durations (`Option<Duration>`): absent or `"90d"`-style text. Pair it
+    /// with `#[serde(default, skip_serializing_if = "Option::is_none")]`.
+    pub mod opt_duration {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::time::Duration;
+
+        /// Writes `"10s"`-style text, or nothing.
+        pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => s.serialize_str(&super::format_duration(d)),
+                None => s.serialize_none(),
+            }
+        }
+
+        /// Reads `"10s"`-style text.
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::parse_duration(&String::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
+        }
+    }
+
     /// Serde for sizes as strings or integers.
     pub mod bytes {
         use serde::{Deserialize, Deserializer, Serializer};

@@ -8,6 +8,7 @@
 //! memory grow with load (queues and bodies are bounded; overload answers 429).
 
 pub mod api;
+pub mod compact;
 pub mod config;
 pub mod decode;
 pub mod error;

@@ -89,3 +89,90 @@ impl Metrics {
         Ok(m)
     }
 }
+
+/// Metrics of compaction and retention (`crate::compact`), per model and table.
+#[derive(Clone)]
+pub struct StoreMetrics {
+    /// `driftwatch_compaction_files_total{model,table}`: small files merged into compacted files.
+    pub compacted_files: IntCounterVec,
+    /// `driftwatch_compaction_read_bytes_total{model,table}`: bytes of the files merged.
+    pub compacted_read_bytes: IntCounterVec,
+    /// `driftwatch_compaction_written_bytes_total{model,table}`: bytes of the compacted files.
+    pub compacted_written_bytes: IntCounterVec,
+    /// `driftwatch_compaction_deleted_files_total{model,table}`: merged files deleted after the grace.
+    pub compacted_deleted: IntCounterVec,
+    /// `driftwatch_retention_deleted_files_total{model,table}`: objects deleted by retention.
+    pub retention_deleted: IntCounterVec,
+    /// `driftwatch_store_maintenance_errors_total{model}`: failed passes (retried at the next interval).
+    pub errors: IntCounterVec,
+    /// `driftwatch_store_maintenance_last_success_timestamp_seconds{model}`: end of the last good pass.
+    pub last_success: GaugeVec,
+}
+
+impl StoreMetrics {
+    /// Creates the metrics and registers them.
+    pub fn register(registry: &Registry) -> prometheus::Result<Self> {
+        let counter = |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels);
+        let table = &["model", "table"];
+        let m = Self {
+            compacted_files: counter(
+                "driftwatch_compaction_files_total",
+                "Small Parquet files merged by compaction.",
+                table,
+            )?,
+            compacted_read_bytes: counter(
+                "driftwatch_compaction_read_bytes_total",
+                "Bytes of the Parquet files merged by compaction.",
+                table,
+            )?,
+            compacted_written_bytes: counter(
+                "driftwatch_compaction_written_bytes_total",
+                "Bytes of the Parquet files compaction wrote.",
+                table,
+            )?,
+            compacted_deleted: counter(
+                "driftwatch_compaction_deleted_files_total",
+                "Merged files deleted once their grace had passed.",
+                table,
+            )?,
+            retention_deleted: counter(
+                "driftwatch_retention_deleted_files_total",
+                "Objects deleted because their partition or window was older than the retention.",
+                table,
+            )?,
+            errors: counter(
+                "driftwatch_store_maintenance_errors_total",
+                "Compaction and retention passes that failed (retried at the next interval).",
+                &["model"],
+            )?,
+            last_success: GaugeVec::new(
+                Opts::new(
+                    "driftwatch_store_maintenance_last_success_timestamp_seconds",
+                    "Unix time at which the last successful compaction and retention pass ended.",
+                ),
+                &["model"],
+            )?,
+        };
+        registry.register(Box::new(m.compacted_files.clone()))?;
+        registry.register(Box::new(m.compacted_read_bytes.clone()))?;
+        registry.register(Box::new(m.compacted_written_bytes.clone()))?;
+        registry.register(Box::new(m.compacted_deleted.clone()))?;
+        registry.register(Box::new(m.retention_deleted.clone()))?;
+        registry.register(Box::new(m.errors.clone()))?;
+        registry.register(Box::new(m.last_success.clone()))?;
+        Ok(m)
+    }
+
+    /// Counts what a pass did.
+    pub fn record(&self, report: &crate::compact::PassReport) {
+        for t in &report.tables {
+            let labels = [report.model.as_str(), t.table.as_str()];
+            self.compacted_files.with_label_values(&labels).inc_by(t.files_merged as u64);
+            self.compacted_read_bytes.with_label_values(&labels).inc_by(t.bytes_before);
+            self.compacted_written_bytes.with_label_values(&labels).inc_by(t.bytes_after);
+            self.compacted_deleted.with_label_values(&labels).inc_by(t.sources_deleted as u64);
+            self.retention_deleted.with_label_values(&labels).inc_by(t.files_deleted as u64);
+        }
+        self.last_success.with_label_values(&[&report.model]).set(chrono::Utc::now().timestamp() as f64);
+    }
+}

@@ -175,6 +175,12 @@ impl Store {
         self.inner.clone()
     }
 
+    /// The object store as readers of tables should see it: listings leave out the sources of
+    /// compacted files ([`crate::compact::LiveStore`]).
+    pub fn live_object_store(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(crate::compact::LiveStore::new(self.inner.clone()))
+    }
+
     /// The local folder behind the store, when it is one (`None` for object storage).
     pub fn local_root(&self) -> Option<&std::path::Path> {
         self.local_root.as_deref()

@@ -9,6 +9,7 @@ use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use bytes::Bytes;
 use datafusion::prelude::SessionContext;
+use driftwatch_collector::compact;
 use driftwatch_collector::schema::ModelSchema;
 use driftwatch_collector::store::Store;
 use futures::TryStreamExt;
@@ -346,14 +347,41 @@ impl ModelMonitor {
         Ok(Some(self.save_reference(data, profile).await?))
     }
 
+    /// The live data files of a table (compacted sources left out), with their sizes.
     async fn list(&self, table: &str) -> Result<BTreeMap<String, u64>> {
         let prefix = Path::from(format!("{}/{table}", self.name));
-        let metas: Vec<_> = self.store.object_store().list(Some(&prefix)).try_collect().await?;
-        Ok(metas
-            .into_iter()
-            .filter(|m| m.location.as_ref().ends_with(".parquet"))
-            .map(|m| (m.location.to_string(), m.size))
-            .collect())
+        let metas = compact::live_files(self.store.object_store().as_ref(), &prefix).await?;
+        Ok(metas.into_iter().map(|m| (m.location.to_string(), m.size)).collect())
+    }
+
+    /// `files` as `seen` before, with the files that compaction made out of seen files given their
+    /// sources' place: the same rows in new files change no window. Such a file is recognised by
+    /// its manifest, whose sources were all seen.
+    async fn known_after_compaction(
+        &self,
+        files: &BTreeMap<String, u64>,
+        seen: &BTreeMap<String, u64>,
+    ) -> Result<BTreeMap<String, u64>> {
+        let mut known = seen.clone();
+        for (path, size) in files.iter().filter(|(p, _)| !seen.contains_key(*p)) {
+            let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
+            let Some(id) = file.strip_prefix(compact::OUTPUT_PREFIX).and_then(|f| f.strip_suffix(".parquet")) else {
+                continue;
+            };
+            let manifest = Path::from(format!("{dir}/{}{id}.json", compact::MANIFEST_PREFIX));
+            let manifest: compact::Manifest = match self.store.object_store().get(&manifest).await {
+                Ok(r) => match serde_json::from_slice(&r.bytes().await?) {
+                    Ok(m) => m,
+                    Err(_) => continue,
+                },
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e.into()),
+            };
+            if manifest.sources.iter().all(|s| seen.contains_key(&format!("{dir}/{s}"))) {
+                known.insert(path.clone(), *size);
+            }
+        }
+        Ok(known)
     }
 
     /// The windows (start, µs) that overlap an hour partition.
@@ -434,8 +462,7 @@ impl ModelMonitor {
     /// was cut against this basis, else computed from the file and stored.
     async fn file_profile(&self, path: &str, size: u64, basis: &Arc<Basis>) -> Result<FileProfile> {
         let (dir, file) = path.rsplit_once('/').unwrap_or(("", path));
-        let stem = file.strip_suffix(".parquet").unwrap_or(file);
-        let profile_path = Path::from(format!("{dir}/_profile-{stem}.json"));
+        let profile_path = Path::from(format!("{dir}/{}", compact::profile_name(file)));
         match self.store.object_store().get(&profile_path).await {
             Ok(r) => {
                 let stored: Option<FileProfile> = serde_json::from_slice(&r.bytes().await?).ok();
@@ -647,6 +674,9 @@ impl ModelMonitor {
         }
         let predictions = self.list("predictions").await?;
         let labels = self.list("labels").await?;
+        // Compacted files hold rows already analysed: they count as seen.
+        state.prediction_files = self.known_after_compaction(&predictions, &state.prediction_files).await?;
+        state.label_files = self.known_after_compaction(&labels, &state.label_files).await?;
         let labels_changed = labels.iter().any(|(p, s)| state.label_files.get(p) != Some(s));
         // New labels recompute the windows that start within the lookback.
         let horizon = labels_changed
