@@ -5,8 +5,9 @@
 //! - a new hour's window, and the re-analysis of a complete window after one late 10k-row file
 //!   arrives in it,
 //! - each with `analysis.profiles = true` (per-file profiles) and `false` (a full scan of the
-//!   window's rows), on the same files;
-//! then compacts the store (`driftwatch compact`'s pass) and prints its size before and after.
+//!   window's rows), on the same files.
+//!
+//! Then it compacts the store (`driftwatch compact`'s pass) and prints its size before and after.
 //! Goal: window time flat as history grows tenfold.
 //!
 //! Run with `make bench-history` (`cargo bench --bench history`). `HOUR_ROWS` changes the rows per
@@ -36,7 +37,8 @@ const LATE_ROWS: usize = 10_000;
 
 fn schema() -> ModelSchema {
     let feature = |name: String, kind| FeatureConfig { name, kind, dim: None, nullable: true };
-    let mut features: Vec<FeatureConfig> = (0..6).map(|i| feature(format!("num_{i}"), FeatureKind::Numerical)).collect();
+    let mut features: Vec<FeatureConfig> =
+        (0..6).map(|i| feature(format!("num_{i}"), FeatureKind::Numerical)).collect();
     features.extend((0..2).map(|i| feature(format!("cat_{i}"), FeatureKind::Categorical)));
     ModelSchema { features, prediction: ValueKind::Numerical, label: ValueKind::Numerical, scores: vec![] }
 }
@@ -51,7 +53,10 @@ fn batch(schema: &ModelSchema, rows: usize, hour: i64, seed: u64, with_meta: boo
         let ids = StringArray::from_iter_values((0..rows).map(|i| format!("{seed:x}-{i:x}")));
         let times = (0..rows).map(|_| START_US + hour * HOUR_US + rng.random_range(0..HOUR_US));
         cols.push(("prediction_id".into(), Arc::new(ids)));
-        cols.push(("timestamp".into(), Arc::new(TimestampMicrosecondArray::from_iter_values(times).with_timezone("UTC"))));
+        cols.push((
+            "timestamp".into(),
+            Arc::new(TimestampMicrosecondArray::from_iter_values(times).with_timezone("UTC")),
+        ));
         cols.push(("model_version".into(), Arc::new(StringArray::new_null(rows))));
     }
     for (i, f) in schema.features.iter().enumerate() {
@@ -129,8 +134,9 @@ fn main() {
     let hour_rows: usize =
         std::env::var("HOUR_ROWS").map_or(1_000_000, |s| s.parse().expect("HOUR_ROWS is a row count"));
     let file_rows = hour_rows / FILES_PER_HOUR;
-    let temp = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()))
-        .unwrap();
+    let temp =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| std::env::temp_dir().display().to_string()))
+            .unwrap();
     let root = temp.path();
     let schema = schema();
     // Two stores sharing one predictions folder: one analyses from profiles, one by full scans.
@@ -146,7 +152,15 @@ fn main() {
         let config = AnalysisConfig { reference: Some(root.join("reference.parquet")), profiles, ..Default::default() };
         let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
         let monitor = rt
-            .block_on(ModelMonitor::open("m".into(), schema.clone(), config, store.clone(), root.to_path_buf(), 8 << 30, metrics))
+            .block_on(ModelMonitor::open(
+                "m".into(),
+                schema.clone(),
+                config,
+                store.clone(),
+                root.to_path_buf(),
+                8 << 30,
+                metrics,
+            ))
             .unwrap();
         (store, monitor)
     };
@@ -158,7 +172,12 @@ fn main() {
     );
     println!(
         "{:>12} {:>6} {:>9} | {:>23} | {:>23} | {:>23}",
-        "history rows", "files", "store MiB", "catch-up s: full  prof", "new hour s: full  prof", "late file s: full  prof"
+        "history rows",
+        "files",
+        "store MiB",
+        "catch-up s: full  prof",
+        "new hour s: full  prof",
+        "late file s: full  prof"
     );
     let mut hours: i64 = 0;
     let mut seed = 1000;
@@ -169,11 +188,18 @@ fn main() {
         while (hours as u64) * (hour_rows as u64) < target {
             for f in 0..FILES_PER_HOUR {
                 seed += 1;
-                write(&hour_dir(&predictions, hours).join(format!("part-gen-{hours:06}-{f:02}.parquet")), &batch(&schema, file_rows, hours, seed, true));
+                write(
+                    &hour_dir(&predictions, hours).join(format!("part-gen-{hours:06}-{f:02}.parquet")),
+                    &batch(&schema, file_rows, hours, seed, true),
+                );
             }
             hours += 1;
             if hours % 10 == 0 {
-                eprintln!("  written {hours} hours ({} M rows) in {:.0} s", hours as usize * hour_rows / 1_000_000, started.elapsed().as_secs_f64());
+                eprintln!(
+                    "  written {hours} hours ({} M rows) in {:.0} s",
+                    hours as usize * hour_rows / 1_000_000,
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
         let (catch_full, windows_full) = rt.block_on(timed(&full));
@@ -182,7 +208,10 @@ fn main() {
         // A new hour.
         for f in 0..FILES_PER_HOUR {
             seed += 1;
-            write(&hour_dir(&predictions, hours).join(format!("part-gen-{hours:06}-{f:02}.parquet")), &batch(&schema, file_rows, hours, seed, true));
+            write(
+                &hour_dir(&predictions, hours).join(format!("part-gen-{hours:06}-{f:02}.parquet")),
+                &batch(&schema, file_rows, hours, seed, true),
+            );
         }
         hours += 1;
         let (new_full, _) = rt.block_on(timed(&full));
@@ -190,7 +219,10 @@ fn main() {
         // A late file in the hour before the newest.
         late += 1;
         seed += 1;
-        write(&hour_dir(&predictions, hours - 2).join(format!("part-late-{late:04}.parquet")), &batch(&schema, LATE_ROWS, hours - 2, seed, true));
+        write(
+            &hour_dir(&predictions, hours - 2).join(format!("part-late-{late:04}.parquet")),
+            &batch(&schema, LATE_ROWS, hours - 2, seed, true),
+        );
         let (late_full, n_full) = rt.block_on(timed(&full));
         let (late_prof, n_prof) = rt.block_on(timed(&profiled));
         assert_eq!((n_full, n_prof), (1, 1), "one window re-analysed");
@@ -238,7 +270,10 @@ fn main() {
     let (catch_prof, _) = rt.block_on(timed(&profiled));
     late += 1;
     seed += 1;
-    write(&hour_dir(&predictions, hours - 3).join(format!("part-late-{late:04}.parquet")), &batch(&schema, LATE_ROWS, hours - 3, seed, true));
+    write(
+        &hour_dir(&predictions, hours - 3).join(format!("part-late-{late:04}.parquet")),
+        &batch(&schema, LATE_ROWS, hours - 3, seed, true),
+    );
     let (late_full, _) = rt.block_on(timed(&full));
     let (late_prof, _) = rt.block_on(timed(&profiled));
     println!(

@@ -236,33 +236,45 @@ impl<'a> Prepared<'a> {
                         (first_seen.len() - 1) as u32
                     })
                 };
-                let mut reference_codes: Vec<u32> = r.iter().flatten().map(|&v| code_of(v)).collect();
-                let mut current_codes: Vec<u32> = c.iter().flatten().map(|&v| code_of(v)).collect();
-                let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
-                order.sort_by(|&a, &b| first_seen[a as usize].cmp(first_seen[b as usize]));
-                let mut rank = vec![0u32; order.len()];
-                for (sorted_code, &code) in order.iter().enumerate() {
-                    rank[code as usize] = sorted_code as u32;
-                }
-                let (mut reference, mut current) = (vec![0u64; order.len()], vec![0u64; order.len()]);
-                for (codes, counts) in [(&mut reference_codes, &mut reference), (&mut current_codes, &mut current)] {
-                    for code in codes.iter_mut() {
-                        *code = rank[*code as usize];
-                        counts[*code as usize] += 1;
-                    }
-                }
-                let prepared = Prepared::Categorical {
-                    keys: order.iter().map(|&code| first_seen[code as usize].to_string()).collect(),
-                    reference,
-                    current,
-                    reference_codes,
-                    current_codes,
-                };
-                prepared.check_non_empty()?;
-                Ok(prepared)
+                let reference_codes: Vec<u32> = r.iter().flatten().map(|&v| code_of(v)).collect();
+                let current_codes: Vec<u32> = c.iter().flatten().map(|&v| code_of(v)).collect();
+                Self::from_codes(&first_seen, reference_codes, current_codes)
             }
             _ => Err(Error::TypeMismatch),
         }
+    }
+
+    /// A categorical column from codes given in order of first sight: category `first_seen[k]`
+    /// has code `k`, and each side lists the codes of its non-missing values in data order.
+    /// Renumbers the codes in the categories' sorted order and counts them, as [`Prepared::new`]
+    /// does after its own coding; errors when a side is empty.
+    pub fn from_codes(
+        first_seen: &[impl AsRef<str>],
+        mut reference_codes: Vec<u32>,
+        mut current_codes: Vec<u32>,
+    ) -> Result<Prepared<'static>> {
+        let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
+        order.sort_by(|&a, &b| first_seen[a as usize].as_ref().cmp(first_seen[b as usize].as_ref()));
+        let mut rank = vec![0u32; order.len()];
+        for (sorted_code, &code) in order.iter().enumerate() {
+            rank[code as usize] = sorted_code as u32;
+        }
+        let (mut reference, mut current) = (vec![0u64; order.len()], vec![0u64; order.len()]);
+        for (codes, counts) in [(&mut reference_codes, &mut reference), (&mut current_codes, &mut current)] {
+            for code in codes.iter_mut() {
+                *code = rank[*code as usize];
+                counts[*code as usize] += 1;
+            }
+        }
+        let prepared = Prepared::Categorical {
+            keys: order.iter().map(|&code| first_seen[code as usize].as_ref().to_string()).collect(),
+            reference,
+            current,
+            reference_codes,
+            current_codes,
+        };
+        prepared.check_non_empty()?;
+        Ok(prepared)
     }
 
     fn check_non_empty(&self) -> Result<()> {

@@ -31,6 +31,15 @@ impl std::hash::Hasher for FastHasher {
         self.add(i as u64);
     }
 
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
+
     fn finish(&self) -> u64 {
         self.0
     }

@@ -12,10 +12,10 @@ pub mod config;
 pub mod data;
 pub mod metrics;
 pub mod performance;
+pub mod profile;
 pub mod reference;
 pub mod results;
 pub mod service;
-pub mod profile;
 pub mod window;
 
 pub use config::AnalysisConfig;

@@ -1,7 +1,7 @@
 //! Drift and summaries of every column, in parallel across columns.
 
 use super::config::Settings;
-use super::read::{Table, numbers, strings};
+use super::read::{Table, numbers, strings, view_categories};
 use super::summary::{self, Counts, Sorted};
 use super::{ColumnPlan, Progress};
 use anyhow::Context;
@@ -106,6 +106,24 @@ fn one(
             }
         };
         (kind, outcome, rs, cs)
+    } else if let Some((prepared, missing)) =
+        view_categories(reference, current).filter(|_| settings.kind(name).is_none_or(|k| k == ColumnKind::Categorical))
+    {
+        // Text read as string views: coded by view, never gathered into string slices. (Strings
+        // infer as categorical, so only a declared `text` kind takes the path below.)
+        let kind = ColumnKind::Categorical;
+        let (outcome, counts) = match prepared {
+            Ok(prepared) => (
+                outcome(drift::prepared_drift(&prepared, kind, None, &settings.options(name, kind))),
+                Counts::from_prepared(&prepared, missing),
+            ),
+            Err(e) => (outcome(Err(e)), None),
+        };
+        let (rs, cs) = match counts {
+            Some(counts) => counts.summaries(),
+            None => Counts::strings(&strings(reference)?, &strings(current)?).summaries(),
+        };
+        (kind, outcome, Summary::Categorical(rs), Summary::Categorical(cs))
     } else {
         let r = strings(reference)?;
         let c = strings(current)?;

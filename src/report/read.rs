@@ -5,6 +5,8 @@ use anyhow::{Context, bail};
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
+use driftwatch_analyzer::drift::{self, Prepared};
+use driftwatch_analyzer::hash::FastMap;
 use std::path::{Path, PathBuf};
 
 /// Rows DataFusion looks at to infer a CSV file's column types: enough that a column whose
@@ -186,6 +188,61 @@ pub fn strings(chunks: &[ArrayRef]) -> anyhow::Result<Vec<Option<&str>>> {
     Ok(out)
 }
 
+/// The categories of string-view columns (what DataFusion reads Parquet text as), coded as
+/// [`Prepared::from_codes`] takes them, with each side's missing values; `None` when a chunk is
+/// of another type. A string of up to 12 bytes lives whole in its 16-byte view, so it is hashed
+/// and compared as one integer; longer ones by their text. Same result as
+/// `Prepared::new` over [`strings`], without the per-row string slices.
+pub fn view_categories<'a>(
+    reference: &'a [ArrayRef],
+    current: &'a [ArrayRef],
+) -> Option<(Result<Prepared<'static>, drift::Error>, (u64, u64))> {
+    if !reference.iter().chain(current).all(|a| a.data_type() == &DataType::Utf8View) {
+        return None;
+    }
+    let mut inline: FastMap<u128, u32> = FastMap::default();
+    let mut long: FastMap<&str, u32> = FastMap::default();
+    let mut first_seen: Vec<String> = Vec::new();
+    let mut side = |chunks: &'a [ArrayRef]| -> (Vec<u32>, u64) {
+        let mut codes = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        let mut missing = 0u64;
+        for chunk in chunks {
+            let array = chunk.as_string_view();
+            let nulls = array.logical_nulls();
+            for (i, &view) in array.views().iter().enumerate() {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    missing += 1;
+                    continue;
+                }
+                let len = view as u32;
+                let mut new = || {
+                    first_seen.push(array.value(i).to_string());
+                    (first_seen.len() - 1) as u32
+                };
+                let code = if len <= 12 {
+                    // Length and bytes, the padding past them masked off.
+                    let key = if len == 12 { view } else { view & ((1u128 << (32 + 8 * len)) - 1) };
+                    *inline.entry(key).or_insert_with(new)
+                } else {
+                    match long.get(array.value(i)) {
+                        Some(&code) => code,
+                        None => {
+                            let code = new();
+                            long.insert(array.value(i), code);
+                            code
+                        }
+                    }
+                };
+                codes.push(code);
+            }
+        }
+        (codes, missing)
+    };
+    let (r, r_missing) = side(reference);
+    let (c, c_missing) = side(current);
+    Some((Prepared::from_codes(&first_seen, r, c), (r_missing, c_missing)))
+}
+
 fn push_strings<'a>(array: &'a dyn Array, out: &mut Vec<Option<&'a str>>) -> anyhow::Result<()> {
     match array.data_type() {
         DataType::Utf8 => out.extend(array.as_string::<i32>().iter()),
@@ -207,4 +264,53 @@ fn push_strings<'a>(array: &'a dyn Array, out: &mut Vec<Option<&'a str>>) -> any
         other => bail!("cannot read {other} values as categories"),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::StringViewArray;
+
+    use super::*;
+
+    #[test]
+    fn categories_by_view_equal_the_string_path() {
+        // Empty, short, exactly 12 bytes, 13 bytes, long, non-ASCII, and nulls, split into chunks.
+        let values = [
+            Some(""),
+            Some("a"),
+            Some("twelve bytes"),
+            Some("thirteen byte"),
+            Some("a much longer category name"),
+            Some("ærøskøbing"),
+            None,
+            Some("a"),
+            Some("twelve bytes"),
+            Some("a much longer category name"),
+            None,
+            Some("b"),
+        ];
+        let chunk = |range: std::ops::Range<usize>| -> ArrayRef {
+            Arc::new(StringViewArray::from_iter(values[range].iter().copied()))
+        };
+        let reference = vec![chunk(0..5), chunk(5..9)];
+        let current = vec![chunk(3..12), chunk(0..2)];
+        let (by_view, missing) = view_categories(&reference, &current).expect("string views");
+        let (r, c) = (strings(&reference).unwrap(), strings(&current).unwrap());
+        let expected = Prepared::new(&drift::ColumnData::Categorical(&r), &drift::ColumnData::Categorical(&c)).unwrap();
+        let by_view = by_view.unwrap();
+        let fields = |p: &Prepared<'_>| match p {
+            Prepared::Categorical { keys, reference, current, reference_codes, current_codes } => {
+                (keys.clone(), reference.clone(), current.clone(), reference_codes.clone(), current_codes.clone())
+            }
+            Prepared::Numerical { .. } => unreachable!(),
+        };
+        assert_eq!(fields(&by_view), fields(&expected));
+        let nulls = |side: &[Option<&str>]| side.iter().filter(|v| v.is_none()).count() as u64;
+        assert_eq!(missing, (nulls(&r), nulls(&c)));
+        // Other types take the string path.
+        let utf8: Vec<ArrayRef> = vec![Arc::new(arrow::array::StringArray::from(vec!["a"]))];
+        assert!(view_categories(&utf8, &utf8).is_none());
+    }
 }
