@@ -89,6 +89,35 @@ fn write(path: &Path, batch: &RecordBatch) {
     w.close().unwrap();
 }
 
+/// Writes prediction files into the store's hour partitions, each from a seed of its own.
+struct Files {
+    schema: ModelSchema,
+    predictions: PathBuf,
+    seed: u64,
+    late: usize,
+}
+
+impl Files {
+    fn put(&mut self, hour: i64, name: &str, rows: usize) {
+        self.seed += 1;
+        let path = hour_dir(&self.predictions, hour).join(format!("{name}.parquet"));
+        write(&path, &batch(&self.schema, rows, hour, self.seed, true));
+    }
+
+    /// An hour's `FILES_PER_HOUR` files of `file_rows` rows.
+    fn hour(&mut self, hour: i64, file_rows: usize) {
+        for f in 0..FILES_PER_HOUR {
+            self.put(hour, &format!("part-gen-{hour:06}-{f:02}"), file_rows);
+        }
+    }
+
+    /// One late file of `LATE_ROWS` rows in `hour`.
+    fn late(&mut self, hour: i64) {
+        self.late += 1;
+        self.put(hour, &format!("part-late-{:04}", self.late), LATE_ROWS);
+    }
+}
+
 fn hour_dir(predictions: &Path, hour: i64) -> PathBuf {
     let t = chrono::DateTime::from_timestamp_micros(START_US + hour * HOUR_US).unwrap();
     predictions.join(t.format("date=%Y-%m-%d/hour=%H").to_string())
@@ -180,19 +209,12 @@ fn main() {
         "late file s: full  prof"
     );
     let mut hours: i64 = 0;
-    let mut seed = 1000;
-    let mut late = 0;
+    let mut files = Files { schema: schema.clone(), predictions: predictions.clone(), seed: 1000, late: 0 };
     let mut first_step: Option<(u64, f64, f64)> = None;
     for target in steps {
         let started = Instant::now();
         while (hours as u64) * (hour_rows as u64) < target {
-            for f in 0..FILES_PER_HOUR {
-                seed += 1;
-                write(
-                    &hour_dir(&predictions, hours).join(format!("part-gen-{hours:06}-{f:02}.parquet")),
-                    &batch(&schema, file_rows, hours, seed, true),
-                );
-            }
+            files.hour(hours, file_rows);
             hours += 1;
             if hours % 10 == 0 {
                 eprintln!(
@@ -206,30 +228,19 @@ fn main() {
         let (catch_prof, windows_prof) = rt.block_on(timed(&profiled));
         assert_eq!(windows_full, windows_prof);
         // A new hour.
-        for f in 0..FILES_PER_HOUR {
-            seed += 1;
-            write(
-                &hour_dir(&predictions, hours).join(format!("part-gen-{hours:06}-{f:02}.parquet")),
-                &batch(&schema, file_rows, hours, seed, true),
-            );
-        }
+        files.hour(hours, file_rows);
         hours += 1;
         let (new_full, _) = rt.block_on(timed(&full));
         let (new_prof, _) = rt.block_on(timed(&profiled));
         // A late file in the hour before the newest.
-        late += 1;
-        seed += 1;
-        write(
-            &hour_dir(&predictions, hours - 2).join(format!("part-late-{late:04}.parquet")),
-            &batch(&schema, LATE_ROWS, hours - 2, seed, true),
-        );
+        files.late(hours - 2);
         let (late_full, n_full) = rt.block_on(timed(&full));
         let (late_prof, n_prof) = rt.block_on(timed(&profiled));
         assert_eq!((n_full, n_prof), (1, 1), "one window re-analysed");
-        let (files, bytes, _) = store_size(&predictions);
-        let rows = hours as u64 * hour_rows as u64 + late as u64 * LATE_ROWS as u64;
+        let (count, bytes, _) = store_size(&predictions);
+        let rows = hours as u64 * hour_rows as u64 + files.late as u64 * LATE_ROWS as u64;
         println!(
-            "{rows:>12} {files:>6} {:>9.0} | {catch_full:>15.1} {catch_prof:>7.1} | {new_full:>15.3} {new_prof:>7.3} | {late_full:>15.3} {late_prof:>7.3}",
+            "{rows:>12} {count:>6} {:>9.0} | {catch_full:>15.1} {catch_prof:>7.1} | {new_full:>15.3} {new_prof:>7.3} | {late_full:>15.3} {late_prof:>7.3}",
             mib(bytes)
         );
         match first_step {
@@ -268,12 +279,7 @@ fn main() {
     );
     let (catch_full, _) = rt.block_on(timed(&full));
     let (catch_prof, _) = rt.block_on(timed(&profiled));
-    late += 1;
-    seed += 1;
-    write(
-        &hour_dir(&predictions, hours - 3).join(format!("part-late-{late:04}.parquet")),
-        &batch(&schema, LATE_ROWS, hours - 3, seed, true),
-    );
+    files.late(hours - 3);
     let (late_full, _) = rt.block_on(timed(&full));
     let (late_prof, _) = rt.block_on(timed(&profiled));
     println!(

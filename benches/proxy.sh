@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Proxy overhead benchmark: wrk against a fast upstream (nginx answering a fixed JSON prediction),
-# directly and through `driftwatch proxy`, for a plain forwarded route and for a captured predict
-# route (rows stored by the local collector). Prints throughput and p50/p99 latency of each, and
-# the overhead. Goal (issue 7): p99 overhead under 1 ms, throughput at least 90% of direct.
+# directly, through `driftwatch proxy`, and through a peer: nginx itself as a keep-alive reverse
+# proxy (one worker, like the proxy's one process), for a plain forwarded route and for a captured
+# predict route (rows stored by the local collector; nginx captures nothing). Prints throughput and
+# p50/p99 latency of each, and the overhead. Goal (issue 7): p99 overhead under 1 ms, throughput at
+# least 90% of direct. The peer shows what any proxy costs when wrk, the upstream and the proxy
+# share the machine's cores at saturation.
 #
 # Needs: wrk and nginx (Debian: apt-get install -y --no-install-recommends wrk nginx-light), and
 # the release binary (cargo build --release). Tunables: DURATION (10s), CONNECTIONS (16),
@@ -41,6 +44,7 @@ wait_http() {
 }
 
 UP_PORT=$(free_port)
+PEER_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 METRICS_PORT=$(free_port)
 
@@ -70,6 +74,43 @@ EOF
 "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$UP_PORT/ping"
+
+# The peer: nginx as a reverse proxy in front of the same upstream, with pooled keep-alive
+# connections, forwarding bodies unbuffered as the proxy does.
+mkdir -p "$WORK/peer"
+cat >"$WORK/peer/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $WORK/peer/error.log warn;
+pid $WORK/peer/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path $WORK/peer;
+    proxy_temp_path $WORK/peer;
+    fastcgi_temp_path $WORK/peer;
+    uwsgi_temp_path $WORK/peer;
+    scgi_temp_path $WORK/peer;
+    upstream predictor {
+        server 127.0.0.1:$UP_PORT;
+        keepalive 64;
+    }
+    server {
+        listen 127.0.0.1:$PEER_PORT;
+        location / {
+            proxy_pass http://predictor;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_request_buffering off;
+            proxy_buffering off;
+        }
+    }
+}
+EOF
+"$NGINX" -p "$WORK/peer" -c "$WORK/peer/nginx.conf" &
+PIDS+=($!)
+wait_http "http://127.0.0.1:$PEER_PORT/ping"
 
 # The proxy, capturing into a local collector.
 cat >"$WORK/driftwatch.toml" <<EOF
@@ -120,26 +161,32 @@ bench() {
 echo "wrk: $THREADS thread(s), $CONNECTIONS connections, $DURATION per run; upstream nginx (1 worker)"
 printf '%-40s %12s %10s %10s\n' "run" "req/s" "p50 ms" "p99 ms"
 report() {
-    local name=$1 direct=$2 proxied=$3
+    local name=$1 direct=$2 proxied=$3 peer=$4
     read -r d_rps d_p50 d_p99 <<<"$direct"
     read -r p_rps p_p50 p_p99 <<<"$proxied"
+    read -r n_rps n_p50 n_p99 <<<"$peer"
     printf '%-40s %12.0f %10.3f %10.3f\n' "$name: direct" "$d_rps" "$d_p50" "$d_p99"
-    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through the proxy" "$p_rps" "$p_p50" "$p_p99"
-    awk -v dr="$d_rps" -v pr="$p_rps" -v d50="$d_p50" -v p50="$p_p50" -v d99="$d_p99" -v p99="$p_p99" -v n="$name" 'BEGIN {
+    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through driftwatch proxy" "$p_rps" "$p_p50" "$p_p99"
+    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through nginx (peer)" "$n_rps" "$n_p50" "$n_p99"
+    awk -v dr="$d_rps" -v pr="$p_rps" -v nr="$n_rps" -v d50="$d_p50" -v p50="$p_p50" -v n50="$n_p50" \
+        -v d99="$d_p99" -v p99="$p_p99" -v n99="$n_p99" -v n="$name" 'BEGIN {
         ratio = pr / dr; over = p99 - d99
-        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms  [%s]\n", n ": overhead", ratio * 100, p50 - d50, over,
+        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms  [%s]\n", n ": driftwatch overhead", ratio * 100, p50 - d50, over,
             (ratio >= 0.9 && over < 1.0) ? "goal met" : "goal missed (>= 90% and < 1 ms)"
+        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms; driftwatch/nginx throughput %.2f\n", n ": nginx overhead", nr / dr * 100, n50 - d50, n99 - d99, pr / nr
     }'
 }
 
 bench "http://127.0.0.1:$UP_PORT/ping" >/dev/null # warm-up
 direct=$(bench "http://127.0.0.1:$UP_PORT/ping")
 proxied=$(bench "http://127.0.0.1:$PROXY_PORT/ping")
-report "GET /ping (forwarded only)" "$direct" "$proxied"
+peer=$(bench "http://127.0.0.1:$PEER_PORT/ping")
+report "GET /ping (forwarded only)" "$direct" "$proxied" "$peer"
 
 direct=$(bench "http://127.0.0.1:$UP_PORT/predict" "$WORK/post.lua")
 proxied=$(bench "http://127.0.0.1:$PROXY_PORT/predict" "$WORK/post.lua")
-report "POST /predict (captured)" "$direct" "$proxied"
+peer=$(bench "http://127.0.0.1:$PEER_PORT/predict" "$WORK/post.lua")
+report "POST /predict (captured)" "$direct" "$proxied" "$peer"
 
 metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
 rows=$(awk '/^driftwatch_capture_rows_total / { print $2 }' <<<"$metrics")

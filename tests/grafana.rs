@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{Server, binary, client, wait_until};
+use support::{RemoteProxy, Server, client, wait_until};
 
 /// Each dashboard file and its uid. Links, bookmarks and the other dashboards' data links use the
 /// uids, so they never change; a new dashboard adds a line here.
@@ -642,68 +642,16 @@ impl Tiny {
     }
 }
 
-/// `driftwatch proxy` in remote mode (rows to a `driftwatch serve`); killed when dropped.
-struct Proxy {
-    child: Child,
-    base: String,
-    metrics_addr: String,
-}
-
-impl Proxy {
-    fn start(upstream: SocketAddr, model: &str, collector: &str, spool: &Path) -> Self {
-        let mut child = Command::new(binary())
-            .args(["--log-format", "json", "proxy", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
-            .args(["--upstream", &format!("http://{upstream}"), "--model", model, "--collector", collector])
-            .arg("--spool-dir")
-            .arg(spool)
-            .env("RUST_LOG", "info")
-            .env_remove("DRIFTWATCH_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start driftwatch proxy");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && let (Some(a), Some(m)) = (v["addr"].as_str(), v["metrics_addr"].as_str())
-                {
-                    let _ = tx.send((a.to_string(), m.to_string()));
-                }
-                lines.push(line);
-            }
-            lines
-        });
-        let (addr, metrics_addr) = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("driftwatch proxy did not start within 60 s");
-        });
-        let proxy = Self { child, base: format!("http://{addr}"), metrics_addr };
-        wait_until(Duration::from_secs(30), "proxy readyz", || {
-            client().get(format!("http://{}/readyz", proxy.metrics_addr)).send().is_ok_and(|r| r.status().is_success())
-        });
-        proxy
-    }
-
-    fn post(&self, path: &str, body: &str) -> u16 {
-        client()
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .expect("request through the proxy")
-            .status()
-            .as_u16()
-    }
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Posts `body` as JSON through the proxy; the status it answers.
+fn post(proxy: &RemoteProxy, path: &str, body: &str) -> u16 {
+    client()
+        .post(format!("{}{path}", proxy.base))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .expect("request through the proxy")
+        .status()
+        .as_u16()
 }
 
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
@@ -838,7 +786,7 @@ url = "http://{receivers}/broken"
 
 /// One hour of `credit` traffic with its labels, a rejected request, and proxied predictions
 /// (plus one body the proxy cannot read).
-fn feed(server: &Server, proxy: &Proxy, rng: &mut StdRng, hour: i64) {
+fn feed(server: &Server, proxy: &RemoteProxy, rng: &mut StdRng, hour: i64) {
     let mut records = Vec::new();
     let mut labels = Vec::new();
     for i in 0..ROWS_PER_HOUR {
@@ -856,9 +804,9 @@ fn feed(server: &Server, proxy: &Proxy, rng: &mut StdRng, hour: i64) {
     let (status, _) = server.post_json("/v1/models/credit/predictions", &json!({"features": {"age": "old"}}));
     assert_eq!(status, 400, "a wrong type must be rejected");
     for age in [25, 35, 45, 55] {
-        assert_eq!(proxy.post("/predict", &json!({"features": {"age": age}}).to_string()), 200);
+        assert_eq!(post(proxy, "/predict", &json!({"features": {"age": age}}).to_string()), 200);
     }
-    assert_eq!(proxy.post("/predict", "not json"), 200, "the proxy forwards what it cannot capture");
+    assert_eq!(post(proxy, "/predict", "not json"), 200, "the proxy forwards what it cannot capture");
     let applicants: Vec<Value> = (0..8)
         .map(|i| {
             let region = ["north", "south"][i % 2];
@@ -926,7 +874,8 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     assert_eq!(status, 201, "{answer}");
     let (status, answer) = server.post_json("/v1/models/served/versions/1/promote", &json!({}));
     assert_eq!(status, 200, "{answer}");
-    let proxy = Proxy::start(tiny.addr, "sidecar", &server.base, &dir.path().join("spool"));
+    let proxy =
+        RemoteProxy::start(&format!("http://{}", tiny.addr), "sidecar", &server.base, &dir.path().join("spool"), &[]);
     let server_addr = server.base.trim_start_matches("http://").to_string();
     let prom = Prometheus::start(&prometheus, dir.path(), &[server_addr, proxy.metrics_addr.clone()]);
 

@@ -447,60 +447,16 @@ fn predictor() -> (tokio::runtime::Runtime, String) {
     (rt, url)
 }
 
-/// `driftwatch proxy` in remote mode in front of `upstream`, sending rows to `collector`; killed
-/// when dropped. Returns the process and its base URL.
-struct Proxy {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proxy {
-    fn start(upstream: &str, collector: &str, spool: &Path) -> Self {
-        use std::io::BufRead;
-        let mut child = Command::new(support::binary())
-            .args(["--log-format", "json", "proxy", "--listen", "127.0.0.1:0", "--model", "credit"])
-            .args(["--upstream", upstream, "--collector", collector, "--collector-max-backoff", "200ms"])
-            .arg("--spool-dir")
-            .arg(spool)
-            .env("RUST_LOG", "info")
-            .env_remove("DRIFTWATCH_CONFIG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) =
-                    serde_json::from_str::<Value>(&line).ok().and_then(|v| v["addr"].as_str().map(String::from))
-                {
-                    let _ = tx.send(addr);
-                }
-            }
-        });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("the proxy did not start within 60 s");
-        Self { child, base: format!("http://{addr}") }
-    }
-
-    /// One prediction through the proxy, with `id` as its correlation id.
-    fn predict(&self, id: &str, age: usize) {
-        let body = json!({"features": {"age": age, "region": "north", "vip": false}});
-        let r = support::client()
-            .post(format!("{}/predict", self.base))
-            .header("x-request-id", id)
-            .json(&body)
-            .send()
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
+/// One prediction through the proxy, with `id` as its correlation id.
+fn predict(proxy: &support::RemoteProxy, id: &str, age: usize) {
+    let body = json!({"features": {"age": age, "region": "north", "vip": false}});
+    let r = support::client()
+        .post(format!("{}/predict", proxy.base))
+        .header("x-request-id", id)
+        .json(&body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
 
 /// Starts `driftwatch compact` on the config with everything eligible at once.
@@ -552,7 +508,13 @@ fn compaction_while_collectors_and_a_proxy_write() {
     let a = Server::start_with_env(&a_cfg, &env_refs);
     let b = Server::start_with_env(&b_cfg, &env_refs);
     let (_rt, upstream) = predictor();
-    let proxy = Proxy::start(&upstream, &a.base, &dir.path().join("spool"));
+    let proxy = support::RemoteProxy::start(
+        &upstream,
+        "credit",
+        &a.base,
+        &dir.path().join("spool"),
+        &["--collector-max-backoff", "200ms"],
+    );
 
     let mut sent: BTreeSet<String> = BTreeSet::new();
     let mut hour0 = 0;
@@ -572,7 +534,7 @@ fn compaction_while_collectors_and_a_proxy_write() {
         }
         for i in 0..10 {
             let id = format!("p{r}-{i}");
-            proxy.predict(&id, 20 + i);
+            predict(&proxy, &id, 20 + i);
             sent.insert(id);
         }
         proxied += 10;

@@ -313,3 +313,58 @@ pub fn receive_one(listener: std::net::TcpListener) -> Value {
     stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").unwrap();
     serde_json::from_slice(&body).unwrap()
 }
+
+/// `driftwatch proxy` in remote mode: in front of `upstream` (a URL), sending the rows of `model`
+/// to the driftwatch at `collector`, spooling in `spool`, with `extra` arguments; its metrics and
+/// health on a port of their own. Started and ready (`/readyz`); killed when dropped.
+pub struct RemoteProxy {
+    child: Child,
+    /// `http://127.0.0.1:<port>`: where clients send requests.
+    pub base: String,
+    /// `127.0.0.1:<port>` of `/metrics` and `/readyz`.
+    pub metrics_addr: String,
+}
+
+impl RemoteProxy {
+    pub fn start(upstream: &str, model: &str, collector: &str, spool: &Path, extra: &[&str]) -> Self {
+        let mut child = Command::new(binary())
+            .args(["--log-format", "json", "proxy", "--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
+            .args(["--upstream", upstream, "--model", model, "--collector", collector])
+            .arg("--spool-dir")
+            .arg(spool)
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .env_remove("DRIFTWATCH_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start driftwatch proxy");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && let (Some(a), Some(m)) = (v["addr"].as_str(), v["metrics_addr"].as_str())
+                {
+                    let _ = tx.send((a.to_string(), m.to_string()));
+                }
+            }
+        });
+        let (addr, metrics_addr) = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("driftwatch proxy did not start within 60 s");
+        });
+        let proxy = Self { child, base: format!("http://{addr}"), metrics_addr };
+        wait_until(Duration::from_secs(30), "proxy readyz", || {
+            client().get(format!("http://{}/readyz", proxy.metrics_addr)).send().is_ok_and(|r| r.status().is_success())
+        });
+        proxy
+    }
+}
+
+impl Drop for RemoteProxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
