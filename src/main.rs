@@ -140,7 +140,11 @@ fn main() -> std::process::ExitCode {
         limit_malloc_arenas();
     }
     logging::init(cli.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Proxy(args) = &cli.command {
+        builder.worker_threads(usize::from(args.threads.unwrap_or(1)));
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

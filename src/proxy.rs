@@ -89,6 +89,12 @@ pub struct ProxyArgs {
     /// shadowed), e.g. `0.0.0.0:9464`. Not served when absent.
     #[arg(long, env = "DRIFTWATCH_PROXY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Worker threads of the proxy's async runtime. A sidecar shares its Pod's cores with the
+    /// predictor: one thread forwards tens of thousands of requests a second, and more threads
+    /// contending for busy cores lengthen the tail latency (docs/proxy.md, "Performance").
+    /// Command line and environment only: the runtime starts before the config is read [default: 1].
+    #[arg(long, env = "DRIFTWATCH_PROXY_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Captured routes (POST only): path globs where `*` matches within a segment and `**` across.
     /// Repeat or separate with commas. Default: /v2/models/*/infer, /v2/models/*/versions/*/infer,
     /// /v1/models/*:predict, /predict, /invocations.
