@@ -48,50 +48,47 @@ PEER_PORT=$(free_port)
 PROXY_PORT=$(free_port)
 METRICS_PORT=$(free_port)
 
-# The upstream: nginx, one worker, keep-alive, a fixed answer of the plain JSON shape.
-mkdir -p "$WORK/nginx"
-cat >"$WORK/nginx/nginx.conf" <<EOF
+# Starts nginx with one worker in $WORK/<name>, the http block's server part read from stdin,
+# and waits until it answers on <port>.
+start_nginx() {
+    local name=$1 port=$2 dir="$WORK/$1"
+    mkdir -p "$dir"
+    {
+        cat <<EOF
 worker_processes 1;
 daemon off;
-error_log $WORK/nginx/error.log warn;
-pid $WORK/nginx/nginx.pid;
+error_log $dir/error.log warn;
+pid $dir/nginx.pid;
 events { worker_connections 1024; }
 http {
     access_log off;
     keepalive_requests 1000000;
-    client_body_temp_path $WORK/nginx;
-    proxy_temp_path $WORK/nginx;
-    fastcgi_temp_path $WORK/nginx;
-    uwsgi_temp_path $WORK/nginx;
-    scgi_temp_path $WORK/nginx;
+    client_body_temp_path $dir;
+    proxy_temp_path $dir;
+    fastcgi_temp_path $dir;
+    uwsgi_temp_path $dir;
+    scgi_temp_path $dir;
+EOF
+        cat
+        echo "}"
+    } >"$dir/nginx.conf"
+    "$NGINX" -p "$dir" -c "$dir/nginx.conf" &
+    PIDS+=($!)
+    wait_http "http://127.0.0.1:$port/ping"
+}
+
+# The upstream: keep-alive, a fixed answer of the plain JSON shape.
+start_nginx upstream "$UP_PORT" <<EOF
     server {
         listen 127.0.0.1:$UP_PORT;
         default_type application/json;
         location / { return 200 '{"prediction": "good", "scores": [0.75, 0.25]}'; }
     }
-}
 EOF
-"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$UP_PORT/ping"
 
 # The peer: nginx as a reverse proxy in front of the same upstream, with pooled keep-alive
 # connections, forwarding bodies unbuffered as the proxy does.
-mkdir -p "$WORK/peer"
-cat >"$WORK/peer/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log $WORK/peer/error.log warn;
-pid $WORK/peer/nginx.pid;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path $WORK/peer;
-    proxy_temp_path $WORK/peer;
-    fastcgi_temp_path $WORK/peer;
-    uwsgi_temp_path $WORK/peer;
-    scgi_temp_path $WORK/peer;
+start_nginx peer "$PEER_PORT" <<EOF
     upstream predictor {
         server 127.0.0.1:$UP_PORT;
         keepalive 64;
@@ -106,11 +103,7 @@ http {
             proxy_buffering off;
         }
     }
-}
 EOF
-"$NGINX" -p "$WORK/peer" -c "$WORK/peer/nginx.conf" &
-PIDS+=($!)
-wait_http "http://127.0.0.1:$PEER_PORT/ping"
 
 # The proxy, capturing into a local collector.
 cat >"$WORK/driftwatch.toml" <<EOF
