@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use driftwatch_collector::compact::{self, CompactionConfig, Pass, PassReport, RetentionConfig};
+use driftwatch_collector::config::units::parse_duration;
 use driftwatch_collector::metrics::StoreMetrics;
 use driftwatch_collector::store::Store;
 use tokio::sync::watch;
@@ -110,10 +111,6 @@ pub struct CompactArgs {
     /// Retention only: merge nothing.
     #[arg(long)]
     pub no_compaction: bool,
-}
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    driftwatch_collector::config::units::parse_duration(s)
 }
 
 /// Runs one pass (compaction, then retention) now over the configured models and prints what it

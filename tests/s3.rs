@@ -206,23 +206,28 @@ fn count(server: &Server, sql: &str) -> (i64, i64) {
 
 /// Runs `driftwatch` to its exit (60 s at most); returns (success, stderr).
 fn run_to_exit(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
-    let mut child = Command::new(support::binary())
+    let child = Command::new(support::binary())
         .args(args)
         .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let out = exited(child, &format!("driftwatch {args:?}"));
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The output of `child` once it exits; kills it and fails if it runs longer than 60 s.
+fn exited(mut child: Child, what: &str) -> std::process::Output {
     let end = Instant::now() + Duration::from_secs(60);
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > end {
             let _ = child.kill();
-            panic!("driftwatch {args:?} did not exit within 60 s");
+            panic!("{what} did not exit within 60 s");
         }
         std::thread::sleep(Duration::from_millis(25));
     }
-    let out = child.wait_with_output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    child.wait_with_output().unwrap()
 }
 
 /// An object store root without a local WAL folder is refused when the config is read, naming
@@ -472,16 +477,8 @@ fn spawn_compact(config: &Path, env: &[(&str, String)]) -> Child {
 }
 
 /// Waits (60 s at most) for a `driftwatch compact` to succeed; returns what it printed.
-fn finish_compact(mut child: Child) -> String {
-    let end = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("driftwatch compact did not exit within 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let out = child.wait_with_output().unwrap();
+fn finish_compact(child: Child) -> String {
+    let out = exited(child, "driftwatch compact");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "driftwatch compact failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     stdout

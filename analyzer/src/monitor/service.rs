@@ -518,9 +518,9 @@ impl ModelMonitor {
         let Some(merged) = merged.filter(|m| m.rows > 0) else { return Ok(None) };
         let columns = window::tested_columns(&self.schema);
         let settled = super::profile::settle(&merged, &basis, reference, &columns, &self.config);
-        let profiled: BTreeSet<&String> = settled.precomputed.quality.keys().collect();
+        // Features the profiles settled are not read; the prediction is, for performance.
         let mut read = self.wanted();
-        read.retain(|(name, _)| !profiled.contains(name) || settled.raw.contains(name));
+        read.retain(|(name, _)| !settled.precomputed.quality.contains_key(name));
         let frame = self.window_frame(ctx, &read, start, end).await?;
         if frame.rows == 0 {
             return Ok(None);
