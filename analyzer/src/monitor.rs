@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod data;
+mod labels;
 pub mod metrics;
 pub mod performance;
 pub mod profile;

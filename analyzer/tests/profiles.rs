@@ -117,7 +117,13 @@ async fn put_file(store: &Store, name: &str, batch: &RecordBatch) {
 
 async fn monitor(dir: &FsPath, profiles: bool) -> (Store, ModelMonitor) {
     let store = Store::open(dir.join("store").to_str().unwrap()).unwrap();
-    let config = AnalysisConfig { reference: Some("reference.parquet".into()), profiles, ..AnalysisConfig::default() };
+    let config = AnalysisConfig {
+        reference: Some("reference.parquet".into()),
+        profiles,
+        // The fixed event times of these tests stay within the lookback of labels.
+        label_lookback: std::time::Duration::from_secs(3650 * 86400),
+        ..AnalysisConfig::default()
+    };
     let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
     let monitor = ModelMonitor::open("m".into(), schema(), config, store.clone(), dir.to_path_buf(), 1 << 30, metrics)
         .await
@@ -311,4 +317,157 @@ async fn windows_from_profiles_match_windows_from_rows() {
         assert!((score - p_score).abs() <= 0.03, "{key:?} after compaction: {score} vs {p_score}");
     }
     assert_eq!(profiles(&profiled_store).await.len(), 2, "the compacted file of hour 1 and the late file");
+}
+
+/// `batch` with a `label` column: the prediction plus noise.
+fn with_label(batch: &RecordBatch, seed: u64) -> RecordBatch {
+    let mut rng = Rng(seed);
+    let prediction = batch.column_by_name("prediction").unwrap().as_primitive::<Float64Type>();
+    let label: Float64Array = prediction.values().iter().map(|p| Some(p + 0.3 * rng.normal())).collect();
+    let mut columns: Vec<(String, ArrayRef)> =
+        batch.schema().fields().iter().map(|f| f.name().clone()).zip(batch.columns().iter().cloned()).collect();
+    columns.push(("label".into(), Arc::new(label)));
+    RecordBatch::try_from_iter(columns).unwrap()
+}
+
+/// A label file: (prediction id, label, label time, received at).
+async fn put_labels(store: &Store, name: &str, rows: &[(String, f64, i64, i64)]) {
+    let time = |f: fn(&(String, f64, i64, i64)) -> i64| {
+        Arc::new(TimestampMicrosecondArray::from_iter_values(rows.iter().map(f)).with_timezone("UTC")) as ArrayRef
+    };
+    let batch = RecordBatch::try_from_iter([
+        ("prediction_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))) as ArrayRef),
+        ("label", Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.1)))),
+        ("timestamp", time(|r| r.2)),
+        ("received_at", time(|r| r.3)),
+    ])
+    .unwrap();
+    let path = Path::from(format!("m/labels/date=2026-11-20/{name}.parquet"));
+    store.put(&path, parquet(&batch).into()).await.unwrap();
+}
+
+/// Labels for rows `ids` of the prediction file generated with `seed` (see [`rows`]): its
+/// prediction plus noise, plus `offset`.
+fn labels_of(
+    seed: u64,
+    n: usize,
+    ids: impl Iterator<Item = usize>,
+    offset: f64,
+    received: i64,
+) -> Vec<(String, f64, i64, i64)> {
+    let batch = with_label(&rows(seed, n, START, 1, 0.0, true), seed + 1000);
+    let label = batch.column_by_name("label").unwrap().as_primitive::<Float64Type>();
+    ids.map(|i| (format!("{seed}-{i}"), label.value(i) + offset, START + 3 * HOUR + i as i64, received)).collect()
+}
+
+/// Each tumbling window's performance rows: (start, metric, kind) → (labeled rows, value).
+async fn performance(store: &Store) -> BTreeMap<(i64, String, String), (u64, f64)> {
+    let ctx = sql::session(store, "m", &schema(), 1 << 30).await.unwrap();
+    let limits = QueryLimits { max_rows: 100_000, memory_limit: 1 << 30, timeout: std::time::Duration::from_secs(60) };
+    let q = "SELECT CAST(window_start AS BIGINT) AS s, labeled_rows, metric, kind, value FROM performance \
+             WHERE \"window\" = 'tumbling'";
+    let mut out = BTreeMap::new();
+    for b in sql::run(&ctx, q, &limits).await.unwrap().batches {
+        let start = b.column(0).as_primitive::<arrow::datatypes::Int64Type>();
+        let labeled = arrow::compute::cast(b.column(1), &DataType::UInt64).unwrap();
+        let labeled = labeled.as_primitive::<arrow::datatypes::UInt64Type>();
+        let (metric, kind) = (b.column(2).as_string::<i32>(), b.column(3).as_string::<i32>());
+        let value = b.column(4).as_primitive::<Float64Type>();
+        for i in 0..b.num_rows() {
+            let v = if value.is_null(i) { f64::NAN } else { value.value(i) };
+            out.insert((start.value(i), metric.value(i).to_string(), kind.value(i).to_string()), (labeled.value(i), v));
+        }
+    }
+    out
+}
+
+/// The labels' drift and performance rows of both stores agree.
+async fn assert_same_labels(raw: &Store, profiled: &Store, when: &str) {
+    let (a, b) = (performance(raw).await, performance(profiled).await);
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{when}");
+    for (key, (rows, value)) in &a {
+        let (p_rows, p_value) = b[key];
+        assert_eq!(*rows, p_rows, "{when}: {key:?}");
+        // Equal up to the order of the rows' sums (the join may order rows differently).
+        assert!(
+            (value - p_value).abs() <= 1e-12 * value.abs() || value.is_nan() && p_value.is_nan(),
+            "{when}: {key:?}: {value} vs {p_value}"
+        );
+    }
+    let ((a, _), (b, _)) = (results(raw).await, results(profiled).await);
+    let target = |d: &Drift| {
+        d.iter().filter(|((_, c), _)| c == "label").map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+    };
+    assert!(!target(&a).is_empty(), "{when}: the target is tested");
+    assert_eq!(target(&a), target(&b), "{when}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_from_the_join_state_match_the_label_join() {
+    let raw_dir = tempfile::tempdir().unwrap();
+    let profiled_dir = tempfile::tempdir().unwrap();
+    let reference = parquet(&with_label(&rows(1, 20_000, 0, 1, 0.0, false), 2));
+    for dir in [raw_dir.path(), profiled_dir.path()] {
+        std::fs::write(dir.join("reference.parquet"), &reference).unwrap();
+    }
+    let (raw_store, raw) = monitor(raw_dir.path(), false).await;
+    let (profiled_store, profiled) = monitor(profiled_dir.path(), true).await;
+    let files = [
+        ("part-a-0", rows(10, 3000, START, 1_000_000, 0.0, true)),
+        ("part-a-1", rows(12, 3000, START + HOUR + 1, 1_000_000, 0.3, true)),
+        ("part-a-2", rows(14, 3000, START + 2 * HOUR, 1_000_000, 0.0, true)),
+    ];
+    for (name, batch) in &files {
+        put_file(&raw_store, name, batch).await;
+        put_file(&profiled_store, name, batch).await;
+    }
+    // Labels for a third of hour 0 and half of hour 1, for predictions not stored yet, and for
+    // ids no prediction has.
+    let received = START + 4 * HOUR;
+    let mut first = labels_of(10, 3000, (0..3000).step_by(3), 0.0, received);
+    first.extend(labels_of(12, 3000, (0..3000).step_by(2), 0.0, received));
+    first.extend(labels_of(99, 300, 0..200, 0.0, received));
+    first.extend((0..50).map(|i| (format!("nope-{i}"), 1.0, START, received)));
+    put_labels(&raw_store, "part-l-0", &first).await;
+    put_labels(&profiled_store, "part-l-0", &first).await;
+    raw.run_once().await.unwrap();
+    profiled.run_once().await.unwrap();
+    assert_same_labels(&raw_store, &profiled_store, "first labels").await;
+    let perf = performance(&profiled_store).await;
+    let labeled = |start: i64| perf[&(start, "label_coverage".to_string(), "realized".to_string())].0;
+    assert_eq!((labeled(START), labeled(START + HOUR), labeled(START + 2 * HOUR)), (1000, 1500, 0), "{perf:?}");
+
+    // Relabels: received later for hour 0 (they win), received earlier for hour 1 (they lose).
+    // Only hour 0's labels change, so only its window is analysed again.
+    let mut second = labels_of(10, 3000, (0..3000).step_by(6), 1.0, received + HOUR);
+    second.extend(labels_of(12, 3000, (0..3000).step_by(4), -5.0, received - HOUR));
+    put_labels(&raw_store, "part-l-1", &second).await;
+    put_labels(&profiled_store, "part-l-1", &second).await;
+    raw.run_once().await.unwrap();
+    let b = profiled.run_once().await.unwrap();
+    assert_eq!(b.windows, vec![START], "only the window whose labels changed");
+    assert_same_labels(&raw_store, &profiled_store, "relabels").await;
+
+    // Predictions whose labels came first: they are labeled as they arrive.
+    let late = rows(99, 300, START + HOUR + 17, 1_000_000, 0.3, true);
+    put_file(&raw_store, "part-z-1", &late).await;
+    put_file(&profiled_store, "part-z-1", &late).await;
+    raw.run_once().await.unwrap();
+    let b = profiled.run_once().await.unwrap();
+    assert_eq!(b.windows, vec![START + HOUR]);
+    assert_same_labels(&raw_store, &profiled_store, "labels before their predictions").await;
+    let perf = performance(&profiled_store).await;
+    assert_eq!(perf[&(START + HOUR, "label_coverage".to_string(), "realized".to_string())].0, 1700);
+
+    // The join state: one file per labeled hour, and the labels still without a prediction.
+    use futures::TryStreamExt;
+    let mut state: Vec<String> = profiled_store
+        .object_store()
+        .list(Some(&Path::from("m/results/_labels")))
+        .map_ok(|m| m.location.filename().unwrap().to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    state.sort();
+    assert_eq!(state, ["hour=2026-11-20T00.parquet", "hour=2026-11-20T01.parquet", "pending.parquet"]);
 }

@@ -25,7 +25,7 @@ use super::metrics::Metrics;
 use super::profile::{Basis, FileProfile, Segment};
 use super::reference::{self, Profile, Reference};
 use super::window::{self, Precomputed, WindowResult};
-use super::{Error, Result, results};
+use super::{Error, Result, labels, results};
 use crate::sql;
 
 const HOUR_US: i64 = 3_600_000_000;
@@ -50,6 +50,10 @@ pub struct State {
     pub row_windows: Vec<RowWindow>,
     /// The newest window's result, exported as metrics (also after a restart).
     pub latest: Option<(i64, WindowResult)>,
+    /// Whether the label join state of profiled analysis holds every label file in
+    /// `label_files` (it is built anew when not).
+    #[serde(default)]
+    pub label_join: bool,
 }
 
 /// Where a row-count window ends: enough to tell whether its rows are still the same.
@@ -398,21 +402,28 @@ impl ModelMonitor {
         wanted
     }
 
-    /// `SELECT` of the `columns` (and `extra`) from the rows `filter` (the rest of the query) picks.
-    fn select_columns(columns: &[(String, bool)], extra: &str, filter: &str) -> String {
+    /// `SELECT` of the `columns` (and `extra`) of `table` from the rows `filter` (the rest of the
+    /// query) picks.
+    fn select_columns(table: &str, columns: &[(String, bool)], extra: &str, filter: &str) -> String {
         let list: Vec<String> = columns.iter().map(|(c, _)| format!("\"{c}\"")).collect();
-        format!("SELECT {}{extra} FROM predictions_labeled {filter}", list.join(", "))
+        format!("SELECT {}{extra} FROM {table} {filter}", list.join(", "))
     }
 
     /// `SELECT` of the analysed columns (and `extra`) from the rows `filter` (the rest of the query) picks.
     fn select(&self, extra: &str, filter: &str) -> String {
-        Self::select_columns(&self.wanted(), extra, filter)
+        Self::select_columns("predictions_labeled", &self.wanted(), extra, filter)
     }
 
-    /// The `columns` of the rows `filter` (the rest of a SELECT) picks.
-    async fn frame_of(&self, ctx: &SessionContext, columns: &[(String, bool)], filter: &str) -> Result<Frame> {
+    /// The `columns` of the rows of `table` that `filter` (the rest of a SELECT) picks.
+    async fn frame_of(
+        &self,
+        ctx: &SessionContext,
+        table: &str,
+        columns: &[(String, bool)],
+        filter: &str,
+    ) -> Result<Frame> {
         // Batch by batch: the scan's batches are not all held beside the frame.
-        let mut stream = ctx.sql(&Self::select_columns(columns, "", filter)).await?.execute_stream().await?;
+        let mut stream = ctx.sql(&Self::select_columns(table, columns, "", filter)).await?.execute_stream().await?;
         let mut frame = FrameBuilder::new(columns);
         while let Some(batch) = stream.try_next().await? {
             frame.push(&batch)?;
@@ -422,13 +433,14 @@ impl ModelMonitor {
 
     /// The analysed columns of the rows `filter` (the rest of a SELECT) picks.
     async fn frame(&self, ctx: &SessionContext, filter: &str) -> Result<Frame> {
-        self.frame_of(ctx, &self.wanted(), filter).await
+        self.frame_of(ctx, "predictions_labeled", &self.wanted(), filter).await
     }
 
-    /// The rows of the window `start..end` (µs), with the `columns`.
+    /// The rows of `table` in the window `start..end` (µs), with the `columns`.
     async fn window_frame(
         &self,
         ctx: &SessionContext,
+        table: &str,
         columns: &[(String, bool)],
         start: i64,
         end: i64,
@@ -440,7 +452,7 @@ impl ModelMonitor {
             date(start),
             date(end - 1)
         );
-        self.frame_of(ctx, columns, &filter).await
+        self.frame_of(ctx, table, columns, &filter).await
     }
 
     /// The basis of file profiles for `reference` and windows `window_us` long.
@@ -518,14 +530,63 @@ impl ModelMonitor {
         let Some(merged) = merged.filter(|m| m.rows > 0) else { return Ok(None) };
         let columns = window::tested_columns(&self.schema);
         let settled = super::profile::settle(&merged, &basis, reference, &columns, &self.config);
-        // Features the profiles settled are not read; the prediction is, for performance.
+        // Features the profiles settled are not read; the prediction is, for performance, and
+        // the labels come from the label join state of the window's hours.
         let mut read = self.wanted();
-        read.retain(|(name, _)| !settled.precomputed.quality.contains_key(name));
-        let frame = self.window_frame(ctx, &read, start, end).await?;
+        let label_numeric = read.iter().any(|(name, numeric)| name == "label" && *numeric);
+        read.retain(|(name, _)| {
+            !settled.precomputed.quality.contains_key(name) && name != "label" && name != "label_timestamp"
+        });
+        read.push(("prediction_id".into(), false));
+        let mut frame = self.window_frame(ctx, "predictions", &read, start, end).await?;
         if frame.rows == 0 {
             return Ok(None);
         }
+        let labels_schema = self.schema.labels_schema();
+        labels::attach(&self.store, &self.name, &labels_schema, &mut frame, (start, end), label_numeric).await?;
         Ok(Some(self.analyse_with(reference, frame, settled.precomputed).await?))
+    }
+
+    /// Brings the label join state up to date with new label files and new prediction hours
+    /// (built anew from every label file when it is not known to be complete); returns the
+    /// prediction hours whose labels changed.
+    async fn fold_labels(
+        &self,
+        ctx: &SessionContext,
+        state: &mut State,
+        predictions: &BTreeMap<String, u64>,
+        labels: &BTreeMap<String, u64>,
+        new_hours: BTreeSet<i64>,
+    ) -> Result<BTreeSet<i64>> {
+        let now = chrono::Utc::now().timestamp_micros();
+        let lookback = self.config.label_lookback.as_micros() as i64;
+        let rebuild = !state.label_join;
+        if rebuild {
+            labels::clear(&self.store, &self.name).await?;
+        }
+        let label_files: Vec<String> = labels
+            .iter()
+            .filter(|(path, size)| rebuild || state.label_files.get(*path) != Some(size))
+            .map(|(path, _)| path.clone())
+            .collect();
+        if label_files.is_empty() && new_hours.is_empty() {
+            return Ok(BTreeSet::new());
+        }
+        let fold = labels::Fold {
+            store: &self.store,
+            model: &self.name,
+            ctx,
+            schema: self.schema.labels_schema(),
+            label_files,
+            since: (!rebuild).then(|| now - lookback),
+            new_hours,
+            pending_from: now - lookback,
+        };
+        let changed = labels::fold(&fold).await?;
+        let hours: BTreeSet<i64> = predictions.keys().filter_map(|p| hour_of(p)).collect();
+        labels::prune(&self.store, &self.name, &hours).await?;
+        state.label_join = true;
+        Ok(changed)
     }
 
     /// One event-time window from its rows.
@@ -536,7 +597,7 @@ impl ModelMonitor {
         start: i64,
         end: i64,
     ) -> Result<Option<WindowResult>> {
-        let frame = self.window_frame(ctx, &self.wanted(), start, end).await?;
+        let frame = self.window_frame(ctx, "predictions_labeled", &self.wanted(), start, end).await?;
         if frame.rows == 0 {
             return Ok(None);
         }
@@ -687,14 +748,21 @@ impl ModelMonitor {
         match self.config.windows() {
             Windows::Time(window_us) => {
                 let mut todo = BTreeSet::new();
+                let mut new_hours = BTreeSet::new();
                 for (path, size) in &predictions {
                     if state.prediction_files.get(path) != Some(size) {
                         if let Some(hour) = hour_of(path) {
                             todo.extend(Self::windows_of_hour(window_us, hour));
+                            new_hours.insert(hour);
                         }
                     }
                 }
-                if let Some(horizon) = horizon {
+                if self.config.profiles {
+                    // New labels recompute the windows of the predictions they label.
+                    for hour in self.fold_labels(&ctx, &mut state, &predictions, &labels, new_hours).await? {
+                        todo.extend(Self::windows_of_hour(window_us, hour));
+                    }
+                } else if let Some(horizon) = horizon {
                     todo.extend(state.windows.keys().copied().filter(|w| *w >= horizon));
                 }
                 for start in todo {
@@ -738,6 +806,10 @@ impl ModelMonitor {
                     done.push(first);
                 }
             }
+        }
+        if !self.config.profiles || !matches!(self.config.windows(), Windows::Time(_)) {
+            // Not kept up to date from here on: built anew if profiles come back.
+            state.label_join = false;
         }
         let files_changed = labels_changed || predictions.iter().any(|(p, s)| state.prediction_files.get(p) != Some(s));
         let mut rolling = false;
