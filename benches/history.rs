@@ -1,6 +1,7 @@
 //! Window analysis as retained history grows: hourly prediction files (default 1M rows an hour in
 //! 10 files, 8 features and the prediction) are written straight into a local store until the
-//! history holds each size in `HISTORY` (millions of rows, default `10,100`). At each size it
+//! history holds each size in `HISTORY` (millions of rows, default `10,100`), with a label file
+//! per hour labeling a tenth of its predictions, so the label history grows too. At each size it
 //! times, through `ModelMonitor::run_once` (list, scan, drift, quality, performance, results):
 //! - a new hour's window, and the re-analysis of a complete window after one late 10k-row file
 //!   arrives in it,
@@ -89,10 +90,11 @@ fn write(path: &Path, batch: &RecordBatch) {
     w.close().unwrap();
 }
 
-/// Writes prediction files into the store's hour partitions, each from a seed of its own.
+/// Writes prediction files into the store's hour partitions, each from a seed of its own, and
+/// label files.
 struct Files {
     schema: ModelSchema,
-    predictions: PathBuf,
+    root: PathBuf,
     seed: u64,
     late: usize,
 }
@@ -100,15 +102,34 @@ struct Files {
 impl Files {
     fn put(&mut self, hour: i64, name: &str, rows: usize) {
         self.seed += 1;
-        let path = hour_dir(&self.predictions, hour).join(format!("{name}.parquet"));
+        let path = hour_dir(&self.root.join("predictions"), hour).join(format!("{name}.parquet"));
         write(&path, &batch(&self.schema, rows, hour, self.seed, true));
     }
 
-    /// An hour's `FILES_PER_HOUR` files of `file_rows` rows.
-    fn hour(&mut self, hour: i64, file_rows: usize) {
+    /// An hour's `FILES_PER_HOUR` files of `file_rows` rows, and with `labeled` a label file for
+    /// every tenth of their rows (label time the hour's end, received now).
+    fn hour(&mut self, hour: i64, file_rows: usize, labeled: bool) {
+        let mut ids = Vec::new();
         for f in 0..FILES_PER_HOUR {
             self.put(hour, &format!("part-gen-{hour:06}-{f:02}"), file_rows);
+            ids.extend((0..file_rows).step_by(10).map(|i| format!("{:x}-{i:x}", self.seed)));
         }
+        if !labeled {
+            return;
+        }
+        let mut rng = SmallRng::seed_from_u64(self.seed);
+        let n = ids.len();
+        let time = |t: i64| Arc::new(TimestampMicrosecondArray::from_value(t, n).with_timezone("UTC")) as ArrayRef;
+        let end = START_US + (hour + 1) * HOUR_US;
+        let labels = RecordBatch::try_from_iter([
+            ("prediction_id", Arc::new(StringArray::from(ids)) as ArrayRef),
+            ("label", Arc::new(Float64Array::from_iter_values((0..n).map(|_| rng.random::<f64>())))),
+            ("timestamp", time(end)),
+            ("received_at", time(chrono::Utc::now().timestamp_micros())),
+        ])
+        .unwrap();
+        let date = chrono::DateTime::from_timestamp_micros(end).unwrap().format("date=%Y-%m-%d");
+        write(&self.root.join(format!("labels/{date}/part-lab-{hour:06}.parquet")), &labels);
     }
 
     /// One late file of `LATE_ROWS` rows in `hour`.
@@ -168,11 +189,14 @@ fn main() {
             .unwrap();
     let root = temp.path();
     let schema = schema();
-    // Two stores sharing one predictions folder: one analyses from profiles, one by full scans.
+    // Two stores sharing one predictions and one labels folder: one analyses from profiles, one
+    // by full scans.
     let predictions = root.join("full/m/predictions");
-    std::fs::create_dir_all(&predictions).unwrap();
     std::fs::create_dir_all(root.join("profiles/m")).unwrap();
-    std::os::unix::fs::symlink(&predictions, root.join("profiles/m/predictions")).unwrap();
+    for table in ["predictions", "labels"] {
+        std::fs::create_dir_all(root.join("full/m").join(table)).unwrap();
+        std::os::unix::fs::symlink(root.join("full/m").join(table), root.join("profiles/m").join(table)).unwrap();
+    }
     write(&root.join("reference.parquet"), &batch(&schema, 200_000, 0, 1, false));
 
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
@@ -197,7 +221,7 @@ fn main() {
     let (_, profiled) = open("profiles", true);
 
     println!(
-        "driftwatch window analysis over growing history: {hour_rows} rows an hour in {FILES_PER_HOUR} files, 8 features + prediction, 1h windows"
+        "driftwatch window analysis over growing history: {hour_rows} rows an hour in {FILES_PER_HOUR} files, 8 features + prediction, a tenth labeled, 1h windows"
     );
     println!(
         "{:>12} {:>6} {:>9} | {:>23} | {:>23} | {:>23}",
@@ -209,12 +233,12 @@ fn main() {
         "late file s: full  prof"
     );
     let mut hours: i64 = 0;
-    let mut files = Files { schema: schema.clone(), predictions: predictions.clone(), seed: 1000, late: 0 };
-    let mut first_step: Option<(u64, f64, f64)> = None;
+    let mut files = Files { schema: schema.clone(), root: root.join("full/m"), seed: 1000, late: 0 };
+    let mut first_step: Option<(u64, [f64; 4])> = None;
     for target in steps {
         let started = Instant::now();
         while (hours as u64) * (hour_rows as u64) < target {
-            files.hour(hours, file_rows);
+            files.hour(hours, file_rows, true);
             hours += 1;
             if hours % 10 == 0 {
                 eprintln!(
@@ -224,11 +248,12 @@ fn main() {
                 );
             }
         }
-        let (catch_full, windows_full) = rt.block_on(timed(&full));
-        let (catch_prof, windows_prof) = rt.block_on(timed(&profiled));
-        assert_eq!(windows_full, windows_prof);
-        // A new hour.
-        files.hour(hours, file_rows);
+        // Labels re-analyse the windows within the label lookback without profiles, only the
+        // labeled hours' windows with them.
+        let (catch_full, _) = rt.block_on(timed(&full));
+        let (catch_prof, _) = rt.block_on(timed(&profiled));
+        // A new hour, no labels yet.
+        files.hour(hours, file_rows, false);
         hours += 1;
         let (new_full, _) = rt.block_on(timed(&full));
         let (new_prof, _) = rt.block_on(timed(&profiled));
@@ -244,15 +269,21 @@ fn main() {
             mib(bytes)
         );
         match first_step {
-            None => first_step = Some((rows, new_prof, late_prof)),
-            Some((r0, n0, l0)) => println!(
-                "{:>12} history {:.1}×: new hour {:.2}× time, late file {:.2}× time with profiles ({})",
-                "",
-                rows as f64 / r0 as f64,
-                new_prof / n0,
-                late_prof / l0,
-                if late_prof / l0 < 1.5 && new_prof / n0 < 1.5 { "flat" } else { "grows" }
-            ),
+            None => first_step = Some((rows, [new_full, new_prof, late_full, late_prof])),
+            Some((r0, [nf0, np0, lf0, lp0])) => {
+                let grows = |a: f64, b: f64| if a < 1.5 && b < 1.5 { "flat" } else { "grows" };
+                println!(
+                    "{:>12} history {:.1}×: new hour {:.2}×, late file {:.2}× time with profiles ({}); {:.2}× and {:.2}× with full scans ({})",
+                    "",
+                    rows as f64 / r0 as f64,
+                    new_prof / np0,
+                    late_prof / lp0,
+                    grows(new_prof / np0, late_prof / lp0),
+                    new_full / nf0,
+                    late_full / lf0,
+                    grows(new_full / nf0, late_full / lf0),
+                );
+            }
         }
     }
 

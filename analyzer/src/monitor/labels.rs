@@ -10,9 +10,10 @@
 //! - `pending.parquet`: labels whose prediction was not found (yet: a label may arrive before
 //!   its prediction), kept for the label lookback after they were received.
 //!
-//! A new label file is read once. Its ids are looked up among the predictions of the lookback
-//! in one DataFusion join that reads only `prediction_id` and `timestamp`; a new prediction file
-//! is looked up against the pending labels only. So the work follows new data, and a window
+//! A new label file is read once. Its ids are looked up among the predictions made up to the
+//! label lookback before its earliest label time (whole days), in one DataFusion join that reads
+//! only `prediction_id` and `timestamp`; a new prediction file is looked up against the pending
+//! labels only. So the work follows new data, and a window
 //! reads its hours' labels, not the label history.
 //!
 //! Every write puts a whole file, and folding the same labels twice gives the same state, so a
@@ -135,9 +136,9 @@ pub(crate) struct Fold<'a> {
     pub schema: SchemaRef,
     /// Label files to fold in: new or rewritten ones.
     pub label_files: Vec<String>,
-    /// Where the predictions of new labels are looked for: from this event time on (µs), or
-    /// everywhere when `None`.
-    pub since: Option<i64>,
+    /// How far before its label time (µs) a new label's prediction is looked for; everywhere
+    /// when `None`.
+    pub lookback: Option<i64>,
     /// Prediction hours (start, µs) with new files, looked up for the pending labels.
     pub new_hours: BTreeSet<i64>,
     /// Pending labels received before this (µs) are dropped.
@@ -150,8 +151,12 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
     let mut parts = Vec::new();
     let pending = read(f.store, &pending_path(f.model), &f.schema).await?;
     parts.extend(pending.clone());
+    let mut earliest = i64::MAX;
     for file in &f.label_files {
-        parts.extend(read(f.store, &Path::from(file.as_str()), &f.schema).await?);
+        if let Some(batch) = read(f.store, &Path::from(file.as_str()), &f.schema).await? {
+            earliest = times(&batch, "timestamp").into_iter().fold(earliest, i64::min);
+            parts.push(batch);
+        }
     }
     let candidates = latest(&concat_batches(&f.schema, &parts)?)?;
     if candidates.num_rows() == 0 {
@@ -159,10 +164,10 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
     }
     // Where to look: the lookback (or everything) for new labels, the new hours for all.
     let mut places = Vec::new();
-    if !f.label_files.is_empty() {
-        places.push(match f.since {
-            Some(since) => {
-                let t = chrono::DateTime::from_timestamp_micros(since).unwrap_or_default();
+    if earliest < i64::MAX {
+        places.push(match f.lookback {
+            Some(lookback) => {
+                let t = chrono::DateTime::from_timestamp_micros(earliest.saturating_sub(lookback)).unwrap_or_default();
                 format!("p.date >= '{}'", t.format("%Y-%m-%d"))
             }
             None => "TRUE".into(),

@@ -578,7 +578,7 @@ impl ModelMonitor {
             ctx,
             schema: self.schema.labels_schema(),
             label_files,
-            since: (!rebuild).then(|| now - lookback),
+            lookback: (!rebuild).then_some(lookback),
             new_hours,
             pending_from: now - lookback,
         };
