@@ -470,4 +470,18 @@ async fn labels_from_the_join_state_match_the_label_join() {
         .unwrap();
     state.sort();
     assert_eq!(state, ["hour=2026-11-20T00.parquet", "hour=2026-11-20T01.parquet", "pending.parquet"]);
+
+    // Retention deletes hour 0: its label state goes at the next run that folds.
+    std::fs::remove_dir_all(profiled_dir.path().join("store/m/predictions/date=2026-11-20/hour=00")).unwrap();
+    put_file(&profiled_store, "part-y-2", &rows(98, 100, START + 2 * HOUR + 9, 1_000_000, 0.0, true)).await;
+    profiled.run_once().await.unwrap();
+    let state: Vec<String> = profiled_store
+        .object_store()
+        .list(Some(&Path::from("m/results/_labels")))
+        .map_ok(|m| m.location.filename().unwrap().to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    assert!(!state.contains(&"hour=2026-11-20T00.parquet".to_string()), "{state:?}");
+    assert!(state.contains(&"hour=2026-11-20T01.parquet".to_string()), "{state:?}");
 }

@@ -254,12 +254,14 @@ pub(crate) async fn clear(store: &Store, model: &str) -> Result<()> {
     Ok(())
 }
 
-/// Deletes the hour states of hours without predictions any more (retention took them).
-pub(crate) async fn prune(store: &Store, model: &str, hours: &BTreeSet<i64>) -> Result<()> {
-    let keep: BTreeSet<Path> = hours.iter().map(|h| hour_path(model, *h)).chain([pending_path(model)]).collect();
+/// Deletes the hour states of hours before `oldest`, the oldest hour with predictions
+/// (retention deleted the ones before).
+pub(crate) async fn prune(store: &Store, model: &str, oldest: i64) -> Result<()> {
     let prefix = Path::from(dir(model));
     let paths: Vec<_> = store.object_store().list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
-    for path in paths.into_iter().filter(|p| !keep.contains(p)) {
+    // Hour files sort by name as by time; the pending file's name sorts after them all.
+    let first = hour_path(model, oldest);
+    for path in paths.into_iter().filter(|p| p.as_ref() < first.as_ref()) {
         delete(store, &path).await?;
     }
     Ok(())

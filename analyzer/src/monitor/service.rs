@@ -583,8 +583,9 @@ impl ModelMonitor {
             pending_from: now - lookback,
         };
         let changed = labels::fold(&fold).await?;
-        let hours: BTreeSet<i64> = predictions.keys().filter_map(|p| hour_of(p)).collect();
-        labels::prune(&self.store, &self.name, &hours).await?;
+        if let Some(oldest) = predictions.keys().filter_map(|p| hour_of(p)).min() {
+            labels::prune(&self.store, &self.name, oldest).await?;
+        }
         state.label_join = true;
         Ok(changed)
     }
