@@ -131,6 +131,40 @@ async fn monitor(dir: &FsPath, profiles: bool) -> (Store, ModelMonitor) {
     (store, monitor)
 }
 
+/// The same files analysed twice: from rows, and from profiles.
+struct Both {
+    /// The stores' folders: from rows, from profiles.
+    _dirs: [tempfile::TempDir; 2],
+    raw_store: Store,
+    raw: ModelMonitor,
+    profiled_store: Store,
+    profiled: ModelMonitor,
+}
+
+async fn both(reference: &[u8]) -> Both {
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    for dir in &dirs {
+        std::fs::write(dir.path().join("reference.parquet"), reference).unwrap();
+    }
+    let (raw_store, raw) = monitor(dirs[0].path(), false).await;
+    let (profiled_store, profiled) = monitor(dirs[1].path(), true).await;
+    Both { _dirs: dirs, raw_store, raw, profiled_store, profiled }
+}
+
+/// Names of the label join state's files, in order.
+async fn label_state(store: &Store) -> Vec<String> {
+    use futures::TryStreamExt;
+    let mut names: Vec<String> = store
+        .object_store()
+        .list(Some(&Path::from("m/results/_labels")))
+        .map_ok(|m| m.location.filename().unwrap().to_string())
+        .try_collect()
+        .await
+        .unwrap();
+    names.sort();
+    names
+}
+
 /// Each tumbling window's drift rows: (start, column) → (stattest, score, drifted, rows).
 type Drift = BTreeMap<(i64, String), (String, f64, bool, u64)>;
 
@@ -196,14 +230,8 @@ async fn profiles(store: &Store) -> BTreeMap<String, chrono::DateTime<chrono::Ut
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_from_profiles_match_windows_from_rows() {
-    let raw_dir = tempfile::tempdir().unwrap();
-    let profiled_dir = tempfile::tempdir().unwrap();
-    let reference = parquet(&rows(1, 20_000, 0, 1, 0.0, false));
-    for dir in [raw_dir.path(), profiled_dir.path()] {
-        std::fs::write(dir.join("reference.parquet"), &reference).unwrap();
-    }
-    let (raw_store, raw) = monitor(raw_dir.path(), false).await;
-    let (profiled_store, profiled) = monitor(profiled_dir.path(), true).await;
+    let Both { _dirs, raw_store, raw, profiled_store, profiled } =
+        both(&parquet(&rows(1, 20_000, 0, 1, 0.0, false))).await;
     // Three hours, two to three files each; hour 2 drifts. A file may cross into the next hour.
     let files = [
         ("part-a-0", rows(10, 3000, START, 700_000, 0.0, true)),
@@ -404,14 +432,8 @@ async fn assert_same_labels(raw: &Store, profiled: &Store, when: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn labels_from_the_join_state_match_the_label_join() {
-    let raw_dir = tempfile::tempdir().unwrap();
-    let profiled_dir = tempfile::tempdir().unwrap();
-    let reference = parquet(&with_label(&rows(1, 20_000, 0, 1, 0.0, false), 2));
-    for dir in [raw_dir.path(), profiled_dir.path()] {
-        std::fs::write(dir.join("reference.parquet"), &reference).unwrap();
-    }
-    let (raw_store, raw) = monitor(raw_dir.path(), false).await;
-    let (profiled_store, profiled) = monitor(profiled_dir.path(), true).await;
+    let Both { _dirs, raw_store, raw, profiled_store, profiled } =
+        both(&parquet(&with_label(&rows(1, 20_000, 0, 1, 0.0, false), 2))).await;
     let files = [
         ("part-a-0", rows(10, 3000, START, 1_000_000, 0.0, true)),
         ("part-a-1", rows(12, 3000, START + HOUR + 1, 1_000_000, 0.3, true)),
@@ -460,28 +482,16 @@ async fn labels_from_the_join_state_match_the_label_join() {
     assert_eq!(perf[&(START + HOUR, "label_coverage".to_string(), "realized".to_string())].0, 1700);
 
     // The join state: one file per labeled hour, and the labels still without a prediction.
-    use futures::TryStreamExt;
-    let mut state: Vec<String> = profiled_store
-        .object_store()
-        .list(Some(&Path::from("m/results/_labels")))
-        .map_ok(|m| m.location.filename().unwrap().to_string())
-        .try_collect()
-        .await
-        .unwrap();
-    state.sort();
-    assert_eq!(state, ["hour=2026-11-20T00.parquet", "hour=2026-11-20T01.parquet", "pending.parquet"]);
+    assert_eq!(
+        label_state(&profiled_store).await,
+        ["hour=2026-11-20T00.parquet", "hour=2026-11-20T01.parquet", "pending.parquet"]
+    );
 
     // Retention deletes hour 0: its label state goes at the next run that folds.
-    std::fs::remove_dir_all(profiled_dir.path().join("store/m/predictions/date=2026-11-20/hour=00")).unwrap();
+    std::fs::remove_dir_all(_dirs[1].path().join("store/m/predictions/date=2026-11-20/hour=00")).unwrap();
     put_file(&profiled_store, "part-y-2", &rows(98, 100, START + 2 * HOUR + 9, 1_000_000, 0.0, true)).await;
     profiled.run_once().await.unwrap();
-    let state: Vec<String> = profiled_store
-        .object_store()
-        .list(Some(&Path::from("m/results/_labels")))
-        .map_ok(|m| m.location.filename().unwrap().to_string())
-        .try_collect()
-        .await
-        .unwrap();
+    let state = label_state(&profiled_store).await;
     assert!(!state.contains(&"hour=2026-11-20T00.parquet".to_string()), "{state:?}");
     assert!(state.contains(&"hour=2026-11-20T01.parquet".to_string()), "{state:?}");
 }
