@@ -115,13 +115,13 @@ async fn put_file(store: &Store, name: &str, batch: &RecordBatch) {
     store.put(&path, parquet(batch).into()).await.unwrap();
 }
 
-async fn monitor(dir: &FsPath, profiles: bool) -> (Store, ModelMonitor) {
+/// A monitor of the store in `dir`; `lookback_days` is `label_lookback`.
+async fn monitor(dir: &FsPath, profiles: bool, lookback_days: u64) -> (Store, ModelMonitor) {
     let store = Store::open(dir.join("store").to_str().unwrap()).unwrap();
     let config = AnalysisConfig {
         reference: Some("reference.parquet".into()),
         profiles,
-        // The fixed event times of these tests stay within the lookback of labels.
-        label_lookback: std::time::Duration::from_secs(3650 * 86400),
+        label_lookback: std::time::Duration::from_secs(lookback_days * 86400),
         ..AnalysisConfig::default()
     };
     let metrics = Metrics::register(&prometheus::Registry::new()).unwrap();
@@ -146,8 +146,9 @@ async fn both(reference: &[u8]) -> Both {
     for dir in &dirs {
         std::fs::write(dir.path().join("reference.parquet"), reference).unwrap();
     }
-    let (raw_store, raw) = monitor(dirs[0].path(), false).await;
-    let (profiled_store, profiled) = monitor(dirs[1].path(), true).await;
+    // The fixed event times of these tests stay within the lookback of labels.
+    let (raw_store, raw) = monitor(dirs[0].path(), false, 3650).await;
+    let (profiled_store, profiled) = monitor(dirs[1].path(), true, 3650).await;
     Both { _dirs: dirs, raw_store, raw, profiled_store, profiled }
 }
 
@@ -460,15 +461,25 @@ async fn labels_from_the_join_state_match_the_label_join() {
     assert_eq!((labeled(START), labeled(START + HOUR), labeled(START + 2 * HOUR)), (1000, 1500, 0), "{perf:?}");
 
     // Relabels: received later for hour 0 (they win), received earlier for hour 1 (they lose).
-    // Only hour 0's labels change, so only its window is analysed again.
+    // The windows of the predictions they label are analysed again, not hour 2's.
+    let state_path = Path::from("m/results/state.json");
+    let saved = profiled_store.object_store().get(&state_path).await.unwrap().bytes().await.unwrap();
     let mut second = labels_of(10, 3000, (0..3000).step_by(6), 1.0, received + HOUR);
     second.extend(labels_of(12, 3000, (0..3000).step_by(4), -5.0, received - HOUR));
     put_labels(&raw_store, "part-l-1", &second).await;
     put_labels(&profiled_store, "part-l-1", &second).await;
     raw.run_once().await.unwrap();
     let b = profiled.run_once().await.unwrap();
-    assert_eq!(b.windows, vec![START], "only the window whose labels changed");
+    assert_eq!(b.windows, vec![START, START + HOUR], "the windows of the labeled predictions");
     assert_same_labels(&raw_store, &profiled_store, "relabels").await;
+
+    // A crash after the label state was written and before the run's state was: a restarted
+    // monitor folds the same labels again, and analyses the same windows again.
+    profiled_store.put(&state_path, saved).await.unwrap();
+    let (_, profiled) = monitor(_dirs[1].path(), true, 3650).await;
+    let again = profiled.run_once().await.unwrap();
+    assert_eq!(again.windows, b.windows);
+    assert_same_labels(&raw_store, &profiled_store, "after a crash").await;
 
     // Predictions whose labels came first: they are labeled as they arrive.
     let late = rows(99, 300, START + HOUR + 17, 1_000_000, 0.3, true);
@@ -494,4 +505,29 @@ async fn labels_from_the_join_state_match_the_label_join() {
     let state = label_state(&profiled_store).await;
     assert!(!state.contains(&"hour=2026-11-20T00.parquet".to_string()), "{state:?}");
     assert!(state.contains(&"hour=2026-11-20T01.parquet".to_string()), "{state:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_label_is_looked_up_within_the_lookback_before_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("reference.parquet"), parquet(&with_label(&rows(1, 5_000, 0, 1, 0.0, false), 2)))
+        .unwrap();
+    let (store, monitor) = monitor(dir.path(), true, 1).await;
+    put_file(&store, "part-a-0", &rows(10, 1000, START, 1_000_000, 0.0, true)).await;
+    // Label times 12 hours after the predictions: within the day of lookback. Three days after:
+    // not looked up, and, received days ago, not kept waiting either.
+    let mut labels = labels_of(10, 1000, 0..100, 0.0, START + 12 * HOUR);
+    for l in &mut labels {
+        l.2 = START + 12 * HOUR;
+    }
+    let mut late = labels_of(10, 1000, 100..300, 0.0, START + 72 * HOUR);
+    for l in &mut late {
+        l.2 = START + 72 * HOUR;
+    }
+    labels.extend(late);
+    put_labels(&store, "part-l-0", &labels).await;
+    monitor.run_once().await.unwrap();
+    let perf = performance(&store).await;
+    assert_eq!(perf[&(START, "label_coverage".to_string(), "realized".to_string())].0, 100, "{perf:?}");
+    assert_eq!(label_state(&store).await, ["hour=2026-11-20T00.parquet"]);
 }

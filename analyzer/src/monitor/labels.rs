@@ -11,9 +11,9 @@
 //!   its prediction), kept for the label lookback after they were received.
 //!
 //! A new label file is read once. Its ids are looked up among the predictions made up to the
-//! label lookback before its earliest label time (whole days), in one DataFusion join that reads
-//! only `prediction_id` and `timestamp`; a new prediction file is looked up against the pending
-//! labels only. So the work follows new data, and a window
+//! label lookback before its label time, in one DataFusion join that reads only `prediction_id`
+//! and `timestamp` of the days that may hold them; a new prediction file's hour is looked up for
+//! the pending labels only. So the work follows new data, and a window
 //! reads its hours' labels, not the label history.
 //!
 //! Every write puts a whole file, and folding the same labels twice gives the same state, so a
@@ -136,9 +136,8 @@ pub(crate) struct Fold<'a> {
     pub schema: SchemaRef,
     /// Label files to fold in: new or rewritten ones.
     pub label_files: Vec<String>,
-    /// How far before its label time (µs) a new label's prediction is looked for; everywhere
-    /// when `None`.
-    pub lookback: Option<i64>,
+    /// How far before its label time (µs) a label's prediction may have been made.
+    pub lookback: i64,
     /// Prediction hours (start, µs) with new files, looked up for the pending labels.
     pub new_hours: BTreeSet<i64>,
     /// Pending labels received before this (µs) are dropped.
@@ -146,17 +145,21 @@ pub(crate) struct Fold<'a> {
 }
 
 /// Folds new label files and new prediction hours into the join state; returns the prediction
-/// hours whose labels changed.
+/// hours the folded labels label, changed or not: folding the same files again after a crash
+/// returns the same hours, so their windows are analysed even if the state was already written.
 pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
     let mut parts = Vec::new();
     let pending = read(f.store, &pending_path(f.model), &f.schema).await?;
     parts.extend(pending.clone());
     let mut earliest = i64::MAX;
     for file in &f.label_files {
-        if let Some(batch) = read(f.store, &Path::from(file.as_str()), &f.schema).await? {
-            earliest = times(&batch, "timestamp").into_iter().fold(earliest, i64::min);
-            parts.push(batch);
-        }
+        // A listed file that is gone (compaction deleted it after a long run): this run fails,
+        // and the next one lists the store again.
+        let batch = read(f.store, &Path::from(file.as_str()), &f.schema)
+            .await?
+            .ok_or_else(|| super::Error::Reference(format!("the label file {file} is gone since it was listed")))?;
+        earliest = times(&batch, "timestamp").into_iter().fold(earliest, i64::min);
+        parts.push(batch);
     }
     let candidates = latest(&concat_batches(&f.schema, &parts)?)?;
     if candidates.num_rows() == 0 {
@@ -165,13 +168,8 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
     // Where to look: the lookback (or everything) for new labels, the new hours for all.
     let mut places = Vec::new();
     if earliest < i64::MAX {
-        places.push(match f.lookback {
-            Some(lookback) => {
-                let t = chrono::DateTime::from_timestamp_micros(earliest.saturating_sub(lookback)).unwrap_or_default();
-                format!("p.date >= '{}'", t.format("%Y-%m-%d"))
-            }
-            None => "TRUE".into(),
-        });
+        let t = chrono::DateTime::from_timestamp_micros(earliest.saturating_sub(f.lookback)).unwrap_or_default();
+        places.push(format!("p.date >= '{}'", t.format("%Y-%m-%d")));
     }
     for hour in &f.new_hours {
         let t = chrono::DateTime::from_timestamp_micros(*hour).unwrap_or_default();
@@ -198,6 +196,7 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
         .enumerate()
         .map(|(i, id)| (id.unwrap_or(""), i as u32))
         .collect();
+    let label_time = times(&candidates, "timestamp");
     let mut by_hour: BTreeMap<i64, BTreeSet<u32>> = BTreeMap::new();
     let mut matched = vec![false; candidates.num_rows()];
     for batch in &found {
@@ -206,14 +205,18 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
         let time = cast(batch.column(1), &arrow::datatypes::DataType::Int64)?;
         let time = time.as_primitive::<arrow::datatypes::Int64Type>();
         for i in 0..batch.num_rows() {
-            if let Some(&row) = ids.is_valid(i).then(|| index.get(ids.value(i))).flatten() {
+            let found = ids.is_valid(i).then(|| index.get(ids.value(i))).flatten();
+            // The day filter above prunes; this is the exact lookback, label by label.
+            if let Some(&row) =
+                found.filter(|&&row| time.value(i) >= label_time[row as usize].saturating_sub(f.lookback))
+            {
                 matched[row as usize] = true;
                 by_hour.entry(time.value(i).div_euclid(HOUR_US) * HOUR_US).or_default().insert(row);
             }
         }
     }
 
-    let mut changed = BTreeSet::new();
+    let labeled: BTreeSet<i64> = by_hour.keys().copied().collect();
     for (hour, rows) in by_hour {
         let path = hour_path(f.model, hour);
         let before = read(f.store, &path, &f.schema).await?;
@@ -224,7 +227,6 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
         };
         if before.as_ref() != Some(&merged) {
             write(f.store, &path, &merged).await?;
-            changed.insert(hour);
         }
     }
     // Labels not found wait for their prediction, for a while.
@@ -241,7 +243,7 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
     } else if pending.is_some() {
         delete(f.store, &pending_path(f.model)).await?;
     }
-    Ok(changed)
+    Ok(labeled)
 }
 
 /// Deletes the whole join state (before it is built anew).

@@ -547,9 +547,12 @@ impl ModelMonitor {
         Ok(Some(self.analyse_with(reference, frame, settled.precomputed).await?))
     }
 
-    /// Brings the label join state up to date with new label files and new prediction hours
-    /// (built anew from every label file when it is not known to be complete); returns the
-    /// prediction hours whose labels changed.
+    /// Brings the label join state up to date with new label files and new prediction hours;
+    /// returns the prediction hours that new labels label. The state is built anew from every
+    /// label file when it is not known to be complete (first run, profiles turned on): then no
+    /// hour is returned, as the windows analysed so far were joined with the same labels.
+    ///
+    /// Label files are folded in groups of at most `LABEL_FOLD_BYTES`, which bounds memory.
     async fn fold_labels(
         &self,
         ctx: &SessionContext,
@@ -558,36 +561,55 @@ impl ModelMonitor {
         labels: &BTreeMap<String, u64>,
         new_hours: BTreeSet<i64>,
     ) -> Result<BTreeSet<i64>> {
-        let now = chrono::Utc::now().timestamp_micros();
+        const LABEL_FOLD_BYTES: u64 = 64 << 20;
         let lookback = self.config.label_lookback.as_micros() as i64;
         let rebuild = !state.label_join;
         if rebuild {
             labels::clear(&self.store, &self.name).await?;
         }
-        let label_files: Vec<String> = labels
+        let label_files: Vec<(&String, u64)> = labels
             .iter()
             .filter(|(path, size)| rebuild || state.label_files.get(*path) != Some(size))
-            .map(|(path, _)| path.clone())
+            .map(|(path, size)| (path, *size))
             .collect();
         if label_files.is_empty() && new_hours.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let fold = labels::Fold {
-            store: &self.store,
-            model: &self.name,
-            ctx,
-            schema: self.schema.labels_schema(),
-            label_files,
-            lookback: (!rebuild).then_some(lookback),
-            new_hours,
-            pending_from: now - lookback,
-        };
-        let changed = labels::fold(&fold).await?;
+        let mut groups: Vec<Vec<String>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for (path, size) in label_files {
+            if bytes + size > LABEL_FOLD_BYTES && !groups.last().is_some_and(Vec::is_empty) {
+                groups.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += size;
+            groups.last_mut().expect("one group at least").push(path.clone());
+        }
+        let mut labeled = BTreeSet::new();
+        let mut new_hours = Some(new_hours);
+        let count = groups.len();
+        for (i, label_files) in groups.into_iter().enumerate() {
+            if count > 1 {
+                tracing::info!(model = %self.name, group = i + 1, of = count, "folding label files into the label join state");
+            }
+            let fold = labels::Fold {
+                store: &self.store,
+                model: &self.name,
+                ctx,
+                schema: self.schema.labels_schema(),
+                label_files,
+                lookback,
+                // The pending labels meet the new hours once.
+                new_hours: new_hours.take().unwrap_or_default(),
+                pending_from: chrono::Utc::now().timestamp_micros() - lookback,
+            };
+            labeled.extend(labels::fold(&fold).await?);
+        }
         if let Some(oldest) = predictions.keys().filter_map(|p| hour_of(p)).min() {
             labels::prune(&self.store, &self.name, oldest).await?;
         }
         state.label_join = true;
-        Ok(changed)
+        Ok(if rebuild { BTreeSet::new() } else { labeled })
     }
 
     /// One event-time window from its rows.
@@ -732,7 +754,14 @@ impl ModelMonitor {
             if !state.windows.is_empty() {
                 tracing::info!(model = %self.name, "the reference changed: every window is recomputed");
             }
-            *state = State { reference_version: reference.profile.version.clone(), ..State::default() };
+            // The label join state does not depend on the reference: it is kept, with the label
+            // files it holds.
+            *state = State {
+                reference_version: reference.profile.version.clone(),
+                label_files: std::mem::take(&mut state.label_files),
+                label_join: state.label_join,
+                ..State::default()
+            };
         }
         let predictions = self.list("predictions").await?;
         let labels = self.list("labels").await?;
