@@ -498,6 +498,16 @@ async fn labels_from_the_join_state_match_the_label_join() {
         ["hour=2026-11-20T00.parquet", "hour=2026-11-20T01.parquet", "pending.parquet"]
     );
 
+    // Profiles turned on over the store analysed from rows, as labels for hour 2 arrive: the
+    // state is built from every label file, and only the new file's windows are analysed (the
+    // others were joined with the same labels).
+    let (_, toggled) = monitor(_dirs[0].path(), true, 3650).await;
+    put_labels(&raw_store, "part-l-2", &labels_of(14, 3000, 0..10, 0.0, received)).await;
+    assert_eq!(toggled.run_once().await.unwrap().windows, vec![START + 2 * HOUR]);
+    let mut expected = label_state(&profiled_store).await;
+    expected.insert(2, "hour=2026-11-20T02.parquet".into());
+    assert_eq!(label_state(&raw_store).await, expected);
+
     // Retention deletes hour 0: its label state goes at the next run that folds.
     std::fs::remove_dir_all(_dirs[1].path().join("store/m/predictions/date=2026-11-20/hour=00")).unwrap();
     put_file(&profiled_store, "part-y-2", &rows(98, 100, START + 2 * HOUR + 9, 1_000_000, 0.0, true)).await;

@@ -549,8 +549,8 @@ impl ModelMonitor {
 
     /// Brings the label join state up to date with new label files and new prediction hours;
     /// returns the prediction hours that new labels label. The state is built anew from every
-    /// label file when it is not known to be complete (first run, profiles turned on): then no
-    /// hour is returned, as the windows analysed so far were joined with the same labels.
+    /// label file when it is not known to be complete (first run, profiles turned on); the
+    /// files seen before label no hour anew, as the windows analysed so far were joined with them.
     ///
     /// Label files are folded in groups of at most `LABEL_FOLD_BYTES`, which bounds memory.
     async fn fold_labels(
@@ -567,28 +567,38 @@ impl ModelMonitor {
         if rebuild {
             labels::clear(&self.store, &self.name).await?;
         }
-        let label_files: Vec<(&String, u64)> = labels
+        // Files the windows analysed so far were joined with (all of them but new ones, when
+        // the state is built anew) label nothing new; the others' hours are analysed again.
+        let (known, new): (Vec<(&String, &u64)>, Vec<(&String, &u64)>) = labels
             .iter()
             .filter(|(path, size)| rebuild || state.label_files.get(*path) != Some(size))
-            .map(|(path, size)| (path, *size))
-            .collect();
-        if label_files.is_empty() && new_hours.is_empty() {
+            .partition(|(path, size)| rebuild && state.label_files.get(*path) == Some(size));
+        if known.is_empty() && new.is_empty() && new_hours.is_empty() {
             return Ok(BTreeSet::new());
         }
-        let mut groups: Vec<Vec<String>> = vec![Vec::new()];
-        let mut bytes = 0;
-        for (path, size) in label_files {
-            if bytes + size > LABEL_FOLD_BYTES && !groups.last().is_some_and(Vec::is_empty) {
-                groups.push(Vec::new());
-                bytes = 0;
+        let mut groups: Vec<(Vec<String>, bool)> = Vec::new();
+        for (files, fresh) in [(known, false), (new, true)] {
+            let mut bytes = 0;
+            for (path, size) in files {
+                match groups.last_mut() {
+                    Some((group, f)) if *f == fresh && (bytes + size <= LABEL_FOLD_BYTES || group.is_empty()) => {
+                        group.push(path.clone());
+                    }
+                    _ => {
+                        groups.push((vec![path.clone()], fresh));
+                        bytes = 0;
+                    }
+                }
+                bytes += size;
             }
-            bytes += size;
-            groups.last_mut().expect("one group at least").push(path.clone());
+        }
+        if groups.is_empty() {
+            groups.push((Vec::new(), true));
         }
         let mut labeled = BTreeSet::new();
         let mut new_hours = Some(new_hours);
         let count = groups.len();
-        for (i, label_files) in groups.into_iter().enumerate() {
+        for (i, (label_files, fresh)) in groups.into_iter().enumerate() {
             if count > 1 {
                 tracing::info!(model = %self.name, group = i + 1, of = count, "folding label files into the label join state");
             }
@@ -599,17 +609,20 @@ impl ModelMonitor {
                 schema: self.schema.labels_schema(),
                 label_files,
                 lookback,
-                // The pending labels meet the new hours once.
+                // The pending labels meet the new hours once (their windows are analysed anyway).
                 new_hours: new_hours.take().unwrap_or_default(),
                 pending_from: chrono::Utc::now().timestamp_micros() - lookback,
             };
-            labeled.extend(labels::fold(&fold).await?);
+            let hours = labels::fold(&fold).await?;
+            if fresh {
+                labeled.extend(hours);
+            }
         }
         if let Some(oldest) = predictions.keys().filter_map(|p| hour_of(p)).min() {
             labels::prune(&self.store, &self.name, oldest).await?;
         }
         state.label_join = true;
-        Ok(if rebuild { BTreeSet::new() } else { labeled })
+        Ok(labeled)
     }
 
     /// One event-time window from its rows.
