@@ -7,9 +7,16 @@
 # least 90% of direct. The peer shows what any proxy costs when wrk, the upstream and the proxy
 # share the machine's cores at saturation.
 #
+#
+# Then the same routes at fixed rates (RATES, requests a second), with the open-loop load generator
+# benches/rate.rs (RATE_BIN): latency counted from when each request was due, so it shows what
+# the proxy adds at a given traffic rather than at saturation.
+#
 # Needs: wrk and nginx (Debian: apt-get install -y --no-install-recommends wrk nginx-light), and
 # the release binary (cargo build --release). Tunables: DURATION (10s), CONNECTIONS (16),
-# THREADS (1), DRIFTWATCH_BIN (target/release/driftwatch).
+# THREADS (1), DRIFTWATCH_BIN (target/release/driftwatch), RATES ("5000 20000"), RATE_SECONDS
+# (10), RATE_BIN (the built benches/rate.rs; `make bench-proxy` passes it; without it the
+# fixed-rate runs are skipped).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -180,6 +187,33 @@ direct=$(bench "http://127.0.0.1:$UP_PORT/predict" "$WORK/post.lua")
 proxied=$(bench "http://127.0.0.1:$PROXY_PORT/predict" "$WORK/post.lua")
 peer=$(bench "http://127.0.0.1:$PEER_PORT/predict" "$WORK/post.lua")
 report "POST /predict (captured)" "$direct" "$proxied" "$peer"
+
+if [ -n "${RATE_BIN:-}" ]; then
+    echo
+    echo "fixed rate: open loop, $CONNECTIONS connections, ${RATE_SECONDS:-10} s per run; latency from when each request was due"
+    printf '%-40s %8s %12s %10s %10s %10s\n' "run" "rate" "achieved/s" "p50 ms" "p99 ms" "p99.9 ms"
+    echo '{"features": {"age": 41, "region": "north", "vip": true}}' >"$WORK/body.json"
+    for rate in ${RATES:-5000 20000}; do
+        for route in "GET /ping" "POST /predict"; do
+            path=${route#* }
+            body=()
+            [ "$path" = /predict ] && body=("$WORK/body.json")
+            for target in "direct:$UP_PORT" "driftwatch proxy:$PROXY_PORT" "nginx (peer):$PEER_PORT"; do
+                read -r got p50 p99 p999 errors < <("$RATE_BIN" "http://127.0.0.1:${target##*:}$path" "$rate" \
+                    "${RATE_SECONDS:-10}" "$CONNECTIONS" "${body[@]}")
+                [ "$errors" = 0 ] || echo "warning: $errors failed requests" >&2
+                printf '%-40s %8s %12s %10s %10s %10s\n' "$route: ${target%:*}" "$rate" "$got" "$p50" "$p99" "$p999"
+                if [ "${target%:*}" = direct ]; then
+                    direct_p99=$p99
+                elif [ "${target%:*}" = "driftwatch proxy" ]; then
+                    awk -v d="$direct_p99" -v p="$p99" -v r="$rate" -v g="$got" -v n="$route" 'BEGIN {
+                        printf "%-40s %8s achieved %.1f%% of the rate, p99 +%.3f ms  [%s]\n", n ": driftwatch overhead", r, g / r * 100, p - d,
+                            (g / r >= 0.9 && p - d < 1.0) ? "goal met" : "goal missed (>= 90% and < 1 ms)" }'
+                fi
+            done
+        done
+    done
+fi
 
 metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
 rows=$(awk '/^driftwatch_capture_rows_total / { print $2 }' <<<"$metrics")
