@@ -37,7 +37,8 @@ async fn lane(
 ) -> (Vec<u32>, u64) {
     let stream = tokio::net::TcpStream::connect(&addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
     tokio::spawn(connection);
     let (mut latencies, mut errors) = (Vec::new(), 0);
     let mut k = lane;
