@@ -272,12 +272,18 @@ pub struct Proxy {
     pub metrics: Arc<ProxyMetrics>,
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
-    worker: JoinHandle<()>,
+    worker: CaptureWorker,
     delivery: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     metrics_server: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     collector: Option<Arc<Collector>>,
     ready: Arc<AtomicBool>,
     shutdown_timeout: Duration,
+}
+
+/// The capture worker's thread, and what stops it before the queue is drained.
+struct CaptureWorker {
+    cancel: tokio::sync::oneshot::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl Proxy {
@@ -338,8 +344,22 @@ impl Proxy {
             }
             None => (None, None),
         };
-        let worker =
-            tokio::spawn(capture::run_worker(rx, config.extract.clone(), sink, metrics.clone(), config.batch_max_rows));
+        // Capture runs on a thread of its own: extracting and encoding a batch of rows never
+        // holds up the request path's runtime thread (a batch can take milliseconds).
+        let worker = {
+            let (extract, metrics, batch_max_rows) = (config.extract.clone(), metrics.clone(), config.batch_max_rows);
+            let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let thread = std::thread::Builder::new().name("capture".into()).spawn(move || {
+                runtime.block_on(async move {
+                    tokio::select! {
+                        () = capture::run_worker(rx, extract, sink, metrics, batch_max_rows) => {}
+                        _ = cancelled => {}
+                    }
+                })
+            })?;
+            CaptureWorker { cancel, thread }
+        };
         let accept = tokio::spawn(accept_loop(listener, forwarder, stopped));
         ready.store(true, Ordering::Relaxed);
         Ok(Self {
@@ -370,11 +390,12 @@ impl Proxy {
             let _ = accept.await;
         }
         // With every connection gone, the queue's last sender is gone: the worker drains and ends.
-        let mut worker = self.worker;
-        if tokio::time::timeout(limit, &mut worker).await.is_err() {
+        let CaptureWorker { cancel, thread } = self.worker;
+        let mut done = tokio::task::spawn_blocking(move || thread.join());
+        if tokio::time::timeout(limit, &mut done).await.is_err() {
             tracing::warn!(timeout = ?limit, "the capture queue did not drain in time; the rest is dropped");
-            worker.abort();
-            let _ = worker.await;
+            let _ = cancel.send(());
+            let _ = done.await;
         }
         if let Some((stop, mut task)) = self.delivery {
             let _ = stop.send(true);
