@@ -127,6 +127,23 @@ fn hour_of(path: &str) -> Option<i64> {
     Some(day.and_hms_opt(hour, 0, 0)?.and_utc().timestamp_micros())
 }
 
+/// The paths of `files` (path, size) in groups of at most `limit` bytes (a larger file alone).
+fn by_size(files: Vec<(&String, &u64)>, limit: u64) -> Vec<Vec<String>> {
+    let mut groups: Vec<Vec<String>> = Vec::new();
+    let mut bytes = 0;
+    for (path, size) in files {
+        match groups.last_mut() {
+            Some(group) if bytes + size <= limit => group.push(path.clone()),
+            _ => {
+                groups.push(vec![path.clone()]);
+                bytes = 0;
+            }
+        }
+        bytes += size;
+    }
+    groups
+}
+
 /// The first `rows` rows of `pending`, splitting a batch when needed.
 fn take_rows(pending: &mut VecDeque<RecordBatch>, mut rows: usize) -> Vec<RecordBatch> {
     let mut out = Vec::new();
@@ -573,26 +590,13 @@ impl ModelMonitor {
             .iter()
             .filter(|(path, size)| rebuild || state.label_files.get(*path) != Some(size))
             .partition(|(path, size)| rebuild && state.label_files.get(*path) == Some(size));
-        if known.is_empty() && new.is_empty() && new_hours.is_empty() {
-            return Ok(BTreeSet::new());
-        }
-        let mut groups: Vec<(Vec<String>, bool)> = Vec::new();
-        for (files, fresh) in [(known, false), (new, true)] {
-            let mut bytes = 0;
-            for (path, size) in files {
-                match groups.last_mut() {
-                    Some((group, f)) if *f == fresh && (bytes + size <= LABEL_FOLD_BYTES || group.is_empty()) => {
-                        group.push(path.clone());
-                    }
-                    _ => {
-                        groups.push((vec![path.clone()], fresh));
-                        bytes = 0;
-                    }
-                }
-                bytes += size;
-            }
-        }
-        if groups.is_empty() {
+        let mut groups: Vec<(Vec<String>, bool)> = by_size(known, LABEL_FOLD_BYTES)
+            .into_iter()
+            .map(|g| (g, false))
+            .chain(by_size(new, LABEL_FOLD_BYTES).into_iter().map(|g| (g, true)))
+            .collect();
+        if groups.is_empty() && !new_hours.is_empty() {
+            // No new labels: the pending ones are looked up in the new hours.
             groups.push((Vec::new(), true));
         }
         let mut labeled = BTreeSet::new();
@@ -1003,5 +1007,20 @@ impl Monitor {
         for t in tasks {
             let _ = tokio::time::timeout(Duration::from_secs(60), t).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_files_are_grouped_by_size_a_large_one_alone() {
+        let names: Vec<String> = (0..5).map(|i| format!("f{i}")).collect();
+        let sizes = [30, 30, 50, 200, 10];
+        let files: Vec<(&String, &u64)> = names.iter().zip(sizes.iter()).collect();
+        let groups = by_size(files, 100);
+        assert_eq!(groups, [vec!["f0", "f1"], vec!["f2"], vec!["f3"], vec!["f4"]]);
+        assert!(by_size(Vec::new(), 100).is_empty());
     }
 }
