@@ -505,7 +505,7 @@ pub async fn run(store: &Store, model: &str, pass: &Pass<'_>) -> Result<PassRepo
                     .and_then(|s| s.parse::<i64>().ok())
                     .and_then(DateTime::<Utc>::from_timestamp_micros);
                 if start.is_some_and(|s| older_than(s, pass.now, keep)) {
-                    delete(store, &meta.location).await?;
+                    store.delete(&meta.location).await?;
                     r.files_deleted += 1;
                 }
             }
@@ -526,13 +526,6 @@ fn partition_end(table: &str, rel: &[&str]) -> Option<DateTime<Utc>> {
         }
         ("labels", [d]) => Some(date(d)?.and_hms_opt(0, 0, 0)?.and_utc() + chrono::Duration::days(1)),
         _ => None,
-    }
-}
-
-async fn delete(store: &Store, path: &Path) -> Result<()> {
-    match store.object_store().delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
     }
 }
 
@@ -578,7 +571,7 @@ async fn maintain_table(
             if others.is_empty() {
                 // The data went in an earlier pass; the manifests outlived it, as readers need.
                 for meta in &manifest_metas {
-                    delete(store, &meta.location).await?;
+                    store.delete(&meta.location).await?;
                     report.files_deleted += 1;
                 }
                 continue;
@@ -591,7 +584,7 @@ async fn maintain_table(
                 (!excluded.contains(name), !is_data_file(name))
             });
             for meta in order {
-                delete(store, &meta.location).await?;
+                store.delete(&meta.location).await?;
                 report.files_deleted += 1;
             }
             report.partitions_deleted += 1;
@@ -608,19 +601,19 @@ async fn maintain_table(
             if effective[i] && old {
                 for source in &m.sources {
                     if data.contains_key(source) {
-                        delete(store, &folder.clone().join(source.as_str())).await?;
+                        store.delete(&folder.clone().join(source.as_str())).await?;
                         report.sources_deleted += 1;
                     }
                     let profile = profile_name(source);
                     if profiles.contains(profile.as_str()) {
-                        delete(store, &folder.clone().join(profile.as_str())).await?;
+                        store.delete(&folder.clone().join(profile.as_str())).await?;
                     }
                 }
             } else if !effective[i] && old {
                 // A crash between the manifest and its output. The output is deleted too, in case
                 // a put that failed at the client still landed.
-                delete(store, &folder.clone().join(m.output.as_str())).await?;
-                delete(store, &meta.location).await?;
+                store.delete(&folder.clone().join(m.output.as_str())).await?;
+                store.delete(&meta.location).await?;
                 report.stale_manifests_deleted += 1;
             }
         }

@@ -207,6 +207,14 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Deletes an object; one that is already gone is no error.
+    pub async fn delete(&self, path: &Path) -> Result<()> {
+        match self.inner.delete(path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
-use bytes::Bytes;
 use datafusion::prelude::SessionContext;
 use driftwatch_collector::store::Store;
 use futures::TryStreamExt;
@@ -83,19 +82,13 @@ async fn read(store: &Store, path: &Path, schema: &SchemaRef) -> Result<Option<R
 }
 
 async fn write(store: &Store, path: &Path, batch: &RecordBatch) -> Result<()> {
-    let mut buf = Vec::new();
-    let mut writer = parquet::arrow::ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
-    writer.write(batch)?;
-    writer.close()?;
-    store.put(path, Bytes::from(buf)).await?;
-    Ok(())
+    Ok(store.put(path, super::results::parquet(batch)?).await?)
 }
 
-async fn delete(store: &Store, path: &Path) -> Result<()> {
-    match store.object_store().delete(path).await {
-        Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+/// The objects of the join state, hour files first (their names sort by time), then `pending`.
+async fn state_files(store: &Store, model: &str) -> Result<Vec<Path>> {
+    let prefix = Path::from(dir(model));
+    Ok(store.object_store().list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?)
 }
 
 fn times(batch: &RecordBatch, name: &str) -> Vec<i64> {
@@ -165,7 +158,7 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
     if candidates.num_rows() == 0 {
         return Ok(BTreeSet::new());
     }
-    // Where to look: the lookback (or everything) for new labels, the new hours for all.
+    // Where to look: the days the lookback allows for new labels, the new hours for all.
     let mut places = Vec::new();
     if earliest < i64::MAX {
         let t = chrono::DateTime::from_timestamp_micros(earliest.saturating_sub(f.lookback)).unwrap_or_default();
@@ -241,17 +234,15 @@ pub(crate) async fn fold(f: &Fold<'_>) -> Result<BTreeSet<i64>> {
             write(f.store, &pending_path(f.model), &still).await?;
         }
     } else if pending.is_some() {
-        delete(f.store, &pending_path(f.model)).await?;
+        f.store.delete(&pending_path(f.model)).await?;
     }
     Ok(labeled)
 }
 
 /// Deletes the whole join state (before it is built anew).
 pub(crate) async fn clear(store: &Store, model: &str) -> Result<()> {
-    let prefix = Path::from(dir(model));
-    let paths: Vec<_> = store.object_store().list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
-    for path in paths {
-        delete(store, &path).await?;
+    for path in state_files(store, model).await? {
+        store.delete(&path).await?;
     }
     Ok(())
 }
@@ -259,12 +250,9 @@ pub(crate) async fn clear(store: &Store, model: &str) -> Result<()> {
 /// Deletes the hour states of hours before `oldest`, the oldest hour with predictions
 /// (retention deleted the ones before).
 pub(crate) async fn prune(store: &Store, model: &str, oldest: i64) -> Result<()> {
-    let prefix = Path::from(dir(model));
-    let paths: Vec<_> = store.object_store().list(Some(&prefix)).map_ok(|m| m.location).try_collect().await?;
-    // Hour files sort by name as by time; the pending file's name sorts after them all.
     let first = hour_path(model, oldest);
-    for path in paths.into_iter().filter(|p| p.as_ref() < first.as_ref()) {
-        delete(store, &path).await?;
+    for path in state_files(store, model).await?.into_iter().filter(|p| p.as_ref() < first.as_ref()) {
+        store.delete(&path).await?;
     }
     Ok(())
 }

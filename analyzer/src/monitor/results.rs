@@ -8,9 +8,9 @@ use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use bytes::Bytes;
 use driftwatch_collector::schema::timestamp_type;
 use driftwatch_collector::store::Store;
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 
@@ -195,14 +195,19 @@ pub fn path(model: &str, table: &str, window: &Window) -> Path {
     }
 }
 
+/// `batch` as a Parquet file (default settings).
+pub(crate) fn parquet(batch: &RecordBatch) -> Result<Bytes> {
+    let mut buf = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
+    writer.write(batch)?;
+    writer.close()?;
+    Ok(Bytes::from(buf))
+}
+
 /// Writes a window's results, replacing an earlier computation of the same window.
 pub async fn write(store: &Store, model: &str, window: &Window, computed_us: i64, r: &WindowResult) -> Result<()> {
     for (table, batch) in batches(window, computed_us, r)? {
-        let mut buf = Vec::new();
-        let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), None)?;
-        writer.write(&batch)?;
-        writer.close()?;
-        store.put(&path(model, table, window), buf.into()).await?;
+        store.put(&path(model, table, window), parquet(&batch)?).await?;
     }
     Ok(())
 }
@@ -210,10 +215,7 @@ pub async fn write(store: &Store, model: &str, window: &Window, computed_us: i64
 /// Deletes a window's results (a row-count window that no longer exists).
 pub async fn delete(store: &Store, model: &str, window: &Window) -> Result<()> {
     for table in TABLES {
-        match store.object_store().delete(&path(model, table, window)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+        store.delete(&path(model, table, window)).await?;
     }
     Ok(())
 }
