@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use self::capture::{CaptureQueue, Sink};
 use self::config::{ExtractConfig, Mapping, ProxyConfig};
-use self::forward::Forwarder;
+use self::forward::{Forwarder, Lane};
 use self::metrics::ProxyMetrics;
 use self::remote::Remote;
 
@@ -109,6 +109,11 @@ pub struct ProxyArgs {
     /// Rows written to the collector in one batch at most [default: 1000].
     #[arg(long, env = "DRIFTWATCH_PROXY_BATCH_MAX_ROWS")]
     pub batch_max_rows: Option<usize>,
+    /// CPU priority (nice, 0-19) of capture's threads (extraction, the local collector's WAL and
+    /// Parquet flushes): higher leaves busy cores to the traffic; capture that falls behind drops
+    /// and counts. 0: the traffic's priority. Linux only [default: 10].
+    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_NICE")]
+    pub capture_nice: Option<i32>,
     /// Names of positional features (TF-Serving list instances, OIP inputs holding vectors of
     /// this length), comma-separated.
     #[arg(long, env = "DRIFTWATCH_PROXY_FEATURE_NAMES", value_delimiter = ',')]
@@ -191,6 +196,7 @@ impl ProxyArgs {
             capture_max_bytes: self.capture_max_bytes.unwrap_or(file.capture_max_bytes),
             capture_queue: self.capture_queue.unwrap_or(file.capture_queue),
             batch_max_rows: self.batch_max_rows.unwrap_or(file.batch_max_rows),
+            capture_nice: self.capture_nice.unwrap_or(file.capture_nice),
             extract: ExtractConfig {
                 feature_names: or_file(self.feature_names, file.extract.feature_names),
                 prediction_output: self.prediction_output.or(file.extract.prediction_output),
@@ -323,7 +329,16 @@ impl Proxy {
                 );
             }
             let collector_metrics = CollectorMetrics::register(&metrics.registry)?;
-            let opened = Arc::new(Collector::open(&loaded.config.collector, store, schemas, collector_metrics).await?);
+            // Opened on a thread at capture's priority: the collector's WAL writer and flusher,
+            // started here, inherit it.
+            let (handle, nice, settings) =
+                (tokio::runtime::Handle::current(), config.capture_nice, loaded.config.collector.clone());
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new().name("collector-open".into()).spawn(move || {
+                lower_priority(nice);
+                let _ = tx.send(handle.block_on(Collector::open(&settings, store, schemas, collector_metrics)));
+            })?;
+            let opened = Arc::new(rx.await.map_err(|_| anyhow::anyhow!("opening the collector failed"))??);
             let model = opened.model(&config.model).cloned().ok_or_else(|| anyhow::anyhow!("model not opened"))?;
             collector = Some(opened);
             Sink::Local(model)
@@ -350,7 +365,9 @@ impl Proxy {
             let (extract, metrics, batch_max_rows) = (config.extract.clone(), metrics.clone(), config.batch_max_rows);
             let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            let nice = config.capture_nice;
             let thread = std::thread::Builder::new().name("capture".into()).spawn(move || {
+                lower_priority(nice);
                 runtime.block_on(async move {
                     tokio::select! {
                         () = capture::run_worker(rx, extract, sink, metrics, batch_max_rows) => {}
@@ -445,25 +462,36 @@ async fn accept_loop(listener: TcpListener, forwarder: Arc<Forwarder>, mut stop:
     while connections.join_next().await.is_some() {}
 }
 
+/// Serves one client connection. Its upstream connections (a [`Lane`] towards HTTP/1.1) are
+/// driven here too, in the same task: no hand-over between tasks on the request path.
 async fn serve_connection(stream: TcpStream, forwarder: Arc<Forwarder>, mut stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
+    let (lane, mut new_upstream) = Lane::new();
+    let lane = (!forwarder.http2).then_some(lane);
     let service = hyper::service::service_fn(move |request| {
-        let forwarder = forwarder.clone();
-        async move { Ok::<_, std::convert::Infallible>(forwarder.handle(request).await) }
+        let (forwarder, lane) = (forwarder.clone(), lane.clone());
+        async move { Ok::<_, std::convert::Infallible>(forwarder.handle(request, lane).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        result = connection.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(error = %e, "client connection ended with an error");
+    let mut upstream = futures::stream::FuturesUnordered::new();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, "client connection ended with an error");
+                }
+                break;
             }
-        }
-        _ = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            let _ = connection.await;
+            Some(driven) = new_upstream.recv() => upstream.push(driven),
+            Some(()) = futures::StreamExt::next(&mut upstream), if !upstream.is_empty() => {}
+            _ = stopped(&mut stop), if !stopping => {
+                connection.as_mut().graceful_shutdown();
+                stopping = true;
+            }
         }
     }
 }
@@ -519,6 +547,23 @@ async fn serve_metrics(
         }
     });
     Ok((addr, task))
+}
+
+/// Lowers the calling thread's CPU priority to `nice`; threads it starts inherit it. Linux sets
+/// nice per thread. A process already running at a lower priority keeps its own.
+fn lower_priority(nice: i32) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid, getpriority and setpriority only read and set the calling thread's
+    // scheduling attributes.
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let current = libc::getpriority(libc::PRIO_PROCESS, tid);
+        if nice > current && libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
+            tracing::warn!(nice, error = %std::io::Error::last_os_error(), "could not lower capture's CPU priority");
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = nice;
 }
 
 /// Resolves once `stop` is set (or its sender is gone); holds no borrow of it afterwards.

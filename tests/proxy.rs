@@ -490,6 +490,121 @@ fn upstream_errors_timeouts_and_resets_pass_through() {
     proxy.stop();
 }
 
+/// A raw HTTP/1.1 upstream that counts the connections it accepts and answers each GET with the
+/// connection's number; with `close`, it answers `Connection: close` and closes after one answer.
+fn counting_upstream(close: bool) -> (String, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let n = count.fetch_add(1, Ordering::SeqCst) + 1;
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while let Ok(1) = std::io::Read::read(&mut stream, &mut byte) {
+                    head.push(byte[0]);
+                    if !head.ends_with(b"\r\n\r\n") {
+                        continue;
+                    }
+                    head.clear();
+                    let body = n.to_string();
+                    let connection = if close { "connection: close\r\n" } else { "" };
+                    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n{connection}\r\n{body}", body.len());
+                    if std::io::Write::write_all(&mut stream, answer.as_bytes()).is_err() || close {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (url, accepted)
+}
+
+#[test]
+fn keeps_upstream_connections_alive_and_reopens_closed_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = store(dir.path());
+    let config = config.to_str().unwrap();
+    for close in [false, true] {
+        let (url, accepted) = counting_upstream(close);
+        let proxy = Proc::proxy(&["--upstream", &url, "--model", "credit", "--config", config]);
+        // One kept-alive client connection, twenty requests in turn.
+        let one = reqwest::blocking::Client::builder().pool_max_idle_per_host(1).build().unwrap();
+        let answers: Vec<String> = (0..20)
+            .map(|i| {
+                let r = one.get(proxy.url(&format!("/n/{i}"))).send().unwrap();
+                assert_eq!(r.status(), 200, "request {i} (upstream closes: {close})");
+                r.text().unwrap()
+            })
+            .collect();
+        if close {
+            // Every answer came on a new upstream connection: none was lost to a closed one.
+            let want: Vec<String> = (1..=20).map(|n| n.to_string()).collect();
+            assert_eq!(answers, want);
+            assert_eq!(accepted.load(Ordering::SeqCst), 20);
+        } else {
+            // The client connection's upstream connection served them all.
+            assert_eq!(answers, vec!["1".to_string(); 20]);
+            assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        }
+        proxy.stop();
+    }
+}
+
+/// The nice value of each thread of process `pid`, by thread name.
+#[cfg(target_os = "linux")]
+fn thread_nice(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) =
+            (std::fs::read_to_string(dir.join("comm")), std::fs::read_to_string(dir.join("stat")))
+        else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the parenthesised name: state is field 3, nice field 19.
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        out.push((comm.trim().to_string(), fields[16].parse().unwrap()));
+    }
+    out
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn capture_threads_run_at_a_lower_priority_than_the_traffic() {
+    let up = upstream(false);
+    let dir = tempfile::tempdir().unwrap();
+    let config = store(dir.path());
+    let config = config.to_str().unwrap();
+    let upstream_url = format!("http://{}", up.addr);
+    for (flag, want) in [(None, 10), (Some("0"), 0), (Some("19"), 19)] {
+        let mut args = vec!["--upstream", &upstream_url, "--model", "credit", "--config", config];
+        args.extend(flag.map(|n| ["--capture-nice", n]).into_iter().flatten());
+        let proxy = Proc::proxy(&args);
+        let r = post(&proxy.url("/predict"), &[], r#"{"features": {"age": 41, "region": "north", "vip": true}}"#);
+        assert_eq!(r.status(), 200);
+        let threads = thread_nice(proxy.child.id());
+        for name in ["capture", "wal-writer", "flush-credit"] {
+            let nice: Vec<i32> = threads.iter().filter(|(n, _)| n == name).map(|(_, v)| *v).collect();
+            assert_eq!(nice, [want], "thread {name} (--capture-nice {flag:?}); all threads: {threads:?}");
+        }
+        // The request path keeps the traffic's priority.
+        assert!(threads.iter().any(|(n, v)| n == "tokio-rt-worker" && *v == 0), "{threads:?}");
+        proxy.stop();
+    }
+    // Out of range: a clear error before anything starts.
+    let out = Command::new(binary())
+        .args(["proxy", "--upstream", &upstream_url, "--model", "credit", "--config", config, "--capture-nice", "20"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--capture-nice: 20 is not a nice value from 0 to 19"), "{stderr}");
+}
+
 #[test]
 fn captures_every_supported_shape() {
     let up = upstream(false);

@@ -51,6 +51,11 @@ pub struct ProxyConfig {
     pub capture_queue: usize,
     /// Rows sent to the collector in one write at most. Default `1000`.
     pub batch_max_rows: usize,
+    /// CPU priority (nice, 0 to 19) of capture's threads: extraction, the local collector's
+    /// write-ahead log and Parquet flushes, and the work they start. Higher leaves the cores to
+    /// the forwarded traffic when they are busy; capture that falls behind fills its queue and
+    /// drops (counted). 0 runs capture at the traffic's priority. Linux only. Default `10`.
+    pub capture_nice: i32,
     /// How features and predictions are read from bodies.
     pub extract: ExtractConfig,
     /// Local collector: the driftwatch TOML config whose store and model schema receive the rows
@@ -100,6 +105,7 @@ impl Default for ProxyConfig {
             capture_max_bytes: 1 << 20,
             capture_queue: 1024,
             batch_max_rows: 1000,
+            capture_nice: 10,
             extract: ExtractConfig::default(),
             config: None,
             collector: None,
@@ -176,6 +182,9 @@ impl ProxyConfig {
         }
         if self.batch_max_rows == 0 {
             return Err("--batch-max-rows: must be at least 1".into());
+        }
+        if !(0..=19).contains(&self.capture_nice) {
+            return Err(format!("--capture-nice: {} is not a nice value from 0 to 19", self.capture_nice));
         }
         if self.upstream_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err("--upstream-timeout and --connect-timeout: must be more than 0".into());
