@@ -279,6 +279,8 @@ pub struct Proxy {
     stop: watch::Sender<bool>,
     accept: JoinHandle<()>,
     worker: CaptureWorker,
+    /// Dropped at the end of a shutdown, after the collector's threads, which use it.
+    capture: CaptureRuntime,
     delivery: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     metrics_server: Option<(watch::Sender<bool>, JoinHandle<()>)>,
     collector: Option<Arc<Collector>>,
@@ -286,10 +288,49 @@ pub struct Proxy {
     shutdown_timeout: Duration,
 }
 
-/// The capture worker's thread, and what stops it before the queue is drained.
+/// The capture worker's task, and what stops it before the queue is drained.
 struct CaptureWorker {
     cancel: tokio::sync::oneshot::Sender<()>,
-    thread: std::thread::JoinHandle<()>,
+    task: JoinHandle<()>,
+}
+
+/// Capture's own runtime: one worker thread named `capture`, at capture's CPU priority
+/// (`--capture-nice`), as are the threads started from it (the local collector's WAL writer and
+/// flusher, its blocking pool). Extracting and encoding batches never holds up the request path's
+/// runtime, and busy cores go to the traffic first.
+struct CaptureRuntime(Option<tokio::runtime::Runtime>);
+
+impl CaptureRuntime {
+    async fn start(nice: i32) -> anyhow::Result<Self> {
+        // Linux threads inherit their creator's nice value: the runtime is built on a thread
+        // that has capture's.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new().name("capture-start".into()).spawn(move || {
+            lower_priority(nice);
+            let built = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("capture")
+                .enable_all()
+                .build();
+            let _ = tx.send(built);
+        })?;
+        let runtime = rx.await.map_err(|_| anyhow::anyhow!("capture's runtime did not start"))??;
+        Ok(Self(Some(runtime)))
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        self.0.as_ref().expect("capture's runtime runs until dropped").handle()
+    }
+}
+
+impl Drop for CaptureRuntime {
+    fn drop(&mut self) {
+        // Shutdown has already waited for capture's tasks (with its timeout); dropping a runtime
+        // the blocking way is not allowed inside the request path's runtime.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 impl Proxy {
@@ -298,6 +339,7 @@ impl Proxy {
         config.validate().map_err(anyhow::Error::msg)?;
         let metrics = Arc::new(ProxyMetrics::new()?);
         let (stop, stopped) = watch::channel(false);
+        let capture = CaptureRuntime::start(config.capture_nice).await?;
         let mut collector = None;
         let mut delivery = None;
         let sink = if let Some(base) = config.collector.clone() {
@@ -307,7 +349,7 @@ impl Proxy {
                 .unwrap_or_else(|| std::env::temp_dir().join(format!("driftwatch-spool-{}", config.model)));
             let remote = Arc::new(Remote::new(&config, &base, &spool_dir, metrics.clone())?);
             let (tx, rx) = watch::channel(false);
-            delivery = Some((tx, tokio::spawn(remote.clone().run_delivery(rx))));
+            delivery = Some((tx, capture.handle().spawn(remote.clone().run_delivery(rx))));
             Sink::Remote(remote)
         } else {
             let path =
@@ -329,16 +371,13 @@ impl Proxy {
                 );
             }
             let collector_metrics = CollectorMetrics::register(&metrics.registry)?;
-            // Opened on a thread at capture's priority: the collector's WAL writer and flusher,
-            // started here, inherit it.
-            let (handle, nice, settings) =
-                (tokio::runtime::Handle::current(), config.capture_nice, loaded.config.collector.clone());
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            std::thread::Builder::new().name("collector-open".into()).spawn(move || {
-                lower_priority(nice);
-                let _ = tx.send(handle.block_on(Collector::open(&settings, store, schemas, collector_metrics)));
-            })?;
-            let opened = Arc::new(rx.await.map_err(|_| anyhow::anyhow!("opening the collector failed"))??);
+            // Opened in capture's runtime: the collector's threads start there, at its priority.
+            let settings = loaded.config.collector.clone();
+            let opened = capture
+                .handle()
+                .spawn(async move { Collector::open(&settings, store, schemas, collector_metrics).await })
+                .await??;
+            let opened = Arc::new(opened);
             let model = opened.model(&config.model).cloned().ok_or_else(|| anyhow::anyhow!("model not opened"))?;
             collector = Some(opened);
             Sink::Local(model)
@@ -359,23 +398,16 @@ impl Proxy {
             }
             None => (None, None),
         };
-        // Capture runs on a thread of its own: extracting and encoding a batch of rows never
-        // holds up the request path's runtime thread (a batch can take milliseconds).
         let worker = {
             let (extract, metrics, batch_max_rows) = (config.extract.clone(), metrics.clone(), config.batch_max_rows);
             let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            let nice = config.capture_nice;
-            let thread = std::thread::Builder::new().name("capture".into()).spawn(move || {
-                lower_priority(nice);
-                runtime.block_on(async move {
-                    tokio::select! {
-                        () = capture::run_worker(rx, extract, sink, metrics, batch_max_rows) => {}
-                        _ = cancelled => {}
-                    }
-                })
-            })?;
-            CaptureWorker { cancel, thread }
+            let task = capture.handle().spawn(async move {
+                tokio::select! {
+                    () = capture::run_worker(rx, extract, sink, metrics, batch_max_rows) => {}
+                    _ = cancelled => {}
+                }
+            });
+            CaptureWorker { cancel, task }
         };
         let accept = tokio::spawn(accept_loop(listener, forwarder, stopped));
         ready.store(true, Ordering::Relaxed);
@@ -386,6 +418,7 @@ impl Proxy {
             stop,
             accept,
             worker,
+            capture,
             delivery,
             metrics_server,
             collector,
@@ -407,12 +440,11 @@ impl Proxy {
             let _ = accept.await;
         }
         // With every connection gone, the queue's last sender is gone: the worker drains and ends.
-        let CaptureWorker { cancel, thread } = self.worker;
-        let mut done = tokio::task::spawn_blocking(move || thread.join());
-        if tokio::time::timeout(limit, &mut done).await.is_err() {
+        let CaptureWorker { cancel, mut task } = self.worker;
+        if tokio::time::timeout(limit, &mut task).await.is_err() {
             tracing::warn!(timeout = ?limit, "the capture queue did not drain in time; the rest is dropped");
             let _ = cancel.send(());
-            let _ = done.await;
+            let _ = task.await;
         }
         if let Some((stop, mut task)) = self.delivery {
             let _ = stop.send(true);
@@ -430,6 +462,8 @@ impl Proxy {
                 }
             }
         }
+        // The collector's threads have ended: capture's runtime can go.
+        drop(self.capture);
         if let Some((stop, task)) = self.metrics_server {
             let _ = stop.send(true);
             let _ = task.await;

@@ -100,6 +100,9 @@ impl Forwarder {
         let Some(authority) = uri.authority().cloned() else {
             anyhow::bail!("--upstream `{}`: no host", config.upstream);
         };
+        if authority.as_str().contains('@') {
+            anyhow::bail!("--upstream `{}`: credentials in the URL are not supported", config.upstream);
+        }
         if uri.query().is_some() {
             anyhow::bail!("--upstream `{}`: a query string is not allowed", config.upstream);
         }
