@@ -69,6 +69,12 @@ pub enum Sink {
     Remote(Arc<Remote>),
 }
 
+/// How long a batch waits for more exchanges after its first one, at most. Each write is a WAL
+/// append and an fsync (or a POST): under steady traffic, batches of this span cost a small,
+/// bounded number of writes a second instead of one per few requests. Rows reach Parquet at the
+/// collector's `flush_interval` anyway, so the wait is not seen.
+pub const BATCH_LINGER: Duration = Duration::from_millis(20);
+
 /// Extracts and stores until the queue is closed and empty.
 pub async fn run_worker(
     mut rx: mpsc::Receiver<Capture>,
@@ -78,10 +84,11 @@ pub async fn run_worker(
     batch_max_rows: usize,
 ) {
     while let Some(first) = rx.recv().await {
+        let deadline = tokio::time::Instant::now() + BATCH_LINGER;
         let mut groups = Vec::new();
         let mut rows = 0;
         let mut next = Some(first);
-        // Whatever queued up meanwhile goes in the same write: one WAL append (or POST) per batch.
+        // One write per batch: what arrives within the linger, up to `batch_max_rows` rows.
         while let Some(capture) = next.take() {
             metrics.queue_depth.dec();
             match records(&extract_config, &capture) {
@@ -92,7 +99,14 @@ pub async fn run_worker(
                 Err(e) => metrics.dropped(DropReason::ExtractFailed, 1, &format_args!("{}: {e}", capture.id)),
             }
             if rows < batch_max_rows {
-                next = rx.try_recv().ok();
+                next = match rx.try_recv() {
+                    Ok(capture) => Some(capture),
+                    // Closed (shutdown) or the linger is over: write what there is.
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    Err(mpsc::error::TryRecvError::Empty) => {
+                        tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
+                    }
+                };
             }
         }
         if groups.is_empty() {
