@@ -35,7 +35,7 @@ use tokio::task::JoinHandle;
 
 use self::capture::{CaptureQueue, Sink};
 use self::config::{ExtractConfig, Mapping, ProxyConfig};
-use self::forward::{Forwarder, Lane};
+use self::forward::Forwarder;
 use self::metrics::ProxyMetrics;
 use self::remote::Remote;
 
@@ -496,36 +496,25 @@ async fn accept_loop(listener: TcpListener, forwarder: Arc<Forwarder>, mut stop:
     while connections.join_next().await.is_some() {}
 }
 
-/// Serves one client connection. Its upstream connections (a [`Lane`] towards HTTP/1.1) are
-/// driven here too, in the same task: no hand-over between tasks on the request path.
 async fn serve_connection(stream: TcpStream, forwarder: Arc<Forwarder>, mut stop: watch::Receiver<bool>) {
     let _ = stream.set_nodelay(true);
-    let (lane, mut new_upstream) = Lane::new();
-    let lane = (!forwarder.http2).then_some(lane);
     let service = hyper::service::service_fn(move |request| {
-        let (forwarder, lane) = (forwarder.clone(), lane.clone());
-        async move { Ok::<_, std::convert::Infallible>(forwarder.handle(request, lane).await) }
+        let forwarder = forwarder.clone();
+        async move { Ok::<_, std::convert::Infallible>(forwarder.handle(request).await) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .serve_connection(TokioIo::new(stream), service);
     let mut connection = std::pin::pin!(connection);
-    let mut upstream = futures::stream::FuturesUnordered::new();
-    let mut stopping = false;
-    loop {
-        tokio::select! {
-            result = connection.as_mut() => {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "client connection ended with an error");
-                }
-                break;
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "client connection ended with an error");
             }
-            Some(driven) = new_upstream.recv() => upstream.push(driven),
-            Some(()) = futures::StreamExt::next(&mut upstream), if !upstream.is_empty() => {}
-            _ = stopped(&mut stop), if !stopping => {
-                connection.as_mut().graceful_shutdown();
-                stopping = true;
-            }
+        }
+        _ = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
         }
     }
 }

@@ -2,16 +2,9 @@
 //! for hop-by-hop headers (RFC 9110 §7.6.1) and the added `x-prediction-id`. On predict routes the
 //! request body (up to the capture limit) is read before forwarding, to find the correlation id,
 //! and the response body is copied as it streams by; neither is ever held back for capture.
-//!
-//! Towards an HTTP/1.1 upstream each client connection has a [`Lane`]: an upstream connection of
-//! its own, driven by the client connection's task. HTTP/1.1 answers one request at a time per
-//! connection, so a lane needs no pool, no lock contention and no hand-over between tasks; a pool
-//! shared by all connections cost throughput and, when it raced new connections against busy
-//! ones, added milliseconds to the tail (docs/proxy.md, "Performance"). Towards HTTP/2 one pooled
-//! connection multiplexes every request.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -19,13 +12,11 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::sync::mpsc;
+use hyper_util::rt::TokioExecutor;
 
 use super::capture::{Capture, CaptureQueue};
 use super::config::ProxyConfig;
@@ -44,46 +35,14 @@ const CE_ID: HeaderName = HeaderName::from_static("ce-id");
 /// collector stores ids of at most 128 bytes.
 const MAX_ID_LEN: usize = 100;
 
-/// An upstream connection's work: reading and writing its socket. The client connection's task
-/// polls it (see [`Lane`]).
-pub type UpstreamConnection = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-/// The HTTP/1.1 upstream connection of one client connection.
-pub struct Lane {
-    sender: Mutex<Option<http1::SendRequest<ProxyBody>>>,
-    /// New upstream connections go to the client connection's task, which drives them.
-    drive: mpsc::UnboundedSender<UpstreamConnection>,
-}
-
-impl Lane {
-    /// A lane whose connections are driven by whoever holds the receiver.
-    pub fn new() -> (Arc<Self>, mpsc::UnboundedReceiver<UpstreamConnection>) {
-        let (drive, driven) = mpsc::unbounded_channel();
-        (Arc::new(Self { sender: Mutex::new(None), drive }), driven)
-    }
-
-    fn take(&self) -> Option<http1::SendRequest<ProxyBody>> {
-        self.sender.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-
-    fn put(&self, sender: http1::SendRequest<ProxyBody>) {
-        *self.sender.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender);
-    }
-}
-
 /// Forwards requests; shared by every connection.
 pub struct Forwarder {
-    /// The HTTP/2 upstream's pooled client (HTTP/1.1 goes by lanes).
     client: Client<HttpConnector, ProxyBody>,
     scheme: hyper::http::uri::Scheme,
     authority: hyper::http::uri::Authority,
-    /// `host:port` of the upstream, for lanes' connections.
-    address: String,
     prefix: String,
-    /// Whether the upstream speaks HTTP/2 (then requests use `client`, not lanes).
-    pub http2: bool,
+    http2: bool,
     timeout: Duration,
-    connect_timeout: Duration,
     limit: usize,
     routes: Routes,
     queue: Arc<CaptureQueue>,
@@ -111,16 +70,13 @@ impl Forwarder {
         connector.set_connect_timeout(Some(config.connect_timeout));
         let mut builder = Client::builder(TokioExecutor::new());
         builder.pool_idle_timeout(Duration::from_secs(90)).http2_only(config.upstream_http2);
-        let address = format!("{}:{}", authority.host(), authority.port_u16().unwrap_or(80));
         Ok(Self {
             client: builder.build(connector),
             scheme: hyper::http::uri::Scheme::HTTP,
             authority,
-            address,
             prefix: uri.path().trim_end_matches('/').to_string(),
             http2: config.upstream_http2,
             timeout: config.upstream_timeout,
-            connect_timeout: config.connect_timeout,
             limit: config.capture_max_bytes.min(usize::MAX as u64) as usize,
             routes: Routes::new(&config.predict_paths),
             queue,
@@ -128,9 +84,8 @@ impl Forwarder {
         })
     }
 
-    /// Answers one client request, over `lane` towards an HTTP/1.1 upstream. Never fails:
-    /// upstream trouble becomes 502 or 504.
-    pub async fn handle(self: Arc<Self>, request: Request<Incoming>, lane: Option<Arc<Lane>>) -> Response<ProxyBody> {
+    /// Answers one client request. Never fails: upstream trouble becomes 502 or 504.
+    pub async fn handle(self: Arc<Self>, request: Request<Incoming>) -> Response<ProxyBody> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
         let predict = parts.method == Method::POST && self.routes.matches(parts.uri.path());
@@ -177,20 +132,8 @@ impl Forwarder {
             parts.version = Version::HTTP_2;
         } else {
             parts.version = Version::HTTP_11;
-            if !parts.headers.contains_key(header::HOST)
-                && let Ok(host) = HeaderValue::from_str(self.authority.as_str())
-            {
-                parts.headers.insert(header::HOST, host);
-            }
         }
-        let request = Request::from_parts(parts, body);
-        let sent = async {
-            match &lane {
-                Some(lane) => self.send_on(lane, request).await,
-                None => self.client.request(request).await.map_err(BoxError::from),
-            }
-        };
-        let outcome = tokio::time::timeout(self.timeout, sent).await;
+        let outcome = tokio::time::timeout(self.timeout, self.client.request(Request::from_parts(parts, body))).await;
         self.metrics.upstream_duration.observe(started.elapsed().as_secs_f64());
         let response = match outcome {
             Err(_) => {
@@ -205,7 +148,7 @@ impl Forwarder {
                     self.queue.drop_one(DropReason::UpstreamError, &e);
                 }
                 tracing::debug!(error = ?e, "upstream request failed");
-                error(StatusCode::BAD_GATEWAY, "upstream_unavailable", &format!("the upstream failed: {}", cause(&*e)))
+                error(StatusCode::BAD_GATEWAY, "upstream_unavailable", &format!("the upstream failed: {}", cause(&e)))
             }
             Ok(Ok(response)) => {
                 let (mut parts, body) = response.into_parts();
@@ -247,61 +190,15 @@ impl Forwarder {
         response
     }
 
-    /// The request's URI towards the upstream: absolute for HTTP/2 (its `:authority`), the path
-    /// alone for HTTP/1.1 (the origin form of its request line).
     fn upstream_uri(&self, uri: &Uri) -> Result<Uri, String> {
         let pq = uri.path_and_query().map_or("/", |pq| pq.as_str());
         let pq = if self.prefix.is_empty() { pq.to_string() } else { format!("{}{pq}", self.prefix) };
-        let builder = if self.http2 {
-            Uri::builder().scheme(self.scheme.clone()).authority(self.authority.clone())
-        } else {
-            Uri::builder()
-        };
-        builder.path_and_query(pq).build().map_err(|e| format!("cannot build the upstream URI: {e}"))
-    }
-
-    /// Sends a request on the lane's connection, opening one when it has none or the upstream
-    /// closed it. A request the upstream never saw because it closed a kept-alive connection
-    /// first is sent again on a new connection, as a pooling client does; nothing else is retried.
-    async fn send_on(&self, lane: &Lane, request: Request<ProxyBody>) -> Result<Response<Incoming>, BoxError> {
-        let kept = match lane.take() {
-            Some(mut sender) => sender.ready().await.is_ok().then_some(sender),
-            None => None,
-        };
-        let reused = kept.is_some();
-        let mut sender = match kept {
-            Some(sender) => sender,
-            None => self.connect(lane).await?,
-        };
-        let response = match sender.try_send_request(request).await {
-            Ok(response) => response,
-            Err(mut e) => match e.take_message() {
-                Some(request) if reused => {
-                    sender = self.connect(lane).await?;
-                    sender.send_request(request).await?
-                }
-                _ => return Err(e.into_error().into()),
-            },
-        };
-        lane.put(sender);
-        Ok(response)
-    }
-
-    /// Opens an upstream connection for `lane` and hands its driving to the lane's task.
-    async fn connect(&self, lane: &Lane) -> Result<http1::SendRequest<ProxyBody>, BoxError> {
-        let stream =
-            tokio::time::timeout(self.connect_timeout, tokio::net::TcpStream::connect(&self.address)).await.map_err(
-                |_| format!("no connection to {} within --connect-timeout ({:?})", self.address, self.connect_timeout),
-            )??;
-        stream.set_nodelay(true)?;
-        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await?;
-        let driven: UpstreamConnection = Box::pin(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-            }
-        });
-        lane.drive.send(driven).map_err(|_| "the client connection is gone")?;
-        Ok(sender)
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| format!("cannot build the upstream URI: {e}"))
     }
 }
 
