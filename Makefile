@@ -84,7 +84,7 @@ bench-predictor: setup-rust setup-onnxruntime
 bench-proxy:
 	$(CARGO) build --release
 	@command -v wrk >/dev/null && command -v nginx >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk nginx-light; }
-	RATE_BIN=$$($(CARGO) bench --bench rate --no-run --message-format=json | python3 -c 'import json, sys; print(next(m["executable"] for m in map(json.loads, sys.stdin) if m.get("executable") and m["target"]["name"] == "rate"))') benches/proxy.sh
+	RATE_BIN=$$($(CARGO) bench --bench rate --no-run --message-format=json | python3 -c 'import json, sys; ms = [json.loads(line) for line in sys.stdin]; print(next(m["executable"] for m in ms if m.get("executable") and m["target"]["name"] == "rate"))') benches/proxy.sh
 
 bench-report: $(VENV)/.golden
 	$(CARGO) build --release
