@@ -70,8 +70,8 @@ pub enum Sink {
 }
 
 /// How long a batch waits for more exchanges after its first one, at most. Each write is a WAL
-/// append and an fsync (or a POST): under steady traffic, batches of this span cost a small,
-/// bounded number of writes a second instead of one per few requests. Rows reach Parquet at the
+/// append and an fsync (or a POST): batches of this span cost at most about 50 writes a second
+/// (until batches fill `batch_max_rows` sooner) instead of one per few requests. Rows reach Parquet at the
 /// collector's `flush_interval` anyway, so the wait is not seen.
 pub const BATCH_LINGER: Duration = Duration::from_millis(20);
 
