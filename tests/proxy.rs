@@ -608,24 +608,6 @@ fn thread_nice(pid: u32) -> Vec<(String, i32)> {
     out
 }
 
-/// How many Parquet files are under `dir`.
-#[cfg(target_os = "linux")]
-fn parquet_files(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for entry in std::fs::read_dir(d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if path.extension().is_some_and(|e| e == "parquet") {
-                n += 1;
-            }
-        }
-    }
-    n
-}
-
 #[cfg(target_os = "linux")]
 #[test]
 fn capture_threads_run_at_a_lower_priority_than_the_traffic() {
@@ -638,11 +620,11 @@ fn capture_threads_run_at_a_lower_priority_than_the_traffic() {
         let mut args = vec!["--upstream", &upstream_url, "--model", "credit", "--config", config];
         args.extend(flag.map(|n| ["--capture-nice", n]).into_iter().flatten());
         let proxy = Proc::proxy(&args);
-        let flushed = parquet_files(dir.path());
+        let flushed = support::parquet_files(dir.path()).len();
         let r = post(&proxy.url("/predict"), &[], r#"{"features": {"age": 41, "region": "north", "vip": true}}"#);
         assert_eq!(r.status(), 200);
         // After a flush to Parquet (every second here), whose blocking work is capture's too.
-        wait_until(Duration::from_secs(30), "a flush", || parquet_files(dir.path()) > flushed);
+        wait_until(Duration::from_secs(30), "a flush", || support::parquet_files(dir.path()).len() > flushed);
         let threads = thread_nice(proxy.child.id());
         for name in ["capture", "wal-writer", "flush-credit"] {
             let nice: Vec<i32> = threads.iter().filter(|(n, _)| n == name).map(|(_, v)| *v).collect();
