@@ -3,7 +3,8 @@
 //! gradient-boosted classifier made in-process by the built-in trainer (100 trees of depth 3,
 //! 8 numerical and 2 categorical features), and drives `POST /v1/models/{model}/predict` with
 //! batches of 1 and 64 rows. Prints rows/s, requests/s, p50 and p99 latency per (batch, capture),
-//! and what capture costs. Run with `make bench-predictor` (`cargo bench --bench predictor`).
+//! and what capture costs. Run with `make bench-predictor` (`cargo bench --bench predictor`);
+//! `BASELINE_BIN=path/to/driftwatch` adds another build, capture on, to the same run.
 //! Not a test: the figures depend on the machine, and nothing is asserted on them.
 //!
 //! Needs ONNX Runtime (`make setup-onnxruntime`, or `ORT_DYLIB_PATH`). The load generator is one
@@ -11,6 +12,7 @@
 //! server for the CPU, and the latencies include waiting for one of the `pool_size` sessions.
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -134,11 +136,11 @@ struct Server {
 }
 
 impl Server {
-    fn start(capture: bool) -> Self {
+    fn start(binary: &Path, capture: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("bench.toml");
         std::fs::write(&cfg, config(capture)).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+        let mut child = Command::new(binary)
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -336,24 +338,33 @@ fn main() {
         load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
     );
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut results: Vec<(usize, bool, Run)> = Vec::new();
-    let mut capture_mean_ms = f64::NAN;
-    for capture in [true, false] {
-        let server = Server::start(capture);
+    // What runs: this build with capture on and off, and, with BASELINE_BIN, another build (an
+    // earlier commit's binary) with capture on, in the same run so the two compare fairly.
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_driftwatch"));
+    let mut setups = vec![("on", true, this.clone()), ("off", false, this)];
+    if let Some(baseline) = std::env::var_os("BASELINE_BIN") {
+        println!("baseline: {} (capture on)", Path::new(&baseline).display());
+        setups.push(("baseline", true, PathBuf::from(baseline)));
+    }
+    let mut results: Vec<(usize, &str, Run)> = Vec::new();
+    let mut writes = (f64::NAN, f64::NAN);
+    for (label, capture, binary) in &setups {
+        let server = Server::start(binary, *capture);
         server.serve(&onnx);
         for batch in BATCHES {
-            results.push((batch, capture, rt.block_on(drive(&server, batch))));
+            results.push((batch, label, rt.block_on(drive(&server, batch))));
         }
-        if capture {
-            let (sum, count) = (
+        if *capture {
+            let dropped = server.metric("driftwatch_predictor_capture_dropped_total");
+            if dropped > 0.0 {
+                println!("note ({label}): {dropped} rows were dropped under this load (counted, not captured)");
+            }
+        }
+        if *label == "on" {
+            writes = (
                 server.metric("driftwatch_predictor_capture_seconds_sum"),
                 server.metric("driftwatch_predictor_capture_seconds_count"),
             );
-            capture_mean_ms = sum / count.max(1.0) * 1000.0;
-            let dropped = server.metric("driftwatch_predictor_capture_dropped_total");
-            if dropped > 0.0 {
-                println!("note: the collector dropped {dropped} rows under this load (counted, not captured)");
-            }
         }
     }
 
@@ -362,10 +373,9 @@ fn main() {
         "{:>6} {:>8} {:>10} {:>11} {:>9} {:>9} {:>13} {:>7}",
         "batch", "capture", "rows/s", "requests/s", "p50 ms", "p99 ms", "CPU µs/row", "errors"
     );
-    for (batch, capture, run) in &results {
+    for (batch, label, run) in &results {
         println!(
-            "{batch:>6} {:>8} {:>10.0} {:>11.0} {:>9.2} {:>9.2} {:>13.1} {:>7}",
-            if *capture { "on" } else { "off" },
+            "{batch:>6} {label:>8} {:>10.0} {:>11.0} {:>9.2} {:>9.2} {:>13.1} {:>7}",
             run.rows_per_s(*batch),
             run.requests_per_s(),
             run.quantile_ms(0.50),
@@ -374,22 +384,33 @@ fn main() {
             run.errors
         );
     }
+    let find = |batch: usize, label: &str| results.iter().find(|(b, l, _)| *b == batch && *l == label).map(|r| &r.2);
+    let compare = |title: &str, a: &str, b: &str| {
+        if find(BATCHES[0], a).is_none() || find(BATCHES[0], b).is_none() {
+            return;
+        }
+        println!();
+        println!("{title}:");
+        for batch in BATCHES {
+            let (Some(x), Some(y)) = (find(batch, a), find(batch, b)) else { return };
+            println!(
+                "  batch {batch:>2}: throughput {:.2}× ({:+.1}%), p50 {:+.2} ms, p99 {:+.2} ms, server CPU {:+.1} µs/row",
+                x.rows_per_s(batch) / y.rows_per_s(batch),
+                (x.rows_per_s(batch) / y.rows_per_s(batch) - 1.0) * 100.0,
+                x.quantile_ms(0.50) - y.quantile_ms(0.50),
+                x.quantile_ms(0.99) - y.quantile_ms(0.99),
+                x.cpu_us_per_row(batch) - y.cpu_us_per_row(batch)
+            );
+        }
+    };
+    compare("capture's cost (on against off)", "on", "off");
+    compare("the baseline's capture cost (baseline on against this build off)", "baseline", "off");
+    compare("this build against the baseline, capture on", "on", "baseline");
     println!();
-    println!("capture's cost (on against off):");
-    for batch in BATCHES {
-        let find = |c: bool| &results.iter().find(|(b, cap, _)| *b == batch && *cap == c).unwrap().2;
-        let (on, off) = (find(true), find(false));
-        println!(
-            "  batch {batch:>2}: throughput {:.2}× of without ({:+.1}%), p50 {:+.2} ms, p99 {:+.2} ms, server CPU {:+.1} µs/row",
-            on.rows_per_s(batch) / off.rows_per_s(batch),
-            (on.rows_per_s(batch) / off.rows_per_s(batch) - 1.0) * 100.0,
-            on.quantile_ms(0.50) - off.quantile_ms(0.50),
-            on.quantile_ms(0.99) - off.quantile_ms(0.99),
-            on.cpu_us_per_row(batch) - off.cpu_us_per_row(batch)
-        );
-    }
     println!(
-        "  server side, mean time to hand one request's rows to the collector (WAL append + fsync): {capture_mean_ms:.2} ms \
-         (driftwatch_predictor_capture_seconds, both batch sizes, warm-up included)"
+        "  server side: {:.0} capture writes (WAL append + fsync, one per batch of requests), {:.2} ms each on average \
+         (driftwatch_predictor_capture_seconds, both batch sizes, warm-up included)",
+        writes.1,
+        writes.0 / writes.1.max(1.0) * 1000.0
     );
 }

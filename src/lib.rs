@@ -8,6 +8,7 @@
 
 pub mod alerting;
 pub mod auth;
+pub mod batching;
 pub mod config;
 pub mod demo;
 pub mod lifecycle;

@@ -9,6 +9,7 @@
 //! refused upload, or fail a prediction because capture could not keep up (it drops and counts).
 
 pub mod api;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod input;

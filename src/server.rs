@@ -71,6 +71,7 @@ struct AppState {
     registry: prometheus::Registry,
     ready: Arc<AtomicBool>,
     monitor: Arc<Monitor>,
+    lifecycle: Arc<crate::lifecycle::Lifecycle>,
 }
 
 /// A running server.
@@ -79,6 +80,7 @@ pub struct Server {
     pub addr: SocketAddr,
     collector: Arc<Collector>,
     monitor: Arc<Monitor>,
+    lifecycle: Arc<crate::lifecycle::Lifecycle>,
     ready: Arc<AtomicBool>,
     stop: oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -192,6 +194,7 @@ impl Server {
             registry,
             ready: ready.clone(),
             monitor: monitor.clone(),
+            lifecycle: lifecycle.clone(),
         };
         let ingest = driftwatch_collector::api::routes(IngestState {
             collector: collector.clone(),
@@ -224,7 +227,7 @@ impl Server {
                 query: config.query.clone(),
             }))
             .merge(crate::alerting::routes(engine))
-            .merge(crate::lifecycle::api::routes(lifecycle))
+            .merge(crate::lifecycle::api::routes(lifecycle.clone()))
             .merge(crate::retrain::routes(retrainer))
             .merge(crate::auth::login::routes(auth.clone()))
             .fallback(|| async {
@@ -255,6 +258,7 @@ impl Server {
             addr,
             collector,
             monitor,
+            lifecycle,
             ready,
             stop,
             task,
@@ -289,6 +293,12 @@ impl Server {
         for t in self.alert_tasks {
             let _ = tokio::time::timeout(self.shutdown_timeout, t).await;
         }
+        // Rows answered by the predictor but still queued for capture are written first; a
+        // collector that cannot write must not hold the stop forever.
+        if tokio::time::timeout(self.shutdown_timeout, self.lifecycle.stop_capture()).await.is_err() {
+            tracing::warn!(timeout = ?self.shutdown_timeout, "the predictor's capture queue was not written within the shutdown timeout; its rows are lost");
+        }
+        drop(self.lifecycle);
         self.collector.flush().await.map_err(anyhow::Error::msg)?;
         match Arc::try_unwrap(self.collector) {
             Ok(collector) => tokio::task::spawn_blocking(move || collector.shutdown()).await?,
@@ -321,6 +331,7 @@ async fn models(State(state): State<AppState>) -> Response {
 }
 
 async fn flush(State(state): State<AppState>) -> Response {
+    state.lifecycle.drain_capture().await;
     match state.collector.flush().await {
         Ok(()) => axum::Json(serde_json::json!({"flushed": true})).into_response(),
         Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "flush_failed", e).into_response(),

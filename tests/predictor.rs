@@ -306,3 +306,122 @@ fn walk(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out
 }
+
+/// The sum of a counter's samples whose label set contains `labels`.
+fn counter(metrics: &str, name: &str, labels: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(labels))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Rows are captured after the answer, in batches: a graceful stop right after the answers still
+/// stores every answered row; a collector that cannot write makes the queue shed rows, counted,
+/// while every answer is still a 200; and no row is lost without being counted.
+#[test]
+fn capture_never_holds_up_an_answer_and_loses_nothing_uncounted() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(models) = make_models(dir.path()) else { return };
+    let v1 = std::fs::read(models.join("credit_v1.onnx")).unwrap();
+    let expected: Value = serde_json::from_slice(&std::fs::read(models.join("expected.json")).unwrap()).unwrap();
+    let body = records(&expected["credit_rows"]);
+    let rows_per_request = expected["credit_rows"].as_array().unwrap().len() as u64;
+    // `collector` replaces the collector's settings; `predictor` is added to the predictor's.
+    let start = |root: &str, collector: &str, predictor: &str| {
+        let config = dir.path().join(format!("{root}.toml"));
+        let text = CONFIG
+            .replace("root = \"store\"", &format!("root = \"{root}\""))
+            .replace("flush_interval = \"1s\"", collector)
+            .replace("[predictor]", &format!("[predictor]\n{predictor}"));
+        std::fs::write(&config, text).unwrap();
+        let server = Server::start(&config);
+        assert_eq!(upload(&server, "credit", v1.clone()).0, 201);
+        assert_eq!(server.post_json("/v1/models/credit/versions/1/promote", &json!({})).0, 200);
+        server
+    };
+
+    // A graceful stop at once after the answers: every returned id is in Parquet.
+    let server = start("graceful", "flush_interval = \"1s\"", "");
+    let url = server.url("/v1/models/credit/predict");
+    let sent_from = chrono::Utc::now().timestamp_micros();
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (url, body) = (url.clone(), body.clone());
+            std::thread::spawn(move || {
+                let mut ids = Vec::new();
+                for _ in 0..25 {
+                    let answer: Value = client().post(&url).json(&body).send().unwrap().json().unwrap();
+                    for row in answer["predictions"].as_array().expect("an answer with predictions") {
+                        ids.push(row["prediction_id"].as_str().unwrap().to_string());
+                    }
+                }
+                ids
+            })
+        })
+        .collect();
+    let answered: Vec<String> = clients.into_iter().flat_map(|c| c.join().unwrap()).collect();
+    let answered_by = chrono::Utc::now().timestamp_micros();
+    assert_eq!(answered.len() as u64, 100 * rows_per_request);
+    let log = server.stop();
+    // The capture workers let go of the collector, so it shuts down cleanly (no WAL left to replay).
+    let unclean: Vec<&String> =
+        log.iter().filter(|l| l.contains("still in use") || l.contains("still referenced")).collect();
+    assert!(unclean.is_empty(), "the collector did not shut down cleanly: {unclean:?}");
+    let mut stored = std::collections::HashSet::new();
+    for batch in support::read_parquet(&dir.path().join("graceful/credit/predictions")) {
+        use arrow::array::AsArray;
+        stored.extend(
+            batch.column_by_name("prediction_id").unwrap().as_string::<i32>().iter().flatten().map(str::to_string),
+        );
+        // Each row's event time is its request's arrival, not the later write.
+        let times = batch.column_by_name("timestamp").unwrap();
+        for t in times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>().iter().flatten() {
+            assert!(
+                (sent_from..=answered_by).contains(&t),
+                "timestamp {t} outside the requests' span {sent_from}..={answered_by}"
+            );
+        }
+    }
+    let missing = answered.iter().filter(|id| !stored.contains(*id)).count();
+    assert_eq!(missing, 0, "{missing} of {} answered rows are not in Parquet after a graceful stop", answered.len());
+
+    // A store that cannot be written: the collector's backlog reaches max_pending_bytes, the
+    // capture worker waits, the queue (one request) fills, and rows are dropped and counted.
+    let blocker = dir.path().join("stuck/credit/predictions");
+    std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
+    std::fs::write(&blocker, "not a folder").unwrap();
+    let server = start(
+        "stuck",
+        "flush_interval = \"100ms\"\nmax_segment_bytes = \"4KiB\"\nmax_pending_bytes = \"16KiB\"",
+        "capture_queue = 1",
+    );
+    let dropped = |reason: &str| {
+        counter(
+            &server.metrics(),
+            "driftwatch_predictor_capture_dropped_total",
+            &format!("model=\"credit\",reason=\"{reason}\""),
+        )
+    };
+    let mut answered_rows = 0;
+    support::wait_until(std::time::Duration::from_secs(60), "rows dropped as queue_full", || {
+        let (status, answer) = server.post_json("/v1/models/credit/predict", &body);
+        assert_eq!(status, 200, "an answer failed while capture could not keep up: {answer}");
+        answered_rows += rows_per_request;
+        dropped("queue_full") > 0
+    });
+    // The store comes back: what was queued is written, and flush succeeds.
+    std::fs::remove_file(&blocker).unwrap();
+    support::wait_until(std::time::Duration::from_secs(60), "a flush once the store is back", || {
+        server.post_json("/v1/flush", &json!({})).0 == 200
+    });
+    let stored = server.query("SELECT count(*) AS n FROM predictions")[0]["n"].as_u64().unwrap();
+    let all_dropped = counter(&server.metrics(), "driftwatch_predictor_capture_dropped_total", "model=\"credit\"");
+    assert!(stored > 0, "nothing was stored after the store came back");
+    assert_eq!(
+        stored + all_dropped,
+        answered_rows,
+        "stored {stored} + dropped {all_dropped} != answered {answered_rows}"
+    );
+    server.stop();
+}

@@ -84,6 +84,19 @@ pub fn decode(cx: &DecodeContext<'_>, table: Table, format: Format, body: &[u8])
     Ok(batch)
 }
 
+/// Validates records already parsed (each a JSON object, as in a JSON body) into one batch of the
+/// table's stored schema, with the same rules and messages as [`decode`].
+pub fn decode_records(
+    cx: &DecodeContext<'_>,
+    table: Table,
+    records: &[serde_json::Value],
+) -> Result<RecordBatch, ApiError> {
+    if records.is_empty() {
+        return Err(ApiError::bad_request("empty", "the request holds no records"));
+    }
+    json::decode_records(cx, table, records)
+}
+
 /// A new prediction id: a UUIDv7, so ids sort by creation time.
 pub fn new_prediction_id() -> String {
     uuid::Uuid::now_v7().to_string()

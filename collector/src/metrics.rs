@@ -11,7 +11,8 @@ pub const UNKNOWN_MODEL: &str = "_unknown";
 pub struct Metrics {
     /// `driftwatch_ingest_rows_total{model,table}`: rows acknowledged.
     pub rows: IntCounterVec,
-    /// `driftwatch_ingest_bytes_total{model,table}`: request body bytes acknowledged.
+    /// `driftwatch_ingest_bytes_total{model,table}`: request body bytes acknowledged. Rows captured
+    /// in the same process (the predictor, the proxy's local mode) arrive parsed and count none.
     pub bytes: IntCounterVec,
     /// `driftwatch_ingest_rejected_total{model,reason}`: requests refused, by error code.
     pub rejected: IntCounterVec,
@@ -38,7 +39,10 @@ impl Metrics {
                 &["model", "table"],
             )?,
             bytes: IntCounterVec::new(
-                Opts::new("driftwatch_ingest_bytes_total", "Request body bytes acknowledged by ingest."),
+                Opts::new(
+                    "driftwatch_ingest_bytes_total",
+                    "Request body bytes acknowledged by ingest (HTTP bodies; in-process capture counts none).",
+                ),
                 &["model", "table"],
             )?,
             rejected: IntCounterVec::new(

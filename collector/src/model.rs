@@ -184,6 +184,22 @@ impl ModelCollector {
 
     /// Validates a request body and makes it durable. On any error nothing of it is written.
     pub async fn ingest(&self, table: Table, format: Format, body: &[u8]) -> Result<Receipt, ApiError> {
+        self.admit()?;
+        let batch = decode::decode(&self.context(), table, format, body)?;
+        self.write(table, batch, body.len()).await
+    }
+
+    /// Validates records already parsed, as `ingest` does a JSON body of them, and makes them
+    /// durable: the path of in-process capture (the predictor, the proxy's local mode), which
+    /// skips writing JSON only to parse it again. No body bytes are counted.
+    pub async fn ingest_records(&self, table: Table, records: &[serde_json::Value]) -> Result<Receipt, ApiError> {
+        self.admit()?;
+        let batch = decode::decode_records(&self.context(), table, records)?;
+        self.write(table, batch, 0).await
+    }
+
+    /// Refuses new rows while too much waits to be written to Parquet.
+    fn admit(&self) -> Result<(), ApiError> {
         let pending = self.wal.pending.load(Ordering::Relaxed);
         if pending >= self.max_pending {
             return Err(ApiError::overloaded(
@@ -194,8 +210,15 @@ impl ModelCollector {
                 1,
             ));
         }
-        let cx = DecodeContext { schema: &self.schema, now_us: chrono::Utc::now().timestamp_micros() };
-        let batch = decode::decode(&cx, table, format, body)?;
+        Ok(())
+    }
+
+    fn context(&self) -> DecodeContext<'_> {
+        DecodeContext { schema: &self.schema, now_us: chrono::Utc::now().timestamp_micros() }
+    }
+
+    /// Appends a validated batch to the WAL and waits until it is durable.
+    async fn write(&self, table: Table, batch: RecordBatch, body_bytes: usize) -> Result<Receipt, ApiError> {
         let frame = wal::encode_frame(table, &batch).map_err(|e| ApiError::internal(&e))?;
         let started = Instant::now();
         match self.wal.append(frame).await {
@@ -218,7 +241,7 @@ impl ModelCollector {
         self.metrics.wal_append.observe(started.elapsed().as_secs_f64());
         let labels = [self.name.as_str(), table.as_str()];
         self.metrics.rows.with_label_values(&labels).inc_by(batch.num_rows() as u64);
-        self.metrics.bytes.with_label_values(&labels).inc_by(body.len() as u64);
+        self.metrics.bytes.with_label_values(&labels).inc_by(body_bytes as u64);
         let pending = self.wal.pending.load(Ordering::Relaxed);
         self.metrics.wal_bytes.with_label_values(&[&self.name]).set(pending as i64);
         self.metrics.buffer_fill.with_label_values(&[&self.name]).set(pending as f64 / self.max_pending as f64);

@@ -23,12 +23,16 @@ pub struct PredictorConfig {
     /// another replica). Default `"5s"`.
     #[serde(with = "units::duration")]
     pub reload_interval: Duration,
-    /// Store every answered row as a prediction row through the collector before answering.
+    /// Store every answered row as a prediction row through the collector. Rows are queued and
+    /// written in batches after the answer (within about 20 ms), so capture never delays it.
     /// `false` answers without storing (ids are still generated and returned), which leaves
     /// drift and accuracy monitoring blind to this traffic; it exists to measure capture's cost
     /// (`make bench-predictor`) or for a predictor whose traffic is captured elsewhere.
     /// Default `true`.
     pub capture: bool,
+    /// Answered requests whose rows may wait to be captured, per model; when the queue is full,
+    /// rows are dropped and counted (`reason="queue_full"`), never the answer. Default `1024`.
+    pub capture_queue: usize,
 }
 
 impl Default for PredictorConfig {
@@ -40,6 +44,7 @@ impl Default for PredictorConfig {
             max_batch_rows: 1024,
             reload_interval: Duration::from_secs(5),
             capture: true,
+            capture_queue: 1024,
         }
     }
 }
@@ -55,6 +60,9 @@ impl PredictorConfig {
         }
         if self.max_batch_rows == 0 {
             return Err("predictor.max_batch_rows: must be at least 1".into());
+        }
+        if self.capture_queue == 0 {
+            return Err("predictor.capture_queue: must be at least 1".into());
         }
         if self.reload_interval.is_zero() {
             return Err("predictor.reload_interval: must be more than 0".into());

@@ -15,7 +15,8 @@ pub struct Metrics {
     pub capture_dropped: IntCounterVec,
     /// `driftwatch_model_champion_version{model}`: the served version (0: none).
     pub champion: IntGaugeVec,
-    /// `driftwatch_predictor_capture_seconds`: time to hand a request's rows to the collector.
+    /// `driftwatch_predictor_capture_seconds`: time to write one batch of captured rows to the
+    /// collector (WAL append and sync); answers do not wait for it.
     pub capture: Histogram,
 }
 
@@ -47,7 +48,7 @@ impl Metrics {
             capture: Histogram::with_opts(
                 HistogramOpts::new(
                     "driftwatch_predictor_capture_seconds",
-                    "Time to hand a request's rows to the collector.",
+                    "Time to write one batch of captured rows to the collector (WAL append and sync).",
                 )
                 .buckets(prometheus::exponential_buckets(0.00005, 2.0, 16)?),
             )?,

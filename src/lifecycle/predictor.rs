@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use driftwatch_collector::decode::{Format, Table};
 use driftwatch_collector::schema::{ModelSchema, ValueKind};
 use driftwatch_collector::store::Store;
 use driftwatch_collector::{ApiError, Collector};
@@ -16,6 +15,7 @@ use ort::value::{DynValue, Tensor};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
+use super::capture::Capture;
 use super::config::PredictorConfig;
 use super::input::{Column, FeatureBatch};
 use super::metrics::Metrics;
@@ -281,7 +281,7 @@ pub struct Answer {
 pub struct Lifecycle {
     models: BTreeMap<String, Arc<ServedModel>>,
     config: PredictorConfig,
-    collector: Option<Arc<Collector>>,
+    capture: Option<Capture>,
     metrics: Option<Metrics>,
 }
 
@@ -300,7 +300,12 @@ impl Lifecycle {
             let registry = Registry::new(store.clone(), name.clone(), Arc::new(schema.clone()));
             models.insert(name.clone(), Arc::new(ServedModel { registry, champion: RwLock::new(None) }));
         }
-        let lifecycle = Self { models, config, collector, metrics };
+        // Capture runs only where there is a collector to write to and it is on.
+        let capture = match (&collector, config.capture) {
+            (Some(c), true) => Some(Capture::start(c, config.capture_queue, CAPTURE_BATCH_ROWS, metrics.clone())),
+            _ => None,
+        };
+        let lifecycle = Self { models, config, capture, metrics };
         if lifecycle.config.enabled {
             for name in lifecycle.models.keys() {
                 if let Err(e) = lifecycle.reload(name).await {
@@ -452,10 +457,12 @@ impl Lifecycle {
         })
     }
 
-    /// Predicts a batch on `champion` and captures the rows (unless `predictor.capture` is off).
-    /// Capture failures are counted, not returned.
+    /// Predicts a batch on `champion` and queues the rows for capture (unless `predictor.capture`
+    /// is off). Capture never delays the answer; its failures are counted, not returned.
     pub async fn predict(&self, name: &str, champion: Arc<Champion>, batch: FeatureBatch) -> Result<Answer, ApiError> {
         let batch = Arc::new(batch);
+        // The rows' event time: the arrival, not the later capture write.
+        let arrived = chrono::Utc::now();
         let started = Instant::now();
         let predicted = champion.predict(batch.clone()).await.map_err(|e| {
             tracing::warn!(model = %name, version = champion.version, error = %e, "inference failed");
@@ -471,54 +478,24 @@ impl Lifecycle {
         }
         let ids: Vec<String> =
             batch.ids.iter().map(|id| id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string())).collect();
-        if self.config.capture {
-            self.capture(name, &champion, &batch, &ids, &predicted).await;
+        if let Some(capture) = &self.capture {
+            capture.submit(name, capture_records(&champion, arrived, &batch, &ids, &predicted));
         }
         Ok(Answer { version: champion.version, ids, predicted })
     }
 
-    async fn capture(
-        &self,
-        name: &str,
-        champion: &Champion,
-        batch: &FeatureBatch,
-        ids: &[String],
-        predicted: &Predicted,
-    ) {
-        let Some(model) = self.collector.as_ref().and_then(|c| c.model(name)) else { return };
-        let schema = &champion.schema;
-        let version = format!("v{}", champion.version);
-        let records: Vec<Value> = (0..batch.rows)
-            .map(|i| {
-                let mut r = json!({
-                    "prediction_id": ids[i],
-                    "model_version": version,
-                    "features": batch.features_json(schema, i),
-                    "prediction": predicted.prediction(schema.prediction, i),
-                });
-                if let (Some(s), false) = (predicted.scores(i), schema.scores.is_empty()) {
-                    r["scores"] = Value::from(s.iter().map(|x| f64::from(*x)).collect::<Vec<_>>());
-                }
-                r
-            })
-            .collect();
-        let body = serde_json::to_vec(&records).unwrap_or_default();
-        let started = Instant::now();
-        let result = model.ingest(Table::Predictions, Format::Json, &body).await;
-        if let Some(m) = &self.metrics {
-            m.capture.observe(started.elapsed().as_secs_f64());
+    /// Returns once every row answered before the call is stored through the collector (or
+    /// dropped and counted): `/v1/flush` calls it before flushing the collector.
+    pub async fn drain_capture(&self) {
+        if let Some(capture) = &self.capture {
+            capture.drain().await;
         }
-        if let Err(e) = result {
-            let reason = match e.status {
-                StatusCode::TOO_MANY_REQUESTS => "overloaded",
-                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-                s if s.is_client_error() => "rejected",
-                _ => "error",
-            };
-            tracing::warn!(model = %name, code = e.code, message = %e.message, "predictions not captured");
-            if let Some(m) = &self.metrics {
-                m.capture_dropped.with_label_values(&[name, reason]).inc_by(batch.rows as u64);
-            }
+    }
+
+    /// Drains the capture queues and ends their workers, before the collector shuts down.
+    pub async fn stop_capture(&self) {
+        if let Some(capture) = &self.capture {
+            capture.stop().await;
         }
     }
 
@@ -528,4 +505,35 @@ impl Lifecycle {
             m.requests.with_label_values(&[name, endpoint, code]).inc();
         }
     }
+}
+
+/// Rows one capture write holds at most: batches of small requests fill up to this.
+const CAPTURE_BATCH_ROWS: usize = 1000;
+
+/// One request's prediction records, as the ingest API takes them.
+fn capture_records(
+    champion: &Champion,
+    arrived: chrono::DateTime<chrono::Utc>,
+    batch: &FeatureBatch,
+    ids: &[String],
+    predicted: &Predicted,
+) -> Vec<Value> {
+    let schema = &champion.schema;
+    let version = format!("v{}", champion.version);
+    let timestamp = arrived.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    (0..batch.rows)
+        .map(|i| {
+            let mut r = json!({
+                "prediction_id": ids[i],
+                "timestamp": timestamp,
+                "model_version": version,
+                "features": batch.features_json(schema, i),
+                "prediction": predicted.prediction(schema.prediction, i),
+            });
+            if let (Some(s), false) = (predicted.scores(i), schema.scores.is_empty()) {
+                r["scores"] = Value::from(s.iter().map(|x| f64::from(*x)).collect::<Vec<_>>());
+            }
+            r
+        })
+        .collect()
 }

@@ -3,12 +3,9 @@
 //! Nothing here runs on the request path except [`CaptureQueue::submit`], which never waits.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::http::StatusCode;
 use bytes::Bytes;
 use driftwatch_collector::ModelCollector;
-use driftwatch_collector::decode::{Format, Table};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -16,6 +13,7 @@ use super::config::ExtractConfig;
 use super::extract;
 use super::metrics::{DropReason, ProxyMetrics};
 use super::remote::Remote;
+use crate::batching::{self, Batch, Full};
 
 /// One request and its response on a predict route, both bodies whole.
 pub struct Capture {
@@ -69,13 +67,8 @@ pub enum Sink {
     Remote(Arc<Remote>),
 }
 
-/// How long a batch waits for more exchanges after its first one, at most. Each write is a WAL
-/// append and an fsync (or a POST): batches of this span cost at most about 50 writes a second
-/// (until batches fill `batch_max_rows` sooner) instead of one per few requests. Rows reach Parquet at the
-/// collector's `flush_interval` anyway, so the wait is not seen.
-pub const BATCH_LINGER: Duration = Duration::from_millis(20);
-
-/// Extracts and stores until the queue is closed and empty.
+/// Extracts and stores until the queue is closed and empty: one write per batch of what arrives
+/// within [`batching::LINGER`], up to `batch_max_rows` rows.
 pub async fn run_worker(
     mut rx: mpsc::Receiver<Capture>,
     extract_config: ExtractConfig,
@@ -83,13 +76,10 @@ pub async fn run_worker(
     metrics: Arc<ProxyMetrics>,
     batch_max_rows: usize,
 ) {
-    while let Some(first) = rx.recv().await {
-        let deadline = tokio::time::Instant::now() + BATCH_LINGER;
+    loop {
         let mut groups = Vec::new();
         let mut rows = 0;
-        let mut next = Some(first);
-        // One write per batch: what arrives within the linger, up to `batch_max_rows` rows.
-        while let Some(capture) = next.take() {
+        let open = batching::gather(&mut rx, batching::LINGER, |capture| {
             metrics.queue_depth.dec();
             match records(&extract_config, &capture) {
                 Ok(group) => {
@@ -98,23 +88,17 @@ pub async fn run_worker(
                 }
                 Err(e) => metrics.dropped(DropReason::ExtractFailed, 1, &format_args!("{}: {e}", capture.id)),
             }
-            if rows < batch_max_rows {
-                next = match rx.try_recv() {
-                    Ok(capture) => Some(capture),
-                    // Closed (shutdown) or the linger is over: write what there is.
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
-                    }
-                };
+            Full::from(rows >= batch_max_rows)
+        })
+        .await;
+        if !groups.is_empty() {
+            match &sink {
+                Sink::Local(model) => write_local(model, groups, &metrics).await,
+                Sink::Remote(remote) => remote.send(groups).await,
             }
         }
-        if groups.is_empty() {
-            continue;
-        }
-        match &sink {
-            Sink::Local(model) => write_local(model, groups, &metrics).await,
-            Sink::Remote(remote) => remote.send(groups).await,
+        if !open {
+            return;
         }
     }
 }
@@ -156,19 +140,14 @@ pub fn body(groups: &[Group]) -> Vec<u8> {
 }
 
 async fn write_local(model: &ModelCollector, groups: Vec<Group>, metrics: &ProxyMetrics) {
-    match ingest_retrying(model, &groups, metrics).await {
-        Ok(rows) => metrics.capture_rows.inc_by(rows as u64),
-        // One exchange that does not fit the schema must not sink the others of its batch.
-        Err(e) if e.status.is_client_error() && groups.len() > 1 => {
-            for group in groups {
-                match ingest_retrying(model, std::slice::from_ref(&group), metrics).await {
-                    Ok(rows) => metrics.capture_rows.inc_by(rows as u64),
-                    Err(e) => local_drop(&e, 1, metrics),
-                }
-            }
-        }
-        Err(e) => local_drop(&e, groups.len() as u64, metrics),
-    }
+    let mut batch = Batch::default();
+    groups.into_iter().for_each(|g| batch.push(g));
+    batch
+        .write_local(model, |exchanges, rows, result| match result {
+            Ok(()) => metrics.capture_rows.inc_by(rows as u64),
+            Err(e) => local_drop(&e, exchanges as u64, metrics),
+        })
+        .await;
 }
 
 fn local_drop(e: &driftwatch_collector::ApiError, n: u64, metrics: &ProxyMetrics) {
@@ -177,31 +156,4 @@ fn local_drop(e: &driftwatch_collector::ApiError, n: u64, metrics: &ProxyMetrics
         tracing::warn!(code = e.code, message = %e.message, "captured rows do not fit the model's schema");
     }
     metrics.dropped(reason, n, &e.message);
-}
-
-/// Ingests, retrying for a few seconds while the collector is overloaded or unavailable; the
-/// capture queue meanwhile fills and sheds load.
-async fn ingest_retrying(
-    model: &ModelCollector,
-    groups: &[Group],
-    _metrics: &ProxyMetrics,
-) -> Result<usize, driftwatch_collector::ApiError> {
-    let body = body(groups);
-    let mut backoff = Duration::from_millis(50);
-    loop {
-        match model.ingest(Table::Predictions, Format::Json, &body).await {
-            Ok(receipt) => return Ok(receipt.rows()),
-            Err(e)
-                if matches!(e.status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
-                    && backoff < Duration::from_secs(5) =>
-            {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-                return Err(driftwatch_collector::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message));
-            }
-            Err(e) => return Err(e),
-        }
-    }
 }

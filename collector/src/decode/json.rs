@@ -48,10 +48,13 @@ fn records(body: &[u8]) -> Result<Vec<Value>, ApiError> {
 }
 
 pub(super) fn decode(cx: &DecodeContext<'_>, table: Table, body: &[u8]) -> Result<RecordBatch, ApiError> {
-    let rows = records(body)?;
+    decode_records(cx, table, &records(body)?)
+}
+
+pub(super) fn decode_records(cx: &DecodeContext<'_>, table: Table, rows: &[Value]) -> Result<RecordBatch, ApiError> {
     match table {
-        Table::Predictions => predictions(cx, &rows),
-        Table::Labels => labels(cx, &rows),
+        Table::Predictions => predictions(cx, rows),
+        Table::Labels => labels(cx, rows),
     }
 }
 
@@ -153,9 +156,10 @@ impl Column {
         }
     }
 
-    /// Appends `v`, coerced as `accepts` says, or names what is wrong. `null` is handled by the caller.
-    fn append(&mut self, accepts: Accepts, v: &Value, row: usize, field: &str) -> Result<(), ApiError> {
-        let wrong = || ApiError::wrong_type(row, field, &accepts.expected(), describe(v));
+    /// Appends `v`, coerced as `accepts` says, or names what is wrong. `null` is handled by the
+    /// caller. The field's name is only spelled out for an error.
+    fn append(&mut self, accepts: Accepts, v: &Value, row: usize, field: impl Fn() -> String) -> Result<(), ApiError> {
+        let wrong = || ApiError::wrong_type(row, &field(), &accepts.expected(), describe(v));
         match (self, v) {
             (Column::F64(b), Value::Number(n)) => b.append_value(n.as_f64().ok_or_else(wrong)?),
             (Column::Str(b), Value::String(s)) => b.append_value(s),
@@ -175,14 +179,14 @@ impl Column {
                 if items.len() != *dim {
                     return Err(ApiError::wrong_type(
                         row,
-                        field,
+                        &field(),
                         &accepts.expected(),
                         format!("an array of {} items", items.len()),
                     ));
                 }
                 for (i, item) in items.iter().enumerate() {
                     let x = item.as_f64().ok_or_else(|| {
-                        ApiError::wrong_type(row, &format!("{field}[{i}]"), "a finite number", describe(item))
+                        ApiError::wrong_type(row, &format!("{}[{i}]", field()), "a finite number", describe(item))
                     })?;
                     b.values().append_value(x as f32);
                 }
@@ -308,7 +312,7 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
                 }
                 features[i].append_null();
             } else {
-                features[i].append(accepts[i], v, row, &field())?;
+                features[i].append(accepts[i], v, row, field)?;
             }
         }
         for (i, was_present) in present.iter().enumerate() {
@@ -323,7 +327,7 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
         match record.get("prediction") {
             None | Some(Value::Null) => return Err(missing(row, "prediction", &prediction_accepts.expected())),
             Some(v) => {
-                prediction.append(prediction_accepts, v, row, "prediction")?;
+                prediction.append(prediction_accepts, v, row, || "prediction".into())?;
             }
         }
 
@@ -336,12 +340,12 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
                     }
                 }
                 for (class, b) in schema.scores.iter().zip(&mut scores) {
-                    append_score(b, map.get(class), row, &format!("scores.{class}"))?;
+                    append_score(b, map.get(class), row, || format!("scores.{class}"))?;
                 }
             }
             Some(Value::Array(items)) if items.len() == schema.scores.len() => {
                 for (i, (item, b)) in items.iter().zip(&mut scores).enumerate() {
-                    append_score(b, Some(item), row, &format!("scores[{i}]"))?;
+                    append_score(b, Some(item), row, || format!("scores[{i}]"))?;
                 }
             }
             Some(other) => {
@@ -363,13 +367,18 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
     RecordBatch::try_new(schema.predictions_schema(), columns).map_err(|e| ApiError::internal(&e))
 }
 
-fn append_score(b: &mut Float64Builder, v: Option<&Value>, row: usize, field: &str) -> Result<(), ApiError> {
+fn append_score(
+    b: &mut Float64Builder,
+    v: Option<&Value>,
+    row: usize,
+    field: impl Fn() -> String,
+) -> Result<(), ApiError> {
     match v {
         None | Some(Value::Null) => b.append_null(),
         Some(v @ Value::Number(_)) => {
             b.append_option(v.as_f64());
         }
-        Some(other) => return Err(ApiError::wrong_type(row, field, "a finite number", describe(other))),
+        Some(other) => return Err(ApiError::wrong_type(row, &field(), "a finite number", describe(other))),
     }
     Ok(())
 }
@@ -401,7 +410,7 @@ fn labels(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, ApiErro
         match record.get("label") {
             None | Some(Value::Null) => return Err(missing(row, "label", &accepts.expected())),
             Some(v) => {
-                label.append(accepts, v, row, "label")?;
+                label.append(accepts, v, row, || "label".into())?;
             }
         }
         times.append_value(match record.get("timestamp") {

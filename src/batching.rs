@@ -1,0 +1,180 @@
+//! Gathering queued captures into batches: one write (a WAL append and its sync, or a POST) per
+//! batch instead of one per request. Shared by the proxy's capture worker and the predictor's.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use driftwatch_collector::decode::Table;
+use driftwatch_collector::{ApiError, ModelCollector};
+use serde_json::Value;
+use tokio::sync::mpsc;
+
+/// How long a batch waits for more items after its first one, at most. Batches of this span cost
+/// at most about 50 writes a second (fewer when they fill sooner). Rows reach Parquet at the
+/// collector's `flush_interval` anyway, so the wait is not seen there; a crash loses at most what
+/// waits in the queue.
+pub const LINGER: Duration = Duration::from_millis(20);
+
+/// Waits for an item, then hands `take` every item that arrives within `linger` of it, until
+/// `take` answers that the batch is full. Returns `false` once the queue is closed and empty:
+/// nothing more will come.
+pub async fn gather<T>(rx: &mut mpsc::Receiver<T>, linger: Duration, mut take: impl FnMut(T) -> Full) -> bool {
+    let Some(first) = rx.recv().await else { return false };
+    let deadline = tokio::time::Instant::now() + linger;
+    let mut next = Some(first);
+    while let Some(item) = next.take() {
+        if take(item) == Full::Yes {
+            break;
+        }
+        next = match rx.try_recv() {
+            Ok(item) => Some(item),
+            // Closed: write what there is; the next call answers `false`.
+            Err(mpsc::error::TryRecvError::Disconnected) => None,
+            Err(mpsc::error::TryRecvError::Empty) => tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten(),
+        };
+    }
+    true
+}
+
+/// Whether a batch takes more items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// Write it now.
+    Yes,
+    /// It takes more, within the linger.
+    No,
+}
+
+impl From<bool> for Full {
+    fn from(full: bool) -> Self {
+        if full { Full::Yes } else { Full::No }
+    }
+}
+
+/// The prediction records of several requests, bound for one write, and where each request's
+/// records end.
+#[derive(Default)]
+pub struct Batch {
+    records: Vec<Value>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    /// Adds one request's records.
+    pub fn push(&mut self, records: Vec<Value>) {
+        self.records.extend(records);
+        self.ends.push(self.records.len());
+    }
+
+    /// Records held.
+    pub fn rows(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Requests held.
+    pub fn requests(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Each request's records, in order.
+    fn groups(&self) -> impl Iterator<Item = &[Value]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(&self.ends).map(|(start, &end)| &self.records[start..end])
+    }
+
+    /// Writes the batch to a collector in this process and reports each write's outcome to
+    /// `done(requests, rows, result)`. Retries for a few seconds while the collector is
+    /// overloaded or unavailable (the queue meanwhile fills and sheds load). When the collector
+    /// rejects the batch (a 4xx), each request is written alone, so that one request that does
+    /// not fit the schema does not sink the others.
+    pub async fn write_local(&self, model: &ModelCollector, mut done: impl FnMut(usize, usize, Result<(), ApiError>)) {
+        if self.records.is_empty() {
+            return;
+        }
+        match ingest_retrying(model, &self.records).await {
+            Err(e) if e.status.is_client_error() && self.requests() > 1 => {
+                for group in self.groups() {
+                    done(1, group.len(), ingest_retrying(model, group).await);
+                }
+            }
+            result => done(self.requests(), self.rows(), result),
+        }
+    }
+}
+
+async fn ingest_retrying(model: &ModelCollector, records: &[Value]) -> Result<(), ApiError> {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match model.ingest_records(Table::Predictions, records).await {
+            Ok(_) => return Ok(()),
+            Err(e)
+                if matches!(e.status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
+                    && backoff < Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+            // Still overloaded after the retries: unavailable, not the caller's fault.
+            Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn batches_what_is_queued_up_to_full_and_ends_when_closed() {
+        let (tx, mut rx) = mpsc::channel(16);
+        for i in 0..5 {
+            tx.send(i).await.unwrap();
+        }
+        // Full after three: the first batch stops there, the rest form the next.
+        let mut batch = Vec::new();
+        let open = gather(&mut rx, LINGER, |i| {
+            batch.push(i);
+            Full::from(batch.len() == 3)
+        })
+        .await;
+        assert!(open);
+        assert_eq!(batch, [0, 1, 2]);
+        // The queue stays open but nothing more comes: the batch ends with the linger.
+        let mut batch = Vec::new();
+        assert!(
+            gather(&mut rx, LINGER, |i| {
+                batch.push(i);
+                Full::No
+            })
+            .await
+        );
+        assert_eq!(batch, [3, 4]);
+        // Closed with an item left: that item, then the end.
+        tx.send(5).await.unwrap();
+        drop(tx);
+        let mut batch = Vec::new();
+        assert!(
+            gather(&mut rx, LINGER, |i| {
+                batch.push(i);
+                Full::No
+            })
+            .await
+        );
+        assert_eq!(batch, [5]);
+        assert!(!gather(&mut rx, LINGER, |_| Full::No).await);
+    }
+
+    #[test]
+    fn a_batch_keeps_each_request_s_records_apart() {
+        let mut batch = Batch::default();
+        batch.push(vec![Value::from(1), Value::from(2)]);
+        batch.push(vec![Value::from(3)]);
+        batch.push(vec![Value::from(4), Value::from(5), Value::from(6)]);
+        assert_eq!((batch.requests(), batch.rows()), (3, 6));
+        let groups: Vec<Vec<i64>> = batch.groups().map(|g| g.iter().filter_map(Value::as_i64).collect()).collect();
+        assert_eq!(groups, [vec![1, 2], vec![3], vec![4, 5, 6]]);
+    }
+}
