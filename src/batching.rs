@@ -83,18 +83,25 @@ impl Batch {
     }
 
     /// Writes the batch to a collector in this process and reports each write's outcome to
-    /// `done(requests, rows, result)`. Retries for a few seconds while the collector is
-    /// overloaded or unavailable (the queue meanwhile fills and sheds load). When the collector
-    /// rejects the batch (a 4xx), each request is written alone, so that one request that does
-    /// not fit the schema does not sink the others.
-    pub async fn write_local(&self, model: &ModelCollector, mut done: impl FnMut(usize, usize, Result<(), ApiError>)) {
+    /// `done(requests, rows, result)`. While the collector is overloaded (429: nothing was
+    /// written) it retries, with backoff, until `give_up`; the queue meanwhile fills and sheds
+    /// load. Other failures are not retried: a 503 from the WAL may come after the rows were
+    /// written, and a retry could store them twice. When the collector rejects the batch (a
+    /// 4xx), each request is written alone, so that one request that does not fit the schema
+    /// does not sink the others.
+    pub async fn write_local(
+        &self,
+        model: &ModelCollector,
+        give_up: tokio::time::Instant,
+        mut done: impl FnMut(usize, usize, Result<(), ApiError>),
+    ) {
         if self.records.is_empty() {
             return;
         }
-        match ingest_retrying(model, &self.records).await {
+        match ingest_retrying(model, &self.records, give_up).await {
             Err(e) if e.status.is_client_error() && self.requests() > 1 => {
                 for group in self.groups() {
-                    done(1, group.len(), ingest_retrying(model, group).await);
+                    done(1, group.len(), ingest_retrying(model, group, give_up).await);
                 }
             }
             result => done(self.requests(), self.rows(), result),
@@ -102,21 +109,22 @@ impl Batch {
     }
 }
 
-async fn ingest_retrying(model: &ModelCollector, records: &[Value]) -> Result<(), ApiError> {
+async fn ingest_retrying(
+    model: &ModelCollector,
+    records: &[Value],
+    give_up: tokio::time::Instant,
+) -> Result<(), ApiError> {
     let mut backoff = Duration::from_millis(50);
     loop {
         match model.ingest_records(Table::Predictions, records).await {
             Ok(_) => return Ok(()),
-            Err(e)
-                if matches!(e.status, StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE)
-                    && backoff < Duration::from_secs(5) =>
-            {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
-            // Still overloaded after the retries: unavailable, not the caller's fault.
             Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-                return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message));
+                if tokio::time::Instant::now() + backoff > give_up {
+                    // Still overloaded when the retries run out: unavailable, not the caller's fault.
+                    return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.code, e.message));
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
             Err(e) => return Err(e),
         }

@@ -293,10 +293,13 @@ impl Server {
         for t in self.alert_tasks {
             let _ = tokio::time::timeout(self.shutdown_timeout, t).await;
         }
-        // Rows answered by the predictor but still queued for capture are written first; a
-        // collector that cannot write must not hold the stop forever.
-        if tokio::time::timeout(self.shutdown_timeout, self.lifecycle.stop_capture()).await.is_err() {
-            tracing::warn!(timeout = ?self.shutdown_timeout, "the predictor's capture queue was not written within the shutdown timeout; its rows are lost");
+        // Rows answered by the predictor but still queued for capture are written first, for at
+        // most `shutdown_timeout`; what is left then is counted as dropped.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
+        // The workers keep their deadline themselves; this only guards against a write that hangs.
+        let guard = deadline + std::time::Duration::from_secs(5);
+        if tokio::time::timeout_at(guard, self.lifecycle.stop_capture(deadline)).await.is_err() {
+            tracing::warn!("the predictor's capture workers did not end within the shutdown timeout");
         }
         drop(self.lifecycle);
         self.collector.flush().await.map_err(anyhow::Error::msg)?;
@@ -330,8 +333,21 @@ async fn models(State(state): State<AppState>) -> Response {
     axum::Json(serde_json::json!({ "models": models })).into_response()
 }
 
+/// How long `/v1/flush` waits for the predictor's capture queues to be written.
+const FLUSH_CAPTURE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 async fn flush(State(state): State<AppState>) -> Response {
-    state.lifecycle.drain_capture().await;
+    if tokio::time::timeout(FLUSH_CAPTURE_WAIT, state.lifecycle.drain_capture()).await.is_err() {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "flush_failed",
+            format!(
+                "the predictor's capture queue was not written within {} s: the collector is overloaded or cannot write; retry later",
+                FLUSH_CAPTURE_WAIT.as_secs()
+            ),
+        )
+        .into_response();
+    }
     match state.collector.flush().await {
         Ok(()) => axum::Json(serde_json::json!({"flushed": true})).into_response(),
         Err(e) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "flush_failed", e).into_response(),

@@ -387,14 +387,15 @@ fn capture_never_holds_up_an_answer_and_loses_nothing_uncounted() {
     assert_eq!(missing, 0, "{missing} of {} answered rows are not in Parquet after a graceful stop", answered.len());
 
     // A store that cannot be written: the collector's backlog reaches max_pending_bytes, the
-    // capture worker waits, the queue (one request) fills, and rows are dropped and counted.
+    // capture worker waits, the queue (room for one request's rows) fills, and rows are dropped
+    // and counted.
     let blocker = dir.path().join("stuck/credit/predictions");
     std::fs::create_dir_all(blocker.parent().unwrap()).unwrap();
     std::fs::write(&blocker, "not a folder").unwrap();
     let server = start(
         "stuck",
         "flush_interval = \"100ms\"\nmax_segment_bytes = \"4KiB\"\nmax_pending_bytes = \"16KiB\"",
-        "capture_queue = 1",
+        &format!("max_batch_rows = {rows_per_request}\ncapture_queue_rows = {rows_per_request}"),
     );
     let dropped = |reason: &str| {
         counter(

@@ -24,15 +24,16 @@ pub struct PredictorConfig {
     #[serde(with = "units::duration")]
     pub reload_interval: Duration,
     /// Store every answered row as a prediction row through the collector. Rows are queued and
-    /// written in batches after the answer (within about 20 ms), so capture never delays it.
+    /// written in batches after the answer, so capture never delays it.
     /// `false` answers without storing (ids are still generated and returned), which leaves
     /// drift and accuracy monitoring blind to this traffic; it exists to measure capture's cost
     /// (`make bench-predictor`) or for a predictor whose traffic is captured elsewhere.
     /// Default `true`.
     pub capture: bool,
-    /// Answered requests whose rows may wait to be captured, per model; when the queue is full,
-    /// rows are dropped and counted (`reason="queue_full"`), never the answer. Default `1024`.
-    pub capture_queue: usize,
+    /// Rows that may wait to be captured, per model, the batch being written included; a
+    /// request whose rows do not fit is dropped and counted (`reason="queue_full"`), and its
+    /// answer still goes out. At least `max_batch_rows`. Default `65536`.
+    pub capture_queue_rows: usize,
 }
 
 impl Default for PredictorConfig {
@@ -44,7 +45,7 @@ impl Default for PredictorConfig {
             max_batch_rows: 1024,
             reload_interval: Duration::from_secs(5),
             capture: true,
-            capture_queue: 1024,
+            capture_queue_rows: 65_536,
         }
     }
 }
@@ -61,12 +62,30 @@ impl PredictorConfig {
         if self.max_batch_rows == 0 {
             return Err("predictor.max_batch_rows: must be at least 1".into());
         }
-        if self.capture_queue == 0 {
-            return Err("predictor.capture_queue: must be at least 1".into());
+        if self.capture_queue_rows < self.max_batch_rows {
+            return Err(format!(
+                "predictor.capture_queue_rows: must be at least max_batch_rows ({}), got {}",
+                self.max_batch_rows, self.capture_queue_rows
+            ));
         }
         if self.reload_interval.is_zero() {
             return Err("predictor.reload_interval: must be more than 0".into());
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_capture_queue_holds_at_least_one_full_request() {
+        assert_eq!(PredictorConfig::default().validate(), Ok(()));
+        let small = PredictorConfig { capture_queue_rows: 100, max_batch_rows: 101, ..Default::default() };
+        assert_eq!(
+            small.validate(),
+            Err("predictor.capture_queue_rows: must be at least max_batch_rows (101), got 100".to_string())
+        );
     }
 }

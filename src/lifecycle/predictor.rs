@@ -302,7 +302,7 @@ impl Lifecycle {
         }
         // Capture runs only where there is a collector to write to and it is on.
         let capture = match (&collector, config.capture) {
-            (Some(c), true) => Some(Capture::start(c, config.capture_queue, CAPTURE_BATCH_ROWS, metrics.clone())),
+            (Some(c), true) => Some(Capture::start(c, config.capture_queue_rows, CAPTURE_BATCH_ROWS, metrics.clone())),
             _ => None,
         };
         let lifecycle = Self { models, config, capture, metrics };
@@ -492,10 +492,11 @@ impl Lifecycle {
         }
     }
 
-    /// Drains the capture queues and ends their workers, before the collector shuts down.
-    pub async fn stop_capture(&self) {
+    /// Writes the capture queues until `deadline`, counts what is left as dropped, and ends the
+    /// workers: before the collector shuts down.
+    pub async fn stop_capture(&self, deadline: tokio::time::Instant) {
         if let Some(capture) = &self.capture {
-            capture.stop().await;
+            capture.stop(deadline).await;
         }
     }
 

@@ -142,8 +142,10 @@ pub fn body(groups: &[Group]) -> Vec<u8> {
 async fn write_local(model: &ModelCollector, groups: Vec<Group>, metrics: &ProxyMetrics) {
     let mut batch = Batch::default();
     groups.into_iter().for_each(|g| batch.push(g));
+    // Retried while the collector is overloaded, for a few seconds: meanwhile the queue sheds load.
+    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     batch
-        .write_local(model, |exchanges, rows, result| match result {
+        .write_local(model, give_up, |exchanges, rows, result| match result {
             Ok(()) => metrics.capture_rows.inc_by(rows as u64),
             Err(e) => local_drop(&e, exchanges as u64, metrics),
         })
