@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use arrow::record_batch::RecordBatch;
 use axum::http::StatusCode;
 use driftwatch_collector::decode::Table;
 use driftwatch_collector::{ApiError, ModelCollector};
@@ -51,24 +52,58 @@ impl From<bool> for Full {
     }
 }
 
-/// The prediction records of several requests, bound for one write, and where each request's
-/// records end.
-#[derive(Default)]
-pub struct Batch {
-    records: Vec<Value>,
-    ends: Vec<usize>,
+/// Prediction rows as a capture path holds them: records parsed from JSON (the proxy), or Arrow
+/// batches built from typed columns (the predictor).
+pub trait Rows: Sized + Sync {
+    /// Rows in `items`.
+    fn count(items: &[Self]) -> usize;
+    /// Validates and stores `items` through the collector's write path.
+    fn ingest(model: &ModelCollector, items: &[Self]) -> impl Future<Output = Result<(), ApiError>> + Send;
 }
 
-impl Batch {
-    /// Adds one request's records.
-    pub fn push(&mut self, records: Vec<Value>) {
-        self.records.extend(records);
-        self.ends.push(self.records.len());
+impl Rows for Value {
+    fn count(items: &[Self]) -> usize {
+        items.len()
+    }
+    async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
+        model.ingest_records(Table::Predictions, items).await.map(drop)
+    }
+}
+
+impl Rows for RecordBatch {
+    fn count(items: &[Self]) -> usize {
+        items.iter().map(RecordBatch::num_rows).sum()
+    }
+    async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
+        model.ingest_batches(Table::Predictions, items).await.map(drop)
+    }
+}
+
+/// The prediction rows of several requests, bound for one write, and where each request's
+/// items end.
+pub struct Batch<T> {
+    items: Vec<T>,
+    ends: Vec<usize>,
+    rows: usize,
+}
+
+impl<T> Default for Batch<T> {
+    fn default() -> Self {
+        Self { items: Vec::new(), ends: Vec::new(), rows: 0 }
+    }
+}
+
+impl<T: Rows> Batch<T> {
+    /// Adds one request's rows.
+    pub fn push(&mut self, items: Vec<T>) {
+        self.rows += T::count(&items);
+        self.items.extend(items);
+        self.ends.push(self.items.len());
     }
 
-    /// Records held.
+    /// Rows held.
     pub fn rows(&self) -> usize {
-        self.records.len()
+        self.rows
     }
 
     /// Requests held.
@@ -76,10 +111,10 @@ impl Batch {
         self.ends.len()
     }
 
-    /// Each request's records, in order.
-    fn groups(&self) -> impl Iterator<Item = &[Value]> {
+    /// Each request's items, in order.
+    fn groups(&self) -> impl Iterator<Item = &[T]> {
         let starts = std::iter::once(0).chain(self.ends.iter().copied());
-        starts.zip(&self.ends).map(|(start, &end)| &self.records[start..end])
+        starts.zip(&self.ends).map(|(start, &end)| &self.items[start..end])
     }
 
     /// Writes the batch to a collector in this process and reports each write's outcome to
@@ -95,13 +130,13 @@ impl Batch {
         give_up: tokio::time::Instant,
         mut done: impl FnMut(usize, usize, Result<(), ApiError>),
     ) {
-        if self.records.is_empty() {
+        if self.items.is_empty() {
             return;
         }
-        match ingest_retrying(model, &self.records, give_up).await {
+        match ingest_retrying(model, &self.items, give_up).await {
             Err(e) if e.status.is_client_error() && self.requests() > 1 => {
                 for group in self.groups() {
-                    done(1, group.len(), ingest_retrying(model, group, give_up).await);
+                    done(1, T::count(group), ingest_retrying(model, group, give_up).await);
                 }
             }
             result => done(self.requests(), self.rows(), result),
@@ -109,15 +144,15 @@ impl Batch {
     }
 }
 
-async fn ingest_retrying(
+async fn ingest_retrying<T: Rows>(
     model: &ModelCollector,
-    records: &[Value],
+    items: &[T],
     give_up: tokio::time::Instant,
 ) -> Result<(), ApiError> {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match model.ingest_records(Table::Predictions, records).await {
-            Ok(_) => return Ok(()),
+        match T::ingest(model, items).await {
+            Ok(()) => return Ok(()),
             Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
                 if tokio::time::Instant::now() + backoff > give_up {
                     // Still overloaded when the retries run out: unavailable, not the caller's fault.
@@ -177,7 +212,7 @@ mod tests {
 
     #[test]
     fn a_batch_keeps_each_request_s_records_apart() {
-        let mut batch = Batch::default();
+        let mut batch = Batch::<Value>::default();
         batch.push(vec![Value::from(1), Value::from(2)]);
         batch.push(vec![Value::from(3)]);
         batch.push(vec![Value::from(4), Value::from(5), Value::from(6)]);

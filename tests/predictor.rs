@@ -205,8 +205,24 @@ fn serves_promotes_and_rolls_back_onnx_models() {
         (Some(1), Some("features.age"))
     );
 
-    // Every answered row is captured with its id.
+    // Missing features are answered (the model sees NaN) and stored as nulls.
+    let (status, sparse) = server.post_json("/v1/models/credit/predict", &json!({"features": {"vip": true}}));
+    assert_eq!(status, 200, "{sparse}");
+    let sparse_id = sparse["prediction_id"].as_str().unwrap().to_string();
+    ids.push(sparse_id.clone());
+
+    // Every answered row is captured with its id, and the features as sent.
     server.flush();
+    let stored = server.query("SELECT prediction_id, age, region, vip FROM predictions");
+    let by_id: std::collections::HashMap<&str, &Value> =
+        stored.iter().map(|r| (r["prediction_id"].as_str().unwrap(), r)).collect();
+    for (id, sent) in ids.iter().zip(expected["credit_rows"].as_array().unwrap()) {
+        let row = by_id.get(id.as_str()).unwrap_or_else(|| panic!("{id} not stored"));
+        assert!(close(row["age"].as_f64().unwrap(), sent["age"].as_f64().unwrap()), "{row} vs {sent}");
+        assert_eq!((&row["region"], &row["vip"]), (&sent["region"], &sent["vip"]), "{row} vs {sent}");
+    }
+    let row = by_id[sparse_id.as_str()];
+    assert_eq!((&row["age"], &row["region"], &row["vip"]), (&Value::Null, &Value::Null, &json!(true)), "{row}");
     let stored = server.query("SELECT prediction_id, prediction, model_version, score_good FROM predictions");
     assert_eq!(stored.len(), ids.len(), "captured rows");
     let stored_ids: std::collections::HashSet<&str> =

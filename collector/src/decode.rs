@@ -97,6 +97,20 @@ pub fn decode_records(
     json::decode_records(cx, table, records)
 }
 
+/// Validates Arrow batches built in this process (all of one schema, columns named as stored)
+/// into one batch of the table's stored schema, with the rules and messages of the Arrow IPC
+/// format.
+pub fn decode_batches(cx: &DecodeContext<'_>, table: Table, batches: &[RecordBatch]) -> Result<RecordBatch, ApiError> {
+    let Some(first) = batches.first() else {
+        return Err(ApiError::bad_request("empty", "the request holds no records"));
+    };
+    let batch = arrow_ipc::decode_batches(cx, table, &first.schema(), batches.iter().map(|b| Ok(b.clone())))?;
+    if batch.num_rows() == 0 {
+        return Err(ApiError::bad_request("empty", "the request holds no records"));
+    }
+    Ok(batch)
+}
+
 /// A new prediction id: a UUIDv7, so ids sort by creation time.
 pub fn new_prediction_id() -> String {
     uuid::Uuid::now_v7().to_string()

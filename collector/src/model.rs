@@ -198,6 +198,14 @@ impl ModelCollector {
         self.write(table, batch, 0).await
     }
 
+    /// Validates Arrow batches built in this process, as `ingest` does an Arrow IPC stream of
+    /// them, and makes them durable. No body bytes are counted.
+    pub async fn ingest_batches(&self, table: Table, batches: &[RecordBatch]) -> Result<Receipt, ApiError> {
+        self.admit()?;
+        let batch = decode::decode_batches(&self.context(), table, batches)?;
+        self.write(table, batch, 0).await
+    }
+
     /// Refuses new rows while too much waits to be written to Parquet.
     fn admit(&self) -> Result<(), ApiError> {
         let pending = self.wal.pending.load(Ordering::Relaxed);

@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::record_batch::RecordBatch;
 use driftwatch_collector::{Collector, ModelCollector};
 use futures::FutureExt;
-use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -19,8 +19,8 @@ use crate::batching::{self, Batch, Full};
 
 /// What a model's capture queue carries.
 enum Item {
-    /// One request's prediction records; they hold as many of the lane's row permits.
-    Rows(Vec<Value>),
+    /// One request's prediction rows; they hold as many of the lane's row permits.
+    Rows(RecordBatch),
     /// Answered once everything queued before it is written (or dropped and counted).
     Drain(oneshot::Sender<()>),
     /// Write what is queued until the deadline, count the rest as `shutdown`, and end.
@@ -63,11 +63,17 @@ impl Capture {
         Self { lanes, metrics }
     }
 
-    /// Queues one request's records without waiting; when the queue has no room for them or is
-    /// stopped, drops and counts them.
-    pub fn submit(&self, model: &str, records: Vec<Value>) {
+    /// Queues one request's rows without waiting; when the queue has no room for them or is
+    /// stopped, or they could not be built, drops and counts them.
+    pub fn submit(&self, model: &str, rows: usize, built: Result<RecordBatch, String>) {
         let Some(lane) = self.lanes.get(model) else { return };
-        let rows = records.len();
+        let records = match built {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(model, error = %e, "predictions not captured: they do not fit the model's schema");
+                return count_dropped(&self.metrics, model, "rejected", rows);
+            }
+        };
         let reason = match lane.room.try_acquire_many(rows as u32) {
             Err(_) => "queue_full",
             Ok(permit) => {
@@ -140,7 +146,7 @@ impl Worker {
             let mut drained = Vec::new();
             let open = batching::gather(&mut rx, batching::LINGER, |item| match item {
                 Item::Rows(records) => {
-                    batch.push(records);
+                    batch.push(vec![records]);
                     Full::from(batch.rows() >= self.batch_rows)
                 }
                 Item::Drain(done) => {
@@ -170,7 +176,7 @@ impl Worker {
 
     /// Writes a batch, retrying while the collector is overloaded, but not past a stop's
     /// deadline; whatever is not stored is counted.
-    async fn write(&self, batch: &Batch, stop_at: Option<tokio::time::Instant>) {
+    async fn write(&self, batch: &Batch<RecordBatch>, stop_at: Option<tokio::time::Instant>) {
         if batch.rows() == 0 {
             return;
         }

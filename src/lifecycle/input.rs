@@ -4,7 +4,7 @@
 
 use driftwatch_collector::ApiError;
 use driftwatch_collector::schema::{FeatureKind, ModelSchema};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 /// One feature's values for every row of a request.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,36 +28,6 @@ pub struct FeatureBatch {
     pub columns: Vec<Column>,
     /// Client-given prediction ids, per row (`None`: one is generated).
     pub ids: Vec<Option<String>>,
-}
-
-impl FeatureBatch {
-    /// Row `i`'s features as the ingest format's `features` object (missing values left out).
-    pub fn features_json(&self, schema: &ModelSchema, i: usize) -> Value {
-        let mut out = Map::new();
-        for (f, column) in schema.features.iter().zip(&self.columns) {
-            let v = match column {
-                Column::Num(v) if v[i].is_nan() => continue,
-                Column::Num(v) => Value::from(v[i]),
-                Column::Str(v) => match &v[i] {
-                    Some(s) => Value::from(s.as_str()),
-                    None => continue,
-                },
-                Column::Bool(v) => match v[i] {
-                    Some(b) => Value::from(b),
-                    None => continue,
-                },
-                Column::Emb(v, dim) => {
-                    let row = &v[i * dim..(i + 1) * dim];
-                    if row.iter().any(|x| x.is_nan()) {
-                        continue;
-                    }
-                    Value::from(row.iter().map(|x| f64::from(*x)).collect::<Vec<_>>())
-                }
-            };
-            out.insert(f.name.clone(), v);
-        }
-        Value::Object(out)
-    }
 }
 
 /// A short description of a JSON value for error messages, without echoing large inputs.
@@ -429,7 +399,10 @@ mod tests {
         assert_eq!(id.as_deref(), Some("r1"));
         assert_eq!(a.columns[1], b.columns[1]);
         assert_eq!(a.columns[2], b.columns[2]);
-        assert_eq!(a.features_json(&s, 1), serde_json::json!({"vip": false}));
+        // Row 1 has only `vip`: age and region are missing.
+        assert!(matches!(&a.columns[0], Column::Num(v) if v[1].is_nan()), "{:?}", a.columns[0]);
+        assert_eq!(a.columns[1], Column::Str(vec![Some("north".into()), None]));
+        assert_eq!(a.columns[2], Column::Bool(vec![Some(true), Some(false)]));
     }
 
     #[test]

@@ -70,17 +70,29 @@ pub(super) fn decode(cx: &DecodeContext<'_>, table: Table, body: &[u8]) -> Resul
         ApiError::bad_request("malformed_arrow", format!("not a readable Arrow IPC stream: {e}"))
     };
     let reader = StreamReader::try_new(Cursor::new(body), None).map_err(bad_stream)?;
+    let schema = reader.schema();
+    decode_batches(cx, table, &schema, reader.map(|b| b.map_err(bad_stream)))
+}
+
+/// Converts and validates batches of one input schema into one batch of the stored schema: the
+/// rules of the Arrow IPC format, for batches that arrive some other way.
+pub(super) fn decode_batches(
+    cx: &DecodeContext<'_>,
+    table: Table,
+    input: &SchemaRef,
+    batches: impl IntoIterator<Item = Result<RecordBatch, ApiError>>,
+) -> Result<RecordBatch, ApiError> {
     let target = match table {
         Table::Predictions => cx.schema.predictions_schema(),
         Table::Labels => cx.schema.labels_schema(),
     };
     let rules = rules(cx, table);
-    check_columns(reader.schema(), &target, &rules)?;
+    check_columns(input.clone(), &target, &rules)?;
     let mut out = Vec::new();
     let mut offset = 0;
     let mut seen_ids = HashSet::new();
-    for batch in reader {
-        let batch = batch.map_err(bad_stream)?;
+    for batch in batches {
+        let batch = batch?;
         out.push(convert(cx, &batch, &target, &rules, offset, table, &mut seen_ids)?);
         offset += batch.num_rows();
     }
