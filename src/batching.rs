@@ -75,7 +75,16 @@ impl Rows for RecordBatch {
         items.iter().map(RecordBatch::num_rows).sum()
     }
     async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
-        model.ingest_batches(Table::Predictions, items).await.map(drop)
+        // One batch per request: joined first, so that validation and casts run once per column
+        // for the whole write rather than once per request.
+        let joined = match items {
+            [_] | [] => None,
+            [first, ..] => {
+                Some(arrow::compute::concat_batches(&first.schema(), items).map_err(|e| ApiError::internal(&e))?)
+            }
+        };
+        let batches = joined.as_ref().map_or(items, std::slice::from_ref);
+        model.ingest_batches(Table::Predictions, batches).await.map(drop)
     }
 }
 
@@ -170,6 +179,17 @@ async fn ingest_retrying<T: Rows>(
 mod tests {
     use super::*;
 
+    /// One `gather`, full at `full_at` items: whether the queue is still open, and the batch.
+    async fn gather_up_to(rx: &mut mpsc::Receiver<i32>, full_at: usize) -> (bool, Vec<i32>) {
+        let mut batch = Vec::new();
+        let open = gather(rx, LINGER, |i| {
+            batch.push(i);
+            Full::from(batch.len() == full_at)
+        })
+        .await;
+        (open, batch)
+    }
+
     #[tokio::test]
     async fn batches_what_is_queued_up_to_full_and_ends_when_closed() {
         let (tx, mut rx) = mpsc::channel(16);
@@ -177,37 +197,14 @@ mod tests {
             tx.send(i).await.unwrap();
         }
         // Full after three: the first batch stops there, the rest form the next.
-        let mut batch = Vec::new();
-        let open = gather(&mut rx, LINGER, |i| {
-            batch.push(i);
-            Full::from(batch.len() == 3)
-        })
-        .await;
-        assert!(open);
-        assert_eq!(batch, [0, 1, 2]);
+        assert_eq!(gather_up_to(&mut rx, 3).await, (true, vec![0, 1, 2]));
         // The queue stays open but nothing more comes: the batch ends with the linger.
-        let mut batch = Vec::new();
-        assert!(
-            gather(&mut rx, LINGER, |i| {
-                batch.push(i);
-                Full::No
-            })
-            .await
-        );
-        assert_eq!(batch, [3, 4]);
+        assert_eq!(gather_up_to(&mut rx, 100).await, (true, vec![3, 4]));
         // Closed with an item left: that item, then the end.
         tx.send(5).await.unwrap();
         drop(tx);
-        let mut batch = Vec::new();
-        assert!(
-            gather(&mut rx, LINGER, |i| {
-                batch.push(i);
-                Full::No
-            })
-            .await
-        );
-        assert_eq!(batch, [5]);
-        assert!(!gather(&mut rx, LINGER, |_| Full::No).await);
+        assert_eq!(gather_up_to(&mut rx, 100).await, (true, vec![5]));
+        assert_eq!(gather_up_to(&mut rx, 100).await, (false, vec![]));
     }
 
     #[test]
