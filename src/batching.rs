@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use arrow::record_batch::RecordBatch;
 use axum::http::StatusCode;
 use driftwatch_collector::decode::Table;
 use driftwatch_collector::{ApiError, ModelCollector};
@@ -52,8 +51,8 @@ impl From<bool> for Full {
     }
 }
 
-/// Prediction rows as a capture path holds them: records parsed from JSON (the proxy), or Arrow
-/// batches built from typed columns (the predictor).
+/// Prediction rows as a capture path holds them: records parsed from JSON (the proxy), or the
+/// typed columns of answered requests (the predictor, `lifecycle::capture::Answered`).
 pub trait Rows: Sized + Sync {
     /// Rows in `items`.
     fn count(items: &[Self]) -> usize;
@@ -67,24 +66,6 @@ impl Rows for Value {
     }
     async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
         model.ingest_records(Table::Predictions, items).await.map(drop)
-    }
-}
-
-impl Rows for RecordBatch {
-    fn count(items: &[Self]) -> usize {
-        items.iter().map(RecordBatch::num_rows).sum()
-    }
-    async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
-        // One batch per request: joined first, so that validation and casts run once per column
-        // for the whole write rather than once per request.
-        let joined = match items {
-            [_] | [] => None,
-            [first, ..] => {
-                Some(arrow::compute::concat_batches(&first.schema(), items).map_err(|e| ApiError::internal(&e))?)
-            }
-        };
-        let batches = joined.as_ref().map_or(items, std::slice::from_ref);
-        model.ingest_batches(Table::Predictions, batches).await.map(drop)
     }
 }
 

@@ -8,19 +8,28 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arrow::array::{
+    ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, Float64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
 use arrow::record_batch::RecordBatch;
+use driftwatch_collector::ApiError;
+use driftwatch_collector::decode::Table;
+use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use driftwatch_collector::{Collector, ModelCollector};
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::input::{Column, FeatureBatch};
 use super::metrics::Metrics;
-use crate::batching::{self, Batch, Full};
+use super::predictor::{Labels, Predicted};
+use crate::batching::{self, Batch, Full, Rows};
 
 /// What a model's capture queue carries.
 enum Item {
-    /// One request's prediction rows; they hold as many of the lane's row permits.
-    Rows(RecordBatch),
+    /// One answered request; its rows hold as many of the lane's row permits.
+    Rows(Answered),
     /// Answered once everything queued before it is written (or dropped and counted).
     Drain(oneshot::Sender<()>),
     /// Write what is queued until the deadline, count the rest as `shutdown`, and end.
@@ -63,17 +72,11 @@ impl Capture {
         Self { lanes, metrics }
     }
 
-    /// Queues one request's rows without waiting; when the queue has no room for them or is
-    /// stopped, or they could not be built, drops and counts them.
-    pub fn submit(&self, model: &str, rows: usize, built: Result<RecordBatch, String>) {
+    /// Queues one answered request without waiting; when the queue has no room for its rows or
+    /// is stopped, drops and counts them.
+    pub fn submit(&self, model: &str, records: Answered) {
         let Some(lane) = self.lanes.get(model) else { return };
-        let records = match built {
-            Ok(batch) => batch,
-            Err(e) => {
-                tracing::warn!(model, error = %e, "predictions not captured: they do not fit the model's schema");
-                return count_dropped(&self.metrics, model, "rejected", rows);
-            }
-        };
+        let rows = records.batch.rows;
         let reason = match lane.room.try_acquire_many(rows as u32) {
             Err(_) => "queue_full",
             Ok(permit) => {
@@ -176,7 +179,7 @@ impl Worker {
 
     /// Writes a batch, retrying while the collector is overloaded, but not past a stop's
     /// deadline; whatever is not stored is counted.
-    async fn write(&self, batch: &Batch<RecordBatch>, stop_at: Option<tokio::time::Instant>) {
+    async fn write(&self, batch: &Batch<Answered>, stop_at: Option<tokio::time::Instant>) {
         if batch.rows() == 0 {
             return;
         }
@@ -209,5 +212,280 @@ impl Worker {
         if let Some(m) = &self.metrics {
             m.capture.observe(started.elapsed().as_secs_f64());
         }
+    }
+}
+
+/// One answered request, as capture holds it until its rows are written: the request's typed
+/// columns and the model's outputs, turned into Arrow by the worker, many requests at once.
+pub struct Answered {
+    /// The validated request.
+    pub batch: Arc<FeatureBatch>,
+    /// One per row.
+    pub ids: Vec<String>,
+    /// What the model said.
+    pub predicted: Predicted,
+    /// The version that answered.
+    pub version: u32,
+    /// When the request arrived, µs since the epoch: the rows' event time.
+    pub arrived_us: i64,
+}
+
+impl Rows for Answered {
+    fn count(items: &[Self]) -> usize {
+        items.iter().map(|a| a.batch.rows).sum()
+    }
+
+    async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
+        let batch = columns(&model.schema, items).map_err(|e| {
+            ApiError::bad_request("wrong_type", format!("the model's output does not fit the schema: {e}"))
+        })?;
+        model.ingest_batches(Table::Predictions, &[batch]).await.map(drop)
+    }
+}
+
+/// The rows of `items` in the stored columns, built straight from the typed columns. The
+/// collector then validates them with the rules of the Arrow IPC format.
+fn columns(schema: &ModelSchema, items: &[Answered]) -> Result<RecordBatch, String> {
+    let n = Answered::count(items);
+    let mut ids = StringBuilder::with_capacity(n, n * 36);
+    let mut times = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
+    let mut versions = StringBuilder::with_capacity(n, n * 4);
+    for a in items {
+        let version = format!("v{}", a.version);
+        for id in &a.ids {
+            ids.append_value(id);
+            times.append_value(a.arrived_us);
+            versions.append_value(&version);
+        }
+    }
+    let mut out: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(times.finish()), Arc::new(versions.finish())];
+    for (j, feature) in schema.features.iter().enumerate() {
+        let mismatch = || format!("feature `{}` holds values of another kind", feature.name);
+        out.push(match feature.kind {
+            // Missing values: NaN in the request's columns, null in the store.
+            FeatureKind::Numerical => {
+                let mut b = Float64Builder::with_capacity(n);
+                for a in items {
+                    let Some(Column::Num(v)) = a.batch.columns.get(j) else { return Err(mismatch()) };
+                    v.iter().for_each(|x| b.append_option((!x.is_nan()).then_some(*x)));
+                }
+                Arc::new(b.finish())
+            }
+            FeatureKind::Categorical | FeatureKind::Text => {
+                let mut b = StringBuilder::with_capacity(n, n * 8);
+                for a in items {
+                    let Some(Column::Str(v)) = a.batch.columns.get(j) else { return Err(mismatch()) };
+                    v.iter().for_each(|x| b.append_option(x.as_deref()));
+                }
+                Arc::new(b.finish())
+            }
+            FeatureKind::Boolean => {
+                let mut b = BooleanBuilder::with_capacity(n);
+                for a in items {
+                    let Some(Column::Bool(v)) = a.batch.columns.get(j) else { return Err(mismatch()) };
+                    v.iter().for_each(|x| b.append_option(*x));
+                }
+                Arc::new(b.finish())
+            }
+            FeatureKind::Embedding => {
+                let dim = feature.dim.unwrap_or(1);
+                let mut b = FixedSizeListBuilder::with_capacity(Float32Builder::with_capacity(n * dim), dim as i32, n);
+                for a in items {
+                    let Some(Column::Emb(v, d)) = a.batch.columns.get(j) else { return Err(mismatch()) };
+                    if *d != dim {
+                        return Err(mismatch());
+                    }
+                    for row in v.chunks(dim) {
+                        // A vector with a missing element is a missing vector.
+                        let missing = row.iter().any(|x| x.is_nan());
+                        row.iter().for_each(|x| b.values().append_value(if missing { 0.0 } else { *x }));
+                        b.append(!missing);
+                    }
+                }
+                Arc::new(b.finish())
+            }
+        });
+    }
+    out.push(prediction_column(schema.prediction, items)?);
+    for class in 0..schema.scores.len() {
+        let mut b = Float64Builder::with_capacity(n);
+        for a in items {
+            for i in 0..a.batch.rows {
+                match a.predicted.scores(i) {
+                    Some(p) if p.len() != schema.scores.len() => {
+                        return Err(format!(
+                            "the model gives {} probabilities, the schema has {} score classes",
+                            p.len(),
+                            schema.scores.len()
+                        ));
+                    }
+                    // A model's NaN (say, for missing inputs) is stored as a missing score.
+                    Some(p) => b.append_option(p[class].is_finite().then_some(f64::from(p[class]))),
+                    None => b.append_null(),
+                }
+            }
+        }
+        out.push(Arc::new(b.finish()));
+    }
+    RecordBatch::try_new(schema.predictions_schema(), out).map_err(|e| e.to_string())
+}
+
+/// The prediction column: a regressor's values, or a classifier's labels as the schema's kind.
+fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, String> {
+    let n = Answered::count(items);
+    let wrong = |what: &str| format!("{what} for a {kind:?} prediction");
+    Ok(match kind {
+        ValueKind::Numerical => {
+            let mut b = Float64Builder::with_capacity(n);
+            for a in items {
+                let Predicted::Values(v) = &a.predicted else { return Err(wrong("class labels")) };
+                b.append_slice(v);
+            }
+            Arc::new(b.finish())
+        }
+        ValueKind::Boolean => {
+            let mut b = BooleanBuilder::with_capacity(n);
+            for a in items {
+                match &a.predicted {
+                    Predicted::Classes { labels: Labels::Int(l), .. } => l.iter().for_each(|x| b.append_value(*x != 0)),
+                    Predicted::Classes { labels: Labels::Str(l), .. } => {
+                        l.iter().for_each(|x| b.append_value(matches!(x.as_str(), "true" | "True" | "1")))
+                    }
+                    Predicted::Values(_) => return Err(wrong("numbers")),
+                }
+            }
+            Arc::new(b.finish())
+        }
+        ValueKind::Categorical => {
+            let mut b = StringBuilder::with_capacity(n, n * 8);
+            for a in items {
+                match &a.predicted {
+                    Predicted::Classes { labels: Labels::Int(l), .. } => {
+                        l.iter().for_each(|x| b.append_value(x.to_string()))
+                    }
+                    Predicted::Classes { labels: Labels::Str(l), .. } => l.iter().for_each(|x| b.append_value(x)),
+                    Predicted::Values(_) => return Err(wrong("numbers")),
+                }
+            }
+            Arc::new(b.finish())
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float32Type, Float64Type};
+    use driftwatch_collector::decode::{DecodeContext, decode_batches};
+    use driftwatch_collector::schema::FeatureConfig;
+
+    use super::*;
+
+    fn schema() -> ModelSchema {
+        let f = |name: &str, kind, dim| FeatureConfig { name: name.into(), kind, dim, nullable: true };
+        ModelSchema {
+            features: vec![
+                f("age", FeatureKind::Numerical, None),
+                f("region", FeatureKind::Categorical, None),
+                f("vip", FeatureKind::Boolean, None),
+                f("emb", FeatureKind::Embedding, Some(2)),
+            ],
+            prediction: ValueKind::Categorical,
+            label: ValueKind::Categorical,
+            scores: vec!["bad".into(), "good".into()],
+        }
+    }
+
+    fn answered(rows: usize, columns: Vec<Column>, labels: Vec<i64>, probabilities: Vec<f32>, v: u32) -> Answered {
+        Answered {
+            batch: Arc::new(FeatureBatch { rows, columns, ids: vec![None; rows] }),
+            ids: (0..rows).map(|i| format!("{v}-{i}")).collect(),
+            predicted: Predicted::Classes { labels: Labels::Int(labels), probabilities: Some((2, probabilities)) },
+            version: v,
+            arrived_us: 1_700_000_000_000_000 + i64::from(v),
+        }
+    }
+
+    #[test]
+    fn rows_of_several_requests_become_one_valid_batch_with_nulls_for_missing_values() {
+        let schema = schema();
+        let items = [
+            answered(
+                2,
+                vec![
+                    Column::Num(vec![41.0, f64::NAN]),
+                    Column::Str(vec![Some("north".into()), None]),
+                    Column::Bool(vec![Some(true), None]),
+                    Column::Emb(vec![0.5, 1.5, f32::NAN, 2.0], 2),
+                ],
+                vec![1, 0],
+                vec![0.25, 0.75, f32::NAN, f32::NAN],
+                1,
+            ),
+            answered(
+                1,
+                vec![
+                    Column::Num(vec![7.0]),
+                    Column::Str(vec![Some("south".into())]),
+                    Column::Bool(vec![Some(false)]),
+                    Column::Emb(vec![3.0, 4.0], 2),
+                ],
+                vec![1],
+                vec![0.1, 0.9],
+                2,
+            ),
+        ];
+        let built = columns(&schema, &items).unwrap();
+        // The collector takes it as it would an Arrow IPC body.
+        let cx = DecodeContext { schema: &schema, now_us: 0 };
+        let stored = decode_batches(&cx, Table::Predictions, &[built]).unwrap();
+        assert_eq!(stored.num_rows(), 3);
+        let column = |name: &str| stored.column_by_name(name).unwrap().clone();
+        let ids: Vec<_> = column("prediction_id").as_string::<i32>().iter().flatten().map(str::to_string).collect();
+        assert_eq!(ids, ["1-0", "1-1", "2-0"]);
+        let versions: Vec<_> =
+            column("model_version").as_string::<i32>().iter().flatten().map(str::to_string).collect();
+        assert_eq!(versions, ["v1", "v1", "v2"]);
+        let age = column("age");
+        assert_eq!((age.as_primitive::<Float64Type>().value(0), age.is_null(1)), (41.0, true));
+        assert_eq!(
+            column("region").as_string::<i32>().iter().collect::<Vec<_>>(),
+            [Some("north"), None, Some("south")]
+        );
+        assert_eq!(column("vip").as_boolean().iter().collect::<Vec<_>>(), [Some(true), None, Some(false)]);
+        // A vector with a missing element is missing as a whole.
+        let emb = column("emb");
+        let emb = emb.as_fixed_size_list();
+        assert_eq!((emb.is_null(0), emb.is_null(1), emb.is_null(2)), (false, true, false));
+        assert_eq!(emb.value(2).as_primitive::<Float32Type>().values(), &[3.0, 4.0]);
+        assert_eq!(
+            column("prediction").as_string::<i32>().iter().collect::<Vec<_>>(),
+            [Some("1"), Some("0"), Some("1")]
+        );
+        let good = column("score_good");
+        assert_eq!((good.as_primitive::<Float64Type>().value(0), good.is_null(1)), (0.75, true));
+        let times = column("timestamp");
+        let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+        assert_eq!(times.value(2) - times.value(0), 1, "each request keeps its own arrival time");
+    }
+
+    #[test]
+    fn outputs_that_do_not_fit_the_schema_are_refused() {
+        let schema = schema();
+        let columns_of = || {
+            vec![
+                Column::Num(vec![1.0]),
+                Column::Str(vec![None]),
+                Column::Bool(vec![None]),
+                Column::Emb(vec![0.0, 0.0], 2),
+            ]
+        };
+        let mut three_scores = answered(1, columns_of(), vec![1], vec![0.1, 0.2, 0.7], 1);
+        three_scores.predicted =
+            Predicted::Classes { labels: Labels::Int(vec![1]), probabilities: Some((3, vec![0.1, 0.2, 0.7])) };
+        assert!(columns(&schema, &[three_scores]).unwrap_err().contains("3 probabilities"));
+        let mut regressor = answered(1, columns_of(), vec![1], vec![0.5, 0.5], 1);
+        regressor.predicted = Predicted::Values(vec![0.5]);
+        assert!(columns(&schema, &[regressor]).is_err());
     }
 }

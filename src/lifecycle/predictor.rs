@@ -5,11 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use arrow::array::{
-    ArrayRef, BooleanArray, FixedSizeListArray, Float64Array, Float64Builder, StringArray, TimestampMicrosecondArray,
-};
-use arrow::datatypes::Float32Type;
-use arrow::record_batch::RecordBatch;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use driftwatch_collector::schema::{ModelSchema, ValueKind};
@@ -20,7 +15,7 @@ use ort::value::{DynValue, Tensor};
 use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 
-use super::capture::Capture;
+use super::capture::{Answered, Capture};
 use super::config::PredictorConfig;
 use super::input::{Column, FeatureBatch};
 use super::metrics::Metrics;
@@ -484,7 +479,16 @@ impl Lifecycle {
         let ids: Vec<String> =
             batch.ids.iter().map(|id| id.clone().unwrap_or_else(|| uuid::Uuid::now_v7().to_string())).collect();
         if let Some(capture) = &self.capture {
-            capture.submit(name, batch.rows, capture_batch(&champion, arrived, &batch, &ids, &predicted));
+            capture.submit(
+                name,
+                Answered {
+                    batch: batch.clone(),
+                    ids: ids.clone(),
+                    predicted: predicted.clone(),
+                    version: champion.version,
+                    arrived_us: arrived.timestamp_micros(),
+                },
+            );
         }
         Ok(Answer { version: champion.version, ids, predicted })
     }
@@ -515,68 +519,3 @@ impl Lifecycle {
 
 /// Rows one capture write holds at most: batches of small requests fill up to this.
 const CAPTURE_BATCH_ROWS: usize = 1000;
-
-/// One request's prediction rows as an Arrow batch in the stored columns, built from the typed
-/// columns without going through JSON. The collector validates it as it does an Arrow IPC body.
-fn capture_batch(
-    champion: &Champion,
-    arrived: chrono::DateTime<chrono::Utc>,
-    batch: &FeatureBatch,
-    ids: &[String],
-    predicted: &Predicted,
-) -> Result<RecordBatch, String> {
-    let schema = &champion.schema;
-    let n = batch.rows;
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(StringArray::from_iter_values(ids)),
-        Arc::new(TimestampMicrosecondArray::from_value(arrived.timestamp_micros(), n).with_timezone("UTC")),
-        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(format!("v{}", champion.version), n))),
-    ];
-    for (feature, column) in schema.features.iter().zip(&batch.columns) {
-        columns.push(match column {
-            // Missing values are NaN in the request's columns and null in the store.
-            Column::Num(v) => Arc::new(v.iter().map(|x| (!x.is_nan()).then_some(*x)).collect::<Float64Array>()),
-            Column::Str(v) => Arc::new(v.iter().map(Option::as_deref).collect::<StringArray>()),
-            Column::Bool(v) => Arc::new(v.iter().copied().collect::<BooleanArray>()),
-            Column::Emb(v, dim) => {
-                let rows = v.chunks(*dim).map(|row| {
-                    (!row.iter().any(|x| x.is_nan())).then(|| row.iter().map(|x| Some(*x)).collect::<Vec<_>>())
-                });
-                Arc::new(FixedSizeListArray::from_iter_primitive::<Float32Type, _, _>(rows, *dim as i32))
-            }
-        });
-        debug_assert_eq!(columns.last().map(|c| c.len()), Some(n), "feature {}", feature.name);
-    }
-    columns.push(match (predicted, schema.prediction) {
-        (Predicted::Values(v), _) => Arc::new(Float64Array::from(v.clone())),
-        (Predicted::Classes { labels: Labels::Int(l), .. }, ValueKind::Boolean) => {
-            Arc::new(l.iter().map(|x| Some(*x != 0)).collect::<BooleanArray>())
-        }
-        (Predicted::Classes { labels: Labels::Str(l), .. }, ValueKind::Boolean) => {
-            Arc::new(l.iter().map(|x| Some(matches!(x.as_str(), "true" | "True" | "1"))).collect::<BooleanArray>())
-        }
-        (Predicted::Classes { labels: Labels::Int(l), .. }, _) => {
-            Arc::new(StringArray::from_iter_values(l.iter().map(i64::to_string)))
-        }
-        (Predicted::Classes { labels: Labels::Str(l), .. }, _) => Arc::new(StringArray::from_iter_values(l)),
-    });
-    for class in 0..schema.scores.len() {
-        let mut scores = Float64Builder::with_capacity(n);
-        for i in 0..n {
-            match predicted.scores(i) {
-                Some(p) if p.len() != schema.scores.len() => {
-                    return Err(format!(
-                        "the model gives {} probabilities, the schema has {} score classes",
-                        p.len(),
-                        schema.scores.len()
-                    ));
-                }
-                // A model's NaN (say, for missing inputs) is stored as a missing score.
-                Some(p) => scores.append_option(p[class].is_finite().then_some(f64::from(p[class]))),
-                None => scores.append_null(),
-            }
-        }
-        columns.push(Arc::new(scores.finish()));
-    }
-    RecordBatch::try_new(schema.predictions_schema(), columns).map_err(|e| e.to_string())
-}
