@@ -223,6 +223,19 @@ fn serves_promotes_and_rolls_back_onnx_models() {
     }
     let row = by_id[sparse_id.as_str()];
     assert_eq!((&row["age"], &row["region"], &row["vip"]), (&Value::Null, &Value::Null, &json!(true)), "{row}");
+    // The regressor's rows too: both price requests (OIP and /v1), every value as answered.
+    let (status, prices) = server.post_json(
+        "/v1/query",
+        &json!({"model": "price", "sql": "SELECT prediction FROM predictions ORDER BY timestamp, prediction_id"}),
+    );
+    assert_eq!(status, 200, "{prices}");
+    let mut stored: Vec<f64> =
+        prices["rows"].as_array().unwrap().iter().map(|r| r["prediction"].as_f64().unwrap()).collect();
+    let mut answered: Vec<f64> = want.iter().chain(&want).copied().collect();
+    stored.sort_by(f64::total_cmp);
+    answered.sort_by(f64::total_cmp);
+    assert_eq!(stored.len(), answered.len(), "captured price rows");
+    assert!(stored.iter().zip(&answered).all(|(a, b)| close(*a, *b)), "{stored:?} vs {answered:?}");
     let stored = server.query("SELECT prediction_id, prediction, model_version, score_good FROM predictions");
     assert_eq!(stored.len(), ids.len(), "captured rows");
     let stored_ids: std::collections::HashSet<&str> =

@@ -236,17 +236,34 @@ impl Rows for Answered {
     }
 
     async fn ingest(model: &ModelCollector, items: &[Self]) -> Result<(), ApiError> {
-        let batch = columns(&model.schema, items).map_err(|e| {
-            ApiError::bad_request("wrong_type", format!("the model's output does not fit the schema: {e}"))
+        let batch = columns(&model.schema, items).map_err(|e| match e {
+            // Counted as `rejected`; the other requests of the write are written alone.
+            Misfit::Output(e) => ApiError::bad_request("wrong_type", e),
+            // Counted as `error`, and logged as one.
+            Misfit::Bug(e) => ApiError::internal(&format!("capture of model {}: {e}", model.name)),
         })?;
         model.ingest_batches(Table::Predictions, &[batch]).await.map(drop)
     }
 }
 
+/// Why answered rows could not be turned into the stored columns.
+#[derive(Debug)]
+enum Misfit {
+    /// The model's output does not fit the schema (scores, prediction kind).
+    Output(String),
+    /// The request's columns do not match the schema: a bug here, not the model's fault.
+    Bug(String),
+}
+
 /// The rows of `items` in the stored columns, built straight from the typed columns. The
 /// collector then validates them with the rules of the Arrow IPC format.
-fn columns(schema: &ModelSchema, items: &[Answered]) -> Result<RecordBatch, String> {
+fn columns(schema: &ModelSchema, items: &[Answered]) -> Result<RecordBatch, Misfit> {
     let n = Answered::count(items);
+    // The request was validated against this model's schema: features in the schema's order.
+    if let Some(a) = items.iter().find(|a| a.batch.columns.len() != schema.features.len()) {
+        let (got, want) = (a.batch.columns.len(), schema.features.len());
+        return Err(Misfit::Bug(format!("a request with {got} feature columns for a schema of {want}")));
+    }
     let mut ids = StringBuilder::with_capacity(n, n * 36);
     let mut times = TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC");
     let mut versions = StringBuilder::with_capacity(n, n * 4);
@@ -260,7 +277,7 @@ fn columns(schema: &ModelSchema, items: &[Answered]) -> Result<RecordBatch, Stri
     }
     let mut out: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(times.finish()), Arc::new(versions.finish())];
     for (j, feature) in schema.features.iter().enumerate() {
-        let mismatch = || format!("feature `{}` holds values of another kind", feature.name);
+        let mismatch = || Misfit::Bug(format!("feature `{}` holds values of another kind", feature.name));
         out.push(match feature.kind {
             // Missing values: NaN in the request's columns, null in the store.
             FeatureKind::Numerical => {
@@ -313,11 +330,12 @@ fn columns(schema: &ModelSchema, items: &[Answered]) -> Result<RecordBatch, Stri
             for i in 0..a.batch.rows {
                 match a.predicted.scores(i) {
                     Some(p) if p.len() != schema.scores.len() => {
-                        return Err(format!(
-                            "the model gives {} probabilities, the schema has {} score classes",
+                        return Err(Misfit::Output(format!(
+                            "model version v{} gives {} probabilities, the schema has {} score classes",
+                            a.version,
                             p.len(),
                             schema.scores.len()
-                        ));
+                        )));
                     }
                     // A model's NaN (say, for missing inputs) is stored as a missing score.
                     Some(p) => b.append_option(p[class].is_finite().then_some(f64::from(p[class]))),
@@ -327,18 +345,20 @@ fn columns(schema: &ModelSchema, items: &[Answered]) -> Result<RecordBatch, Stri
         }
         out.push(Arc::new(b.finish()));
     }
-    RecordBatch::try_new(schema.predictions_schema(), out).map_err(|e| e.to_string())
+    RecordBatch::try_new(schema.predictions_schema(), out).map_err(|e| Misfit::Bug(e.to_string()))
 }
 
 /// The prediction column: a regressor's values, or a classifier's labels as the schema's kind.
-fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, String> {
+fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, Misfit> {
     let n = Answered::count(items);
-    let wrong = |what: &str| format!("{what} for a {kind:?} prediction");
+    let wrong = |a: &Answered, what: &str| {
+        Misfit::Output(format!("model version v{} gives {what} for a {kind:?} prediction", a.version))
+    };
     Ok(match kind {
         ValueKind::Numerical => {
             let mut b = Float64Builder::with_capacity(n);
             for a in items {
-                let Predicted::Values(v) = &a.predicted else { return Err(wrong("class labels")) };
+                let Predicted::Values(v) = &a.predicted else { return Err(wrong(a, "class labels")) };
                 b.append_slice(v);
             }
             Arc::new(b.finish())
@@ -351,7 +371,7 @@ fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, St
                     Predicted::Classes { labels: Labels::Str(l), .. } => {
                         l.iter().for_each(|x| b.append_value(matches!(x.as_str(), "true" | "True" | "1")))
                     }
-                    Predicted::Values(_) => return Err(wrong("numbers")),
+                    Predicted::Values(_) => return Err(wrong(a, "numbers")),
                 }
             }
             Arc::new(b.finish())
@@ -364,7 +384,7 @@ fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, St
                         l.iter().for_each(|x| b.append_value(x.to_string()))
                     }
                     Predicted::Classes { labels: Labels::Str(l), .. } => l.iter().for_each(|x| b.append_value(x)),
-                    Predicted::Values(_) => return Err(wrong("numbers")),
+                    Predicted::Values(_) => return Err(wrong(a, "numbers")),
                 }
             }
             Arc::new(b.finish())
@@ -457,13 +477,16 @@ mod tests {
         let emb = column("emb");
         let emb = emb.as_fixed_size_list();
         assert_eq!((emb.is_null(0), emb.is_null(1), emb.is_null(2)), (false, true, false));
+        assert_eq!(emb.value(0).as_primitive::<Float32Type>().values(), &[0.5, 1.5]);
         assert_eq!(emb.value(2).as_primitive::<Float32Type>().values(), &[3.0, 4.0]);
         assert_eq!(
             column("prediction").as_string::<i32>().iter().collect::<Vec<_>>(),
             [Some("1"), Some("0"), Some("1")]
         );
-        let good = column("score_good");
+        let (bad, good) = (column("score_bad"), column("score_good"));
+        assert_eq!((bad.as_primitive::<Float64Type>().value(0), bad.is_null(1)), (0.25, true));
         assert_eq!((good.as_primitive::<Float64Type>().value(0), good.is_null(1)), (0.75, true));
+        assert_eq!(good.as_primitive::<Float64Type>().value(2), f64::from(0.9f32));
         let times = column("timestamp");
         let times = times.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
         assert_eq!(times.value(2) - times.value(0), 1, "each request keeps its own arrival time");
@@ -483,9 +506,14 @@ mod tests {
         let mut three_scores = answered(1, columns_of(), vec![1], vec![0.1, 0.2, 0.7], 1);
         three_scores.predicted =
             Predicted::Classes { labels: Labels::Int(vec![1]), probabilities: Some((3, vec![0.1, 0.2, 0.7])) };
-        assert!(columns(&schema, &[three_scores]).unwrap_err().contains("3 probabilities"));
-        let mut regressor = answered(1, columns_of(), vec![1], vec![0.5, 0.5], 1);
+        let e = columns(&schema, &[three_scores]).unwrap_err();
+        assert!(matches!(&e, Misfit::Output(m) if m.contains("v1 gives 3 probabilities")), "{e:?}");
+        let mut regressor = answered(1, columns_of(), vec![1], vec![0.5, 0.5], 2);
         regressor.predicted = Predicted::Values(vec![0.5]);
-        assert!(columns(&schema, &[regressor]).is_err());
+        let e = columns(&schema, &[regressor]).unwrap_err();
+        assert!(matches!(&e, Misfit::Output(m) if m.contains("v2 gives numbers for a Categorical")), "{e:?}");
+        // Columns that do not match the schema are a bug, not the model's fault.
+        let short = answered(1, columns_of()[..3].to_vec(), vec![1], vec![0.5, 0.5], 1);
+        assert!(matches!(columns(&schema, &[short]).unwrap_err(), Misfit::Bug(_)));
     }
 }
