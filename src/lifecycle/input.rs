@@ -209,6 +209,18 @@ pub fn records(schema: &ModelSchema, body: &[u8], max_rows: usize) -> Result<(Fe
             b.push(j, features.get(&f.name), row, &format!("features.{}", f.name))?;
         }
     }
+    // The collector refuses a request that repeats an id: say so now, not after answering.
+    let mut seen = std::collections::HashSet::new();
+    for (row, id) in ids.iter().enumerate() {
+        if let Some(id) = id.as_deref().filter(|id| !seen.insert(*id)) {
+            return Err(ApiError::bad_request(
+                "duplicate_id",
+                format!("row {row}: prediction_id `{id}` appears twice in this request"),
+            )
+            .at(row, "prediction_id")
+            .expected_got("an id unique within the request", id));
+        }
+    }
     Ok((FeatureBatch { rows: items.len(), columns: b.columns, ids }, single))
 }
 
@@ -403,6 +415,20 @@ mod tests {
         assert!(matches!(&a.columns[0], Column::Num(v) if v[1].is_nan()), "{:?}", a.columns[0]);
         assert_eq!(a.columns[1], Column::Str(vec![Some("north".into()), None]));
         assert_eq!(a.columns[2], Column::Bool(vec![Some(true), Some(false)]));
+    }
+
+    #[test]
+    fn a_repeated_prediction_id_is_refused_with_its_row() {
+        let s = schema();
+        let body =
+            br#"[{"prediction_id": "a", "features": {"vip": true}}, {"prediction_id": "b", "features": {"vip": true}},
+                        {"prediction_id": "a", "features": {"vip": false}}]"#;
+        let e = records(&s, body, 10).unwrap_err();
+        assert_eq!(
+            (e.code, e.details.row, e.details.field.as_deref()),
+            ("duplicate_id", Some(2), Some("prediction_id"))
+        );
+        assert!(e.message.contains("`a` appears twice"), "{}", e.message);
     }
 
     #[test]
