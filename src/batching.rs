@@ -15,6 +15,10 @@ use tokio::sync::mpsc;
 /// waits in the queue.
 pub const LINGER: Duration = Duration::from_millis(20);
 
+/// How long a batch is retried while the collector is overloaded, at most: meanwhile the queue
+/// fills and sheds load.
+pub const RETRY_FOR: Duration = Duration::from_secs(5);
+
 /// Waits for an item, then hands `take` every item that arrives within `linger` of it, until
 /// `take` answers that the batch is full. Returns `false` once the queue is closed and empty:
 /// nothing more will come.

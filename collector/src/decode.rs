@@ -74,14 +74,21 @@ pub struct DecodeContext<'a> {
 
 /// Decodes and validates a body into one batch of the table's stored schema.
 pub fn decode(cx: &DecodeContext<'_>, table: Table, format: Format, body: &[u8]) -> Result<RecordBatch, ApiError> {
-    let batch = match format {
+    non_empty(match format {
         Format::Json => json::decode(cx, table, body)?,
         Format::ArrowStream => arrow_ipc::decode(cx, table, body)?,
-    };
+    })
+}
+
+fn non_empty(batch: RecordBatch) -> Result<RecordBatch, ApiError> {
     if batch.num_rows() == 0 {
-        return Err(ApiError::bad_request("empty", "the request holds no records"));
+        return Err(empty());
     }
     Ok(batch)
+}
+
+fn empty() -> ApiError {
+    ApiError::bad_request("empty", "the request holds no records")
 }
 
 /// Validates records already parsed (each a JSON object, as in a JSON body) into one batch of the
@@ -91,24 +98,15 @@ pub fn decode_records(
     table: Table,
     records: &[serde_json::Value],
 ) -> Result<RecordBatch, ApiError> {
-    if records.is_empty() {
-        return Err(ApiError::bad_request("empty", "the request holds no records"));
-    }
-    json::decode_records(cx, table, records)
+    non_empty(json::decode_records(cx, table, records)?)
 }
 
 /// Validates Arrow batches built in this process (all of one schema, columns named as stored)
 /// into one batch of the table's stored schema, with the rules and messages of the Arrow IPC
 /// format.
 pub fn decode_batches(cx: &DecodeContext<'_>, table: Table, batches: &[RecordBatch]) -> Result<RecordBatch, ApiError> {
-    let Some(first) = batches.first() else {
-        return Err(ApiError::bad_request("empty", "the request holds no records"));
-    };
-    let batch = arrow_ipc::decode_batches(cx, table, &first.schema(), batches.iter().map(|b| Ok(b.clone())))?;
-    if batch.num_rows() == 0 {
-        return Err(ApiError::bad_request("empty", "the request holds no records"));
-    }
-    Ok(batch)
+    let Some(first) = batches.first() else { return Err(empty()) };
+    non_empty(arrow_ipc::decode_batches(cx, table, &first.schema(), batches.iter().map(|b| Ok(b.clone())))?)
 }
 
 /// A new prediction id: a UUIDv7, so ids sort by creation time.

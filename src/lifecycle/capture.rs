@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, Float64Builder, StringBuilder,
@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use super::input::{Column, FeatureBatch};
 use super::metrics::Metrics;
 use super::predictor::{Labels, Predicted};
-use crate::batching::{self, Batch, Full, Rows};
+use crate::batching::{self, Batch, Full, RETRY_FOR, Rows};
 
 /// What a model's capture queue carries.
 enum Item {
@@ -129,9 +129,6 @@ fn count_dropped(metrics: &Option<Metrics>, model: &str, reason: &str, rows: usi
         m.capture_dropped.with_label_values(&[model, reason]).inc_by(rows as u64);
     }
 }
-
-/// How long a batch is retried while the collector is overloaded.
-const RETRY_FOR: Duration = Duration::from_secs(5);
 
 /// One model's capture worker.
 struct Worker {

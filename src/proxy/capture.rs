@@ -142,8 +142,7 @@ pub fn body(groups: &[Group]) -> Vec<u8> {
 async fn write_local(model: &ModelCollector, groups: Vec<Group>, metrics: &ProxyMetrics) {
     let mut batch = Batch::default();
     groups.into_iter().for_each(|g| batch.push(g));
-    // Retried while the collector is overloaded, for a few seconds: meanwhile the queue sheds load.
-    let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    let give_up = tokio::time::Instant::now() + batching::RETRY_FOR;
     batch
         .write_local(model, give_up, |exchanges, rows, result| match result {
             Ok(()) => metrics.capture_rows.inc_by(rows as u64),
