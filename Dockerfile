@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# driftwatch container image: `driftwatch serve` by default; `driftwatch proxy ...` as a sidecar.
-#   docker build -t driftwatch .
-#   docker run -p 8080:8080 -v driftwatch-data:/var/lib/driftwatch driftwatch
+# anchorwatch container image: `anchorwatch serve` by default; `anchorwatch proxy ...` as a sidecar.
+#   docker build -t anchorwatch .
+#   docker run -p 8080:8080 -v anchorwatch-data:/var/lib/anchorwatch anchorwatch
 # Guide: docs/deploy.md. Checked statically by tests/deploy.rs (ports, paths, flags, config).
 
 ARG RUST_VERSION=1.95
@@ -15,8 +15,8 @@ COPY . .
 # The cache mounts keep the registry and compiled dependencies between local builds (BuildKit).
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked --bin driftwatch \
-    && install -m 0755 target/release/driftwatch /usr/local/bin/driftwatch
+    cargo build --release --locked --bin anchorwatch \
+    && install -m 0755 target/release/anchorwatch /usr/local/bin/anchorwatch
 
 # Stage 2: the ONNX Runtime shared library the predictor loads, from the same pinned `onnxruntime`
 # wheel the tests use (tests/requirements.txt), for this image's architecture. Only the library is
@@ -36,23 +36,23 @@ FROM debian:${DEBIAN_RELEASE}-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl libstdc++6 \
     && rm -rf /var/lib/apt/lists/*
-RUN groupadd --system --gid 10001 driftwatch \
-    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/driftwatch --no-create-home driftwatch \
-    && mkdir -p /var/lib/driftwatch /etc/driftwatch \
-    && chown 10001:10001 /var/lib/driftwatch
-COPY --from=build /usr/local/bin/driftwatch /usr/local/bin/driftwatch
+RUN groupadd --system --gid 10001 anchorwatch \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/anchorwatch --no-create-home anchorwatch \
+    && mkdir -p /var/lib/anchorwatch /etc/anchorwatch \
+    && chown 10001:10001 /var/lib/anchorwatch
+COPY --from=build /usr/local/bin/anchorwatch /usr/local/bin/anchorwatch
 COPY --from=onnxruntime /opt/onnxruntime /opt/onnxruntime
-COPY deploy/docker/driftwatch.toml /etc/driftwatch/driftwatch.toml
-# First place driftwatch looks for ONNX Runtime (docs/models.md, "ONNX Runtime").
+COPY deploy/docker/anchorwatch.toml /etc/anchorwatch/anchorwatch.toml
+# First place anchorwatch looks for ONNX Runtime (docs/models.md, "ONNX Runtime").
 ENV ORT_DYLIB_PATH=/opt/onnxruntime/libonnxruntime.so
-ENV DRIFTWATCH_LOG_FORMAT=json
+ENV ANCHORWATCH_LOG_FORMAT=json
 USER 10001:10001
-WORKDIR /var/lib/driftwatch
-VOLUME ["/var/lib/driftwatch"]
-# 8080: `serve` (API, /metrics, /healthz, /readyz; server.listen in deploy/docker/driftwatch.toml).
+WORKDIR /var/lib/anchorwatch
+VOLUME ["/var/lib/anchorwatch"]
+# 8080: `serve` (API, /metrics, /healthz, /readyz; server.listen in deploy/docker/anchorwatch.toml).
 # 8081 and 9464: `proxy` as a sidecar (--listen, and --metrics-listen for /metrics and the probes).
 EXPOSE 8080 8081 9464
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/healthz"]
-ENTRYPOINT ["driftwatch"]
-CMD ["serve", "--config", "/etc/driftwatch/driftwatch.toml"]
+ENTRYPOINT ["anchorwatch"]
+CMD ["serve", "--config", "/etc/anchorwatch/anchorwatch.toml"]

@@ -1,4 +1,4 @@
-# driftwatch: the two commands a new user needs are `make demo` and `make test`.
+# anchorwatch: the two commands a new user needs are `make demo` and `make test`.
 # Each does its own setup on a fresh machine (Rust components, Debian packages the tests need).
 
 SHELL := /bin/bash
@@ -17,7 +17,7 @@ help:
 	@echo "make bench-history  window analysis time as history grows to 100M rows, profiles against full scans, compaction"
 	@echo "make bench-predictor  built-in predictor rows/s, p50 and p99, batch 1 and 64, capture on and off"
 	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
-	@echo "make bench-report  driftwatch report against Evidently on the same files"
+	@echo "make bench-report  anchorwatch report against Evidently on the same files"
 	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
 
 # The demo tells its story on stdout; the server's own logs (stderr) are kept to warnings unless
@@ -98,4 +98,4 @@ $(VENV)/.golden: analyzer/golden/requirements.txt
 
 golden: $(VENV)/.golden
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/generate.py
-	$(CARGO) test -p driftwatch-analyzer --test golden
+	$(CARGO) test -p anchorwatch-analyzer --test golden

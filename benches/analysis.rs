@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use driftwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor, metrics::Metrics};
-use driftwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
-use driftwatch_collector::store::Store;
+use anchorwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor, metrics::Metrics};
+use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::store::Store;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -107,7 +107,7 @@ fn main() {
     let schema = schema();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!(
-        "driftwatch window analysis benchmark: 20 features (15 numerical, 5 categorical), reference 100k rows, one 1h window"
+        "anchorwatch window analysis benchmark: 20 features (15 numerical, 5 categorical), reference 100k rows, one 1h window"
     );
     println!(
         "{:>12} {:>10} {:>10} {:>12} {:>9} {:>16}",

@@ -8,7 +8,7 @@
 //! - each with `analysis.profiles = true` (per-file profiles) and `false` (a full scan of the
 //!   window's rows), on the same files.
 //!
-//! Then it compacts the store (`driftwatch compact`'s pass) and prints its size before and after.
+//! Then it compacts the store (`anchorwatch compact`'s pass) and prints its size before and after.
 //! Goal: window time flat as history grows tenfold.
 //!
 //! Run with `make bench-history` (`cargo bench --bench history`). `HOUR_ROWS` changes the rows per
@@ -21,10 +21,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use driftwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor, metrics::Metrics};
-use driftwatch_collector::compact::{self, CompactionConfig, Pass, RetentionConfig};
-use driftwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
-use driftwatch_collector::store::Store;
+use anchorwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor, metrics::Metrics};
+use anchorwatch_collector::compact::{self, CompactionConfig, Pass, RetentionConfig};
+use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::store::Store;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
@@ -221,7 +221,7 @@ fn main() {
     let (_, profiled) = open("profiles", true);
 
     println!(
-        "driftwatch window analysis over growing history: {hour_rows} rows an hour in {FILES_PER_HOUR} files, 8 features + prediction, a tenth labeled, 1h windows"
+        "anchorwatch window analysis over growing history: {hour_rows} rows an hour in {FILES_PER_HOUR} files, 8 features + prediction, a tenth labeled, 1h windows"
     );
     println!(
         "{:>12} {:>6} {:>9} | {:>23} | {:>23} | {:>23}",

@@ -127,13 +127,13 @@ features = [
 "#,
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_anchorwatch"))
         .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
-        .env("RUST_LOG", "warn,driftwatch=info")
+        .env("RUST_LOG", "warn,anchorwatch=info")
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start driftwatch");
+        .expect("start anchorwatch");
     let mut addr = String::new();
     for line in BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok) {
         if let Some(a) =
@@ -143,7 +143,7 @@ features = [
             break;
         }
     }
-    assert!(!addr.is_empty(), "driftwatch did not start");
+    assert!(!addr.is_empty(), "anchorwatch did not start");
     let url = format!("http://{addr}/v1/models/bench/predictions");
     let pid = child.id();
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
@@ -163,7 +163,7 @@ features = [
         ),
     ];
     println!(
-        "driftwatch ingest benchmark: {SECONDS} s per scenario, sync = \"always\", server and load generator on one machine ({} cores)",
+        "anchorwatch ingest benchmark: {SECONDS} s per scenario, sync = \"always\", server and load generator on one machine ({} cores)",
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
     );
     println!(

@@ -4,7 +4,7 @@
 //! 8 numerical and 2 categorical features), and drives `POST /v1/models/{model}/predict` with
 //! batches of 1 and 64 rows. Prints rows/s, requests/s, p50 and p99 latency per (batch, capture),
 //! and what capture costs. Run with `make bench-predictor` (`cargo bench --bench predictor`);
-//! `BASELINE_BIN=path/to/driftwatch` adds another build, capture on, to the same run.
+//! `BASELINE_BIN=path/to/anchorwatch` adds another build, capture on, to the same run.
 //! Not a test: the figures depend on the machine, and nothing is asserted on them.
 //!
 //! Needs ONNX Runtime (`make setup-onnxruntime`, or `ORT_DYLIB_PATH`). The load generator is one
@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use driftwatch_trainer::{Data, Feature, GradientBoostingSpec, Target, TrainData, TrainSpec};
+use anchorwatch_trainer::{Data, Feature, GradientBoostingSpec, Target, TrainData, TrainSpec};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ fn model() -> Vec<u8> {
     features.push(Feature::categorical("plan", rows.iter().map(|r| Some(r.plan.to_string())).collect()));
     let data = TrainData { features: Data::new(features).unwrap(), target: Target::Classes(labels) };
     let spec = TrainSpec::GradientBoosting(GradientBoostingSpec { n_trees: 100, max_depth: 3, ..Default::default() });
-    driftwatch_trainer::train(&spec, &data).expect("train the benchmark model").to_onnx()
+    anchorwatch_trainer::train(&spec, &data).expect("train the benchmark model").to_onnx()
 }
 
 fn record(r: &Row) -> Value {
@@ -144,11 +144,11 @@ impl Server {
             .args(["--log-format", "json", "serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&cfg)
             .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("RUST_LOG", "warn,driftwatch=info")
+            .env("RUST_LOG", "warn,anchorwatch=info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start driftwatch");
+            .expect("start anchorwatch");
         // The log is drained for the whole run so the server never blocks on a full pipe.
         let (tx, rx) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
@@ -161,7 +161,7 @@ impl Server {
                 }
             }
         });
-        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("driftwatch did not start");
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("anchorwatch did not start");
         Self { child, base: format!("http://{addr}"), _dir: dir }
     }
 
@@ -315,7 +315,7 @@ fn main() {
     let started = Instant::now();
     let onnx = model();
     println!(
-        "driftwatch predictor benchmark: POST /v1/models/{{model}}/predict, gradient boosting (100 trees, depth 3; \
+        "anchorwatch predictor benchmark: POST /v1/models/{{model}}/predict, gradient boosting (100 trees, depth 3; \
          8 numerical + 2 categorical features, {} KiB ONNX, trained in {:.1} s)",
         onnx.len() / 1024,
         started.elapsed().as_secs_f64()
@@ -340,7 +340,7 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // What runs: this build with capture on and off, and, with BASELINE_BIN, another build (an
     // earlier commit's binary) with capture on, in the same run so the two compare fairly.
-    let this = PathBuf::from(env!("CARGO_BIN_EXE_driftwatch"));
+    let this = PathBuf::from(env!("CARGO_BIN_EXE_anchorwatch"));
     let mut setups = vec![("on", true, this.clone()), ("off", false, this)];
     if let Some(baseline) = std::env::var_os("BASELINE_BIN") {
         println!("baseline: {} (capture on)", Path::new(&baseline).display());
@@ -355,15 +355,15 @@ fn main() {
             results.push((batch, label, rt.block_on(drive(&server, batch))));
         }
         if *capture {
-            let dropped = server.metric("driftwatch_predictor_capture_dropped_total");
+            let dropped = server.metric("anchorwatch_predictor_capture_dropped_total");
             if dropped > 0.0 {
                 println!("note ({label}): {dropped} rows were dropped under this load (counted, not captured)");
             }
         }
         if *label == "on" {
             writes = (
-                server.metric("driftwatch_predictor_capture_seconds_sum"),
-                server.metric("driftwatch_predictor_capture_seconds_count"),
+                server.metric("anchorwatch_predictor_capture_seconds_sum"),
+                server.metric("anchorwatch_predictor_capture_seconds_count"),
             );
         }
     }
@@ -409,7 +409,7 @@ fn main() {
     println!();
     println!(
         "  server side: {:.0} capture writes (WAL append + fsync, one per batch of requests), {:.2} ms each on average \
-         (driftwatch_predictor_capture_seconds, both batch sizes, warm-up included)",
+         (anchorwatch_predictor_capture_seconds, both batch sizes, warm-up included)",
         writes.1,
         writes.0 / writes.1.max(1.0) * 1000.0
     );

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Proxy overhead benchmark: wrk against a fast upstream (nginx answering a fixed JSON prediction),
-# directly, through `driftwatch proxy`, and through a peer: nginx itself as a keep-alive reverse
+# directly, through `anchorwatch proxy`, and through a peer: nginx itself as a keep-alive reverse
 # proxy (one worker, like the proxy's one process), for a plain forwarded route and for a captured
 # predict route (rows stored by the local collector; nginx captures nothing). Prints throughput and
 # p50/p99 latency of each, and the overhead. Goal (issue 7): p99 overhead under 1 ms, throughput at
@@ -14,13 +14,13 @@
 #
 # Needs: wrk and nginx (Debian: apt-get install -y --no-install-recommends wrk nginx-light), and
 # the release binary (cargo build --release). Tunables: DURATION (10s), CONNECTIONS (16),
-# THREADS (1), DRIFTWATCH_BIN (target/release/driftwatch), RATES ("5000 20000"), RATE_SECONDS
+# THREADS (1), ANCHORWATCH_BIN (target/release/anchorwatch), RATES ("5000 20000"), RATE_SECONDS
 # (10), RATE_BIN (the built benches/rate.rs; `make bench-proxy` passes it; without it the
 # fixed-rate runs are skipped).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-BIN=${DRIFTWATCH_BIN:-target/release/driftwatch}
+BIN=${ANCHORWATCH_BIN:-target/release/anchorwatch}
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-1}
@@ -113,7 +113,7 @@ start_nginx peer "$PEER_PORT" <<EOF
 EOF
 
 # The proxy, capturing into a local collector.
-cat >"$WORK/driftwatch.toml" <<EOF
+cat >"$WORK/anchorwatch.toml" <<EOF
 [store]
 root = "store"
 
@@ -129,7 +129,7 @@ features = [
 ]
 EOF
 RUST_LOG=warn "$BIN" proxy --listen "127.0.0.1:$PROXY_PORT" --metrics-listen "127.0.0.1:$METRICS_PORT" \
-    --upstream "http://127.0.0.1:$UP_PORT" --model credit --config "$WORK/driftwatch.toml" &
+    --upstream "http://127.0.0.1:$UP_PORT" --model credit --config "$WORK/anchorwatch.toml" &
 PIDS+=($!)
 wait_http "http://127.0.0.1:$METRICS_PORT/readyz"
 
@@ -166,14 +166,14 @@ report() {
     read -r p_rps p_p50 p_p99 <<<"$proxied"
     read -r n_rps n_p50 n_p99 <<<"$peer"
     printf '%-40s %12.0f %10.3f %10.3f\n' "$name: direct" "$d_rps" "$d_p50" "$d_p99"
-    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through driftwatch proxy" "$p_rps" "$p_p50" "$p_p99"
+    printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through anchorwatch proxy" "$p_rps" "$p_p50" "$p_p99"
     printf '%-40s %12.0f %10.3f %10.3f\n' "$name: through nginx (peer)" "$n_rps" "$n_p50" "$n_p99"
     awk -v dr="$d_rps" -v pr="$p_rps" -v nr="$n_rps" -v d50="$d_p50" -v p50="$p_p50" -v n50="$n_p50" \
         -v d99="$d_p99" -v p99="$p_p99" -v n99="$n_p99" -v n="$name" 'BEGIN {
         ratio = pr / dr; over = p99 - d99
-        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms  [%s]\n", n ": driftwatch overhead", ratio * 100, p50 - d50, over,
+        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms  [%s]\n", n ": anchorwatch overhead", ratio * 100, p50 - d50, over,
             (ratio >= 0.9 && over < 1.0) ? "goal met" : "goal missed (>= 90% and < 1 ms)"
-        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms; driftwatch/nginx throughput %.2f\n", n ": nginx overhead", nr / dr * 100, n50 - d50, n99 - d99, pr / nr
+        printf "%-40s throughput %.1f%% of direct, p50 +%.3f ms, p99 +%.3f ms; anchorwatch/nginx throughput %.2f\n", n ": nginx overhead", nr / dr * 100, n50 - d50, n99 - d99, pr / nr
     }'
 }
 
@@ -198,16 +198,16 @@ if [ -n "${RATE_BIN:-}" ]; then
             path=${route#* }
             body=()
             [ "$path" = /predict ] && body=("$WORK/body.json")
-            for target in "direct:$UP_PORT" "driftwatch proxy:$PROXY_PORT" "nginx (peer):$PEER_PORT"; do
+            for target in "direct:$UP_PORT" "anchorwatch proxy:$PROXY_PORT" "nginx (peer):$PEER_PORT"; do
                 read -r got p50 p99 p999 errors < <("$RATE_BIN" "http://127.0.0.1:${target##*:}$path" "$rate" \
                     "${RATE_SECONDS:-10}" "$CONNECTIONS" "${body[@]}")
                 [ "$errors" = 0 ] || echo "warning: $errors failed requests" >&2
                 printf '%-40s %8s %12s %10s %10s %10s\n' "$route: ${target%:*}" "$rate" "$got" "$p50" "$p99" "$p999"
                 if [ "${target%:*}" = direct ]; then
                     direct_p99=$p99
-                elif [ "${target%:*}" = "driftwatch proxy" ]; then
+                elif [ "${target%:*}" = "anchorwatch proxy" ]; then
                     awk -v d="$direct_p99" -v p="$p99" -v r="$rate" -v g="$got" -v n="$route" 'BEGIN {
-                        printf "%-40s %8s achieved %.1f%% of the rate, p99 +%.3f ms  [%s]\n", n ": driftwatch overhead", r, g / r * 100, p - d,
+                        printf "%-40s %8s achieved %.1f%% of the rate, p99 +%.3f ms  [%s]\n", n ": anchorwatch overhead", r, g / r * 100, p - d,
                             (g / r >= 0.9 && p - d < 1.0) ? "goal met" : "goal missed (>= 90% and < 1 ms)" }'
                 fi
             done
@@ -216,6 +216,6 @@ if [ -n "${RATE_BIN:-}" ]; then
 fi
 
 metrics=$(curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics")
-rows=$(awk '/^driftwatch_capture_rows_total / { print $2 }' <<<"$metrics")
-dropped=$(awk '/^driftwatch_capture_dropped_total/ && $2 > 0 { printf "%s%s=%s", sep, $1, $2; sep=", " }' <<<"$metrics")
+rows=$(awk '/^anchorwatch_capture_rows_total / { print $2 }' <<<"$metrics")
+dropped=$(awk '/^anchorwatch_capture_dropped_total/ && $2 > 0 { printf "%s%s=%s", sep, $1, $2; sep=", " }' <<<"$metrics")
 echo "captured rows stored: ${rows:-0}; dropped: ${dropped:-none}"

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""driftwatch report vs Evidently 0.7.23 on the same generated files, side by side.
+"""anchorwatch report vs Evidently 0.7.23 on the same generated files, side by side.
 
 Not a test: it prints wall time, peak RSS and their ratios, and whether every column's test
 and verdict are identical. Run from the repository root with the virtualenv that has
@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BINARY = ROOT / "target" / "release" / "driftwatch"
+BINARY = ROOT / "target" / "release" / "anchorwatch"
 SEED = 20240611
 
 # Evidently orders categories by iterating Python sets: a fixed hash seed keeps its run
@@ -133,7 +133,7 @@ def compare(dw_path: Path, ev_path: Path):
             mismatches.append(f"{c['name']}: not in Evidently's report")
             continue
         if c.get("stattest") != e["stattest"] or c.get("drifted") != e["drifted"]:
-            mismatches.append(f"{c['name']}: driftwatch {c.get('stattest')}/{c.get('drifted')} "
+            mismatches.append(f"{c['name']}: anchorwatch {c.get('stattest')}/{c.get('drifted')} "
                               f"vs Evidently {e['stattest']}/{e['drifted']}")
         if c.get("score") is not None and e["score"] is not None:
             denom = max(abs(e["score"]), 1e-300)
@@ -161,16 +161,16 @@ def main():
             directory = args.keep / str(rows) if args.keep else Path(tmp)
             directory.mkdir(parents=True, exist_ok=True)
             ref, cur = generate(rows, directory)
-            dw_out, ev_out = directory / "driftwatch.json", directory / "evidently.json"
+            dw_out, ev_out = directory / "anchorwatch.json", directory / "evidently.json"
             dw = measure([str(args.binary), "report", "-q", "--reference", str(ref), "--current", str(cur),
                           "--output", str(dw_out)])
             ev = measure([sys.executable, __file__, "--run-evidently", str(ref), str(cur), str(ev_out)],
                          env={**os.environ, "PYTHONHASHSEED": "0", "DO_NOT_TRACK": "1"})
-            for name, (wall, rss) in [("driftwatch", dw), ("evidently", ev)]:
+            for name, (wall, rss) in [("anchorwatch", dw), ("evidently", ev)]:
                 print(f"{rows:>9} {name:<11} {wall:>8.2f} {rss / 2**20:>13.1f}")
             mismatches, max_rel, n = compare(dw_out, ev_out)
             print(f"{rows:>9} ratio       {ev[0] / dw[0]:>7.1f}x {ev[1] / dw[1]:>12.1f}x   "
-                  f"(Evidently / driftwatch: time, memory)")
+                  f"(Evidently / anchorwatch: time, memory)")
             verdict = "identical" if not mismatches else f"{len(mismatches)} DIFFER"
             print(f"{rows:>9} verdicts    {verdict} over {n} columns; max relative score difference {max_rel:.2e}")
             for m in mismatches:

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
-"""An external trainer for driftwatch's retraining loop (`trainer = "command"`).
+"""An external trainer for anchorwatch's retraining loop (`trainer = "command"`).
 
-driftwatch runs it with the environment variables below, and then loads DRIFTWATCH_OUTPUT with
+anchorwatch runs it with the environment variables below, and then loads ANCHORWATCH_OUTPUT with
 ONNX Runtime, scores it against the champion on the holdout, and promotes it only if it wins.
 
-  DRIFTWATCH_MODEL    the model's name
-  DRIFTWATCH_TRAIN    Parquet: the training rows (features, prediction, label, timestamp, score_*)
-  DRIFTWATCH_HOLDOUT  Parquet: the holdout rows (same columns)
-  DRIFTWATCH_SCHEMA   JSON: the model's schema (features with their kinds, prediction, label, scores)
-  DRIFTWATCH_OUTPUT   where to write the ONNX model
+  ANCHORWATCH_MODEL    the model's name
+  ANCHORWATCH_TRAIN    Parquet: the training rows (features, prediction, label, timestamp, score_*)
+  ANCHORWATCH_HOLDOUT  Parquet: the holdout rows (same columns)
+  ANCHORWATCH_SCHEMA   JSON: the model's schema (features with their kinds, prediction, label, scores)
+  ANCHORWATCH_OUTPUT   where to write the ONNX model
 
 Needs scikit-learn, skl2onnx, pandas and pyarrow (tests/requirements.txt pins them).
 Config:
@@ -40,9 +40,9 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 
 def main():
-    schema = json.load(open(os.environ["DRIFTWATCH_SCHEMA"]))
-    train = pd.read_parquet(os.environ["DRIFTWATCH_TRAIN"])
-    holdout = pd.read_parquet(os.environ["DRIFTWATCH_HOLDOUT"])
+    schema = json.load(open(os.environ["ANCHORWATCH_SCHEMA"]))
+    train = pd.read_parquet(os.environ["ANCHORWATCH_TRAIN"])
+    holdout = pd.read_parquet(os.environ["ANCHORWATCH_HOLDOUT"])
     numeric = [f["name"] for f in schema["features"] if f["kind"] in ("numerical", "boolean")]
     categorical = [f["name"] for f in schema["features"] if f["kind"] in ("categorical", "text")]
     if len(numeric) + len(categorical) != len(schema["features"]):
@@ -73,9 +73,9 @@ def main():
     types = [(c, FloatTensorType([None, 1])) if c in numeric else (c, StringTensorType([None, 1])) for c in frame(train).columns]
     options = {id(model): {"zipmap": False}} if classifier else None
     onx = to_onnx(model, initial_types=types, options=options, target_opset=17)
-    with open(os.environ["DRIFTWATCH_OUTPUT"], "wb") as f:
+    with open(os.environ["ANCHORWATCH_OUTPUT"], "wb") as f:
         f.write(onx.SerializeToString())
-    print(f"wrote {os.environ['DRIFTWATCH_OUTPUT']} ({len(train)} training rows)")
+    print(f"wrote {os.environ['ANCHORWATCH_OUTPUT']} ({len(train)} training rows)")
 
 
 if __name__ == "__main__":

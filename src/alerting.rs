@@ -10,14 +10,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
-use driftwatch_alerts::config::{HIGHER_IS_BETTER, Watch};
-use driftwatch_alerts::engine::SilenceRequest;
-use driftwatch_alerts::notify::RetrainHook;
-use driftwatch_alerts::{Engine, Notification, Observation, Sample};
-use driftwatch_analyzer::monitor::window::WindowResult;
-use driftwatch_analyzer::monitor::{Monitor, Published};
-use driftwatch_collector::ApiError;
-use driftwatch_collector::store::Store;
+use anchorwatch_alerts::config::{HIGHER_IS_BETTER, Watch};
+use anchorwatch_alerts::engine::SilenceRequest;
+use anchorwatch_alerts::notify::RetrainHook;
+use anchorwatch_alerts::{Engine, Notification, Observation, Sample};
+use anchorwatch_analyzer::monitor::window::WindowResult;
+use anchorwatch_analyzer::monitor::{Monitor, Published};
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::store::Store;
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::watch;
@@ -113,7 +113,7 @@ pub fn samples(r: &WindowResult) -> Vec<Sample> {
 /// Requests refused by the collector so far, per model (all reasons).
 fn rejected(registry: &prometheus::Registry) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
-    for family in registry.gather().iter().filter(|f| f.name() == "driftwatch_ingest_rejected_total") {
+    for family in registry.gather().iter().filter(|f| f.name() == "anchorwatch_ingest_rejected_total") {
         for m in family.get_metric() {
             let model = m.get_label().iter().find(|l| l.name() == "model").map(|l| l.value().to_string());
             if let Some(model) = model {

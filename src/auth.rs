@@ -16,8 +16,8 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use driftwatch_collector::ApiError;
-use driftwatch_collector::config::units;
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
 
 /// The cookie that carries a UI session id.

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use driftwatch_collector::decode::Table;
-use driftwatch_collector::{ApiError, ModelCollector};
+use anchorwatch_collector::decode::Table;
+use anchorwatch_collector::{ApiError, ModelCollector};
 use serde_json::Value;
 use tokio::sync::mpsc;
 

@@ -4,10 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use driftwatch_collector::CollectorConfig;
-use driftwatch_collector::config::units;
-use driftwatch_collector::schema::{ModelSchema, SchemaConfig, is_valid_name};
-use driftwatch_collector::store::Location;
+use anchorwatch_collector::CollectorConfig;
+use anchorwatch_collector::config::units;
+use anchorwatch_collector::schema::{ModelSchema, SchemaConfig, is_valid_name};
+use anchorwatch_collector::store::Location;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AuthConfig;
@@ -25,7 +25,7 @@ pub struct Config {
     /// `[collector]`: durability and batching of ingest.
     #[serde(default)]
     pub collector: CollectorConfig,
-    /// `[query]`: limits of `/v1/query` and `driftwatch query`.
+    /// `[query]`: limits of `/v1/query` and `anchorwatch query`.
     #[serde(default)]
     pub query: QueryConfig,
     /// `[auth]`: bearer tokens; without any, the API is open.
@@ -36,8 +36,8 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     /// `[alerts]`: rules, receivers, silences' companions (inhibition) and delivery.
     #[serde(default)]
-    pub alerts: driftwatch_alerts::AlertsConfig,
-    /// `[proxy]`: settings of `driftwatch proxy --config FILE` (flags win over them); `serve`
+    pub alerts: anchorwatch_alerts::AlertsConfig,
+    /// `[proxy]`: settings of `anchorwatch proxy --config FILE` (flags win over them); `serve`
     /// ignores the section. See `docs/proxy.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy: Option<crate::proxy::config::ProxyConfig>,
@@ -88,9 +88,9 @@ pub struct StoreConfig {
     /// from the `AWS_*` environment variables (docs/store.md). Default `"./data"`.
     pub root: String,
     /// `[store.compaction]`: merging the small files of each partition (docs/store.md).
-    pub compaction: driftwatch_collector::compact::CompactionConfig,
+    pub compaction: anchorwatch_collector::compact::CompactionConfig,
     /// `[store.retention]`: how long each table is kept; unset keeps forever.
-    pub retention: driftwatch_collector::compact::RetentionConfig,
+    pub retention: anchorwatch_collector::compact::RetentionConfig,
 }
 
 impl Default for StoreConfig {
@@ -121,8 +121,8 @@ impl Default for QueryConfig {
 
 impl QueryConfig {
     /// As the analyzer takes them.
-    pub fn limits(&self) -> driftwatch_analyzer::sql::QueryLimits {
-        driftwatch_analyzer::sql::QueryLimits {
+    pub fn limits(&self) -> anchorwatch_analyzer::sql::QueryLimits {
+        anchorwatch_analyzer::sql::QueryLimits {
             max_rows: self.max_rows,
             memory_limit: self.memory_limit as usize,
             timeout: self.timeout,
@@ -141,7 +141,7 @@ pub struct ModelConfig {
     pub schema: SchemaConfig,
     /// `[models.analysis]`: reference, windows and tests of the continuous analysis.
     #[serde(default)]
-    pub analysis: driftwatch_analyzer::monitor::AnalysisConfig,
+    pub analysis: anchorwatch_analyzer::monitor::AnalysisConfig,
     /// `[models.retrain]`: the retraining loop.
     #[serde(default)]
     pub retrain: crate::retrain::RetrainConfig,
@@ -197,7 +197,7 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
     if matches!(location, Location::S3 { .. }) && config.collector.wal_dir.is_none() {
         anyhow::bail!(
             "collector.wal_dir: must be set when store.root is object storage (`{}`): the write-ahead log \
-             needs a folder on local disk, one per process, e.g. wal_dir = \"/var/lib/driftwatch/wal\" (docs/store.md)",
+             needs a folder on local disk, one per process, e.g. wal_dir = \"/var/lib/anchorwatch/wal\" (docs/store.md)",
             config.store.root
         );
     }
@@ -249,8 +249,8 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
     Ok(out)
 }
 
-/// The example config shipped in the repo, embedded so `driftwatch demo` runs anywhere.
-pub const EXAMPLE: &str = include_str!("../examples/driftwatch.toml");
+/// The example config shipped in the repo, embedded so `anchorwatch demo` runs anywhere.
+pub const EXAMPLE: &str = include_str!("../examples/anchorwatch.toml");
 
 #[cfg(test)]
 mod tests {
@@ -317,9 +317,9 @@ mod tests {
     fn object_store_with_a_wal_dir_is_valid_and_the_wal_dir_is_relative_to_the_config() {
         let model = "[[models]]\nname = \"m\"\nschema.features = [{ name = \"a\", kind = \"numerical\" }]\n";
         let text = format!("[store]\nroot = \"s3://bucket/p\"\n[collector]\nwal_dir = \"wal\"\n{model}");
-        let loaded = parse(&text, Path::new("/etc/driftwatch")).unwrap();
+        let loaded = parse(&text, Path::new("/etc/anchorwatch")).unwrap();
         assert_eq!(loaded.store_root(), "s3://bucket/p");
-        assert_eq!(loaded.config.collector.wal_dir.as_deref(), Some(Path::new("/etc/driftwatch/wal")));
+        assert_eq!(loaded.config.collector.wal_dir.as_deref(), Some(Path::new("/etc/anchorwatch/wal")));
     }
 }
 
@@ -349,7 +349,7 @@ mod docs {
     fn every_field_is_documented() {
         let mut config = Config::default();
         config.collector.wal_dir = Some("/wal".into());
-        config.store.retention = driftwatch_collector::compact::RetentionConfig {
+        config.store.retention = anchorwatch_collector::compact::RetentionConfig {
             predictions: Some(std::time::Duration::from_secs(86_400)),
             labels: Some(std::time::Duration::from_secs(86_400)),
             results: Some(std::time::Duration::from_secs(86_400)),
@@ -360,20 +360,20 @@ mod docs {
             token: Some("x".into()),
             scopes: vec![crate::auth::Scope::Read],
         });
-        let mut schema = driftwatch_collector::schema::SchemaConfig {
+        let mut schema = anchorwatch_collector::schema::SchemaConfig {
             infer_from: Some("ref.csv".into()),
-            prediction: Some(driftwatch_collector::schema::ValueKind::Numerical),
-            label: Some(driftwatch_collector::schema::ValueKind::Numerical),
+            prediction: Some(anchorwatch_collector::schema::ValueKind::Numerical),
+            label: Some(anchorwatch_collector::schema::ValueKind::Numerical),
             scores: vec!["a".into()],
             ..Default::default()
         };
-        schema.features.push(driftwatch_collector::schema::FeatureConfig {
+        schema.features.push(anchorwatch_collector::schema::FeatureConfig {
             name: "e".into(),
-            kind: driftwatch_collector::schema::FeatureKind::Embedding,
+            kind: anchorwatch_collector::schema::FeatureKind::Embedding,
             dim: Some(3),
             nullable: true,
         });
-        let mut analysis = driftwatch_analyzer::monitor::AnalysisConfig {
+        let mut analysis = anchorwatch_analyzer::monitor::AnalysisConfig {
             reference: Some("ref.parquet".into()),
             reference_span: Some(std::time::Duration::from_secs(3600)),
             rolling_rows: Some(100),
@@ -388,7 +388,7 @@ mod docs {
         analysis.columns.get_mut("e").unwrap().threshold = Some(0.2);
         analysis.thresholds.insert(
             "accuracy".into(),
-            driftwatch_analyzer::monitor::config::MetricThreshold {
+            anchorwatch_analyzer::monitor::config::MetricThreshold {
                 lower: Some(0.8),
                 upper: Some(1.0),
                 ..Default::default()
@@ -401,13 +401,13 @@ mod docs {
             ..Default::default()
         };
         config.models.push(ModelConfig { name: "m".into(), schema, analysis, retrain });
-        let mut rule = driftwatch_alerts::config::default_rules().remove(0);
+        let mut rule = anchorwatch_alerts::config::default_rules().remove(0);
         rule.models = vec!["m".into()];
         rule.receivers = vec!["r".into()];
         config.alerts.rules.push(rule);
-        config.alerts.receivers.push(driftwatch_alerts::config::ReceiverConfig {
+        config.alerts.receivers.push(anchorwatch_alerts::config::ReceiverConfig {
             name: "r".into(),
-            kind: driftwatch_alerts::config::ReceiverKind::Email,
+            kind: anchorwatch_alerts::config::ReceiverKind::Email,
             url: Some("http://x".into()),
             url_env: Some("X".into()),
             secret_env: Some("S".into()),
@@ -439,7 +439,7 @@ mod docs {
             ..Default::default()
         });
         config.proxy = Some(proxy);
-        config.alerts.inhibit_rules.push(driftwatch_alerts::config::InhibitRule {
+        config.alerts.inhibit_rules.push(anchorwatch_alerts::config::InhibitRule {
             source: [("alertname".to_string(), "A".to_string())].into_iter().collect(),
             target: [("alertname".to_string(), "B".to_string())].into_iter().collect(),
             equal: vec!["model".into()],

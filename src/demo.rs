@@ -1,4 +1,4 @@
-//! `driftwatch demo`: the whole MLOps loop on one credit-scoring model, told on the terminal.
+//! `anchorwatch demo`: the whole MLOps loop on one credit-scoring model, told on the terminal.
 //!
 //! The story, in order (each step prints what happened, with its figures, and where to see it):
 //!
@@ -43,12 +43,12 @@ use crate::server::Server;
 use receivers::Delivery;
 use scenario::World;
 
-/// The demo's config, embedded so `driftwatch demo` runs anywhere (`examples/demo.toml`).
+/// The demo's config, embedded so `anchorwatch demo` runs anywhere (`examples/demo.toml`).
 pub const CONFIG: &str = include_str!("../examples/demo.toml");
 
 const MODEL: &str = "credit";
 
-/// How `driftwatch demo` runs (its command-line flags).
+/// How `anchorwatch demo` runs (its command-line flags).
 pub struct Options {
     /// Where the demo keeps its data (wiped at start).
     pub store: PathBuf,
@@ -121,12 +121,12 @@ impl Pace {
 pub async fn run(options: Options) -> anyhow::Result<()> {
     let pace = Pace::new(options.fast, options.rows);
     println!(
-        "driftwatch demo: the whole loop on a credit-scoring model{}.",
+        "anchorwatch demo: the whole loop on a credit-scoring model{}.",
         if options.fast { ", time compressed (--fast)" } else { "" }
     );
     println!("A bank scores loan applications (age, income, loan amount, term, employment, region, past");
     println!("default); whether a loan goes bad is known later. At a known hour the world shifts (a recession");
-    println!("and a new online channel); driftwatch has to notice, tell people, retrain and recover.\n");
+    println!("and a new online channel); anchorwatch has to notice, tell people, retrain and recover.\n");
 
     let library = crate::lifecycle::runtime::find_library().map_err(|e| {
         anyhow::anyhow!(
@@ -146,7 +146,7 @@ pub async fn run(options: Options) -> anyhow::Result<()> {
     let webhook_url = receivers::webhook(tx.clone()).await?;
     let mailbox_dir = store.join("mailbox");
     let mailbox = receivers::mailbox(mailbox_dir.clone(), tx).await?;
-    let config_path = store.join("driftwatch.toml");
+    let config_path = store.join("anchorwatch.toml");
     let settings = Settings { store: store.clone(), base: base.clone(), webhook_url: webhook_url.clone(), mailbox };
 
     println!("Set-up");
@@ -285,7 +285,7 @@ impl Settings {
             }
         }
         let text = toml::to_string(&config)?;
-        Ok(format!("# driftwatch demo: examples/demo.toml as this run uses it (written by `driftwatch demo`).\n{text}"))
+        Ok(format!("# anchorwatch demo: examples/demo.toml as this run uses it (written by `anchorwatch demo`).\n{text}"))
     }
 }
 
@@ -538,7 +538,7 @@ impl Demo {
             drifted.join(", ")
         );
         println!(
-            "          see {}/v1/models/{MODEL}/drift and driftwatch_dataset_drift_share on {}/metrics",
+            "          see {}/v1/models/{MODEL}/drift and anchorwatch_dataset_drift_share on {}/metrics",
             self.base, self.base
         );
         self.figures.drift_share = Some(share);
@@ -571,7 +571,7 @@ impl Demo {
             fmt(self.figures.before)
         );
         println!(
-            "          see {}/v1/models/{MODEL}/performance and driftwatch_model_performance on /metrics",
+            "          see {}/v1/models/{MODEL}/performance and anchorwatch_model_performance on /metrics",
             self.base
         );
         self.alerts().await?;

@@ -1,4 +1,4 @@
-//! driftwatch: watches machine-learning models in production.
+//! anchorwatch: watches machine-learning models in production.
 //!
 //! Takes in: a TOML config ([`config::Config`]) and commands from the CLI.
 //! Gives out: the HTTP server ([`server`]) wiring the collector and the analyzer together, and the

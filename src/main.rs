@@ -1,23 +1,23 @@
-//! The `driftwatch` command line.
+//! The `anchorwatch` command line.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use driftwatch::config;
-use driftwatch::logging::{self, LogFormat};
-use driftwatch::server::{self, Server};
-use driftwatch_analyzer::sql;
-use driftwatch_collector::store::Store;
+use anchorwatch::config;
+use anchorwatch::logging::{self, LogFormat};
+use anchorwatch::server::{self, Server};
+use anchorwatch_analyzer::sql;
+use anchorwatch_collector::store::Store;
 
-/// driftwatch watches machine-learning models in production: it captures what a model sees and
+/// anchorwatch watches machine-learning models in production: it captures what a model sees and
 /// says into Parquet, finds drift and accuracy decay, alerts, and closes the loop by retraining.
 #[derive(Parser)]
-#[command(name = "driftwatch", version, propagate_version = true)]
+#[command(name = "anchorwatch", version, propagate_version = true)]
 struct Cli {
     /// Log format on stderr: `text` for people, `json` for log shippers. Level from RUST_LOG (default info).
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "DRIFTWATCH_LOG_FORMAT")]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "ANCHORWATCH_LOG_FORMAT")]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -31,11 +31,11 @@ enum Command {
     /// shuts it down gracefully: requests in flight finish and every acknowledged row is written
     /// to Parquet.
     Serve {
-        /// The TOML config file (see docs/config.md; an example is examples/driftwatch.toml).
-        #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+        /// The TOML config file (see docs/config.md; an example is examples/anchorwatch.toml).
+        #[arg(long, short, env = "ANCHORWATCH_CONFIG")]
         config: PathBuf,
         /// Listen here instead of `server.listen`, e.g. `0.0.0.0:8080` (port 0 picks a free one).
-        #[arg(long, env = "DRIFTWATCH_LISTEN")]
+        #[arg(long, env = "ANCHORWATCH_LISTEN")]
         listen: Option<SocketAddr>,
     },
     /// Check a config file: parse it, validate every field, infer schemas, and print a summary.
@@ -52,7 +52,7 @@ enum Command {
     /// in the write-ahead log of a running server appear once flushed (`collector.flush_interval`).
     Query {
         /// The TOML config file.
-        #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+        #[arg(long, short, env = "ANCHORWATCH_CONFIG")]
         config: PathBuf,
         /// The model whose tables to query; may be left out when only one is configured.
         #[arg(long, short)]
@@ -71,28 +71,28 @@ enum Command {
     /// Merges the small Parquet files of each partition that has at least `min_files` files
     /// older than `min_age` into one file, deletes files merged by an earlier pass once `grace`
     /// has passed, and deletes partitions and results older than `[store.retention]`
-    /// (docs/store.md, "Compaction and retention"). `driftwatch serve` does the same every
+    /// (docs/store.md, "Compaction and retention"). `anchorwatch serve` does the same every
     /// `store.compaction.interval` for the models it analyses: run this only where no server
     /// compacts the same store, since one compactor at a time may run per store.
-    Compact(driftwatch::maintenance::CompactArgs),
+    Compact(anchorwatch::maintenance::CompactArgs),
     /// Compare a current dataset with a reference and report drift per column (JSON or HTML), with
     /// Evidently's numbers.
-    Report(driftwatch::report::ReportArgs),
+    Report(anchorwatch::report::ReportArgs),
     /// Sidecar reverse proxy: forwards every request to the predictor unchanged and captures
     /// features and predictions from its predict routes.
-    Proxy(driftwatch::proxy::ProxyArgs),
+    Proxy(anchorwatch::proxy::ProxyArgs),
     /// The model registry: list versions, upload an ONNX file, promote a version, roll back.
     ///
     /// Works on the store directly (no server needed); a running server serves a new champion
     /// within `predictor.reload_interval`. The ONNX signature contract is in docs/models.md.
-    Models(driftwatch::lifecycle::cli::ModelsArgs),
+    Models(anchorwatch::lifecycle::cli::ModelsArgs),
     /// Run the retraining loop of a model once, now: snapshot its recent labeled data, train,
     /// validate the candidate against the champion on the holdout with ONNX Runtime, and promote
     /// it only if it wins (`[models.retrain]` in the config). A running server serves the new
     /// champion within `predictor.reload_interval`. Exits non-zero when the run fails.
     Retrain {
         /// The TOML config file.
-        #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+        #[arg(long, short, env = "ANCHORWATCH_CONFIG")]
         config: PathBuf,
         /// The model to retrain; may be left out when only one is configured.
         #[arg(long, short)]
@@ -166,7 +166,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let loaded = config::load(&config)?;
             let listen = listen.unwrap_or(loaded.config.server.listen);
             let server = Server::start(&loaded, listen).await?;
-            tracing::info!(addr = %server.addr, store = %loaded.store_root(), models = loaded.models.len(), "driftwatch is listening");
+            tracing::info!(addr = %server.addr, store = %loaded.store_root(), models = loaded.models.len(), "anchorwatch is listening");
             shutdown_signal().await;
             tracing::info!("shutting down: finishing requests in flight and flushing to Parquet");
             server.shutdown().await?;
@@ -227,13 +227,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Compact(args) => driftwatch::maintenance::cli(args).await,
-        Command::Report(args) => driftwatch::report::run(args).await,
-        Command::Proxy(args) => driftwatch::proxy::run(args).await,
-        Command::Models(args) => driftwatch::lifecycle::cli::run(args).await,
-        Command::Retrain { config, model } => driftwatch::retrain::cli(&config, model.as_deref()).await,
+        Command::Compact(args) => anchorwatch::maintenance::cli(args).await,
+        Command::Report(args) => anchorwatch::report::run(args).await,
+        Command::Proxy(args) => anchorwatch::proxy::run(args).await,
+        Command::Models(args) => anchorwatch::lifecycle::cli::run(args).await,
+        Command::Retrain { config, model } => anchorwatch::retrain::cli(&config, model.as_deref()).await,
         Command::Demo { store, listen, rows, fast, serve } => {
-            driftwatch::demo::run(driftwatch::demo::Options { store, listen, rows, fast, serve }).await
+            anchorwatch::demo::run(anchorwatch::demo::Options { store, listen, rows, fast, serve }).await
         }
     }
 }

@@ -1,18 +1,18 @@
-//! Compaction and retention of the store: the server's background pass and `driftwatch compact`.
-//! The protocol is in `driftwatch_collector::compact` and docs/store.md.
+//! Compaction and retention of the store: the server's background pass and `anchorwatch compact`.
+//! The protocol is in `anchorwatch_collector::compact` and docs/store.md.
 
 use std::path::Path;
 use std::time::Duration;
 
-use driftwatch_collector::compact::{self, CompactionConfig, Pass, PassReport, RetentionConfig};
-use driftwatch_collector::config::units::parse_duration;
-use driftwatch_collector::metrics::StoreMetrics;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::compact::{self, CompactionConfig, Pass, PassReport, RetentionConfig};
+use anchorwatch_collector::config::units::parse_duration;
+use anchorwatch_collector::metrics::StoreMetrics;
+use anchorwatch_collector::store::Store;
 use tokio::sync::watch;
 
 use crate::config::Loaded;
 
-/// The models whose store `driftwatch serve` maintains: the ones it analyses. One process per
+/// The models whose store `anchorwatch serve` maintains: the ones it analyses. One process per
 /// model analyses (docs/store.md), and compaction, too, must run in one process only.
 pub fn served_models(loaded: &Loaded) -> Vec<String> {
     let store = &loaded.config.store;
@@ -89,11 +89,11 @@ fn log(report: &PassReport) {
     }
 }
 
-/// `driftwatch compact`: the settings a pass takes from the command line over the config.
+/// `anchorwatch compact`: the settings a pass takes from the command line over the config.
 #[derive(Debug, Clone, clap::Args)]
 pub struct CompactArgs {
     /// The TOML config file (`[store.compaction]` and `[store.retention]`, docs/config.md).
-    #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+    #[arg(long, short, env = "ANCHORWATCH_CONFIG")]
     pub config: std::path::PathBuf,
     /// Only this model (default: every configured model).
     #[arg(long, short)]

@@ -1,12 +1,12 @@
-//! `driftwatch proxy`: a sidecar reverse proxy that captures predictions in front of any HTTP
+//! `anchorwatch proxy`: a sidecar reverse proxy that captures predictions in front of any HTTP
 //! predictor, with no change to the predictor's code.
 //!
 //! Takes in: client requests (HTTP/1.1), forwarded to the upstream predictor (HTTP/1.1 or h2c).
 //! Gives out: the upstream's responses unchanged plus `x-prediction-id`; rows extracted from the
 //! predict routes, stored by a collector in this process (`--config`) or sent to a remote
-//! driftwatch (`--collector`) with a spool on disk; metrics on `--metrics-listen`.
+//! anchorwatch (`--collector`) with a spool on disk; metrics on `--metrics-listen`.
 //! Must never: delay, alter or fail the predictor's traffic for capture's sake. When capture must
-//! shed load it drops and counts (`driftwatch_capture_dropped_total{reason}`). `docs/proxy.md`
+//! shed load it drops and counts (`anchorwatch_capture_dropped_total{reason}`). `docs/proxy.md`
 //! is the user's reference.
 
 pub mod capture;
@@ -24,10 +24,10 @@ use std::time::Duration;
 
 use axum::http::header;
 use axum::response::IntoResponse;
-use driftwatch_collector::Collector;
-use driftwatch_collector::config::units::{parse_bytes, parse_duration};
-use driftwatch_collector::metrics::Metrics as CollectorMetrics;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::Collector;
+use anchorwatch_collector::config::units::{parse_bytes, parse_duration};
+use anchorwatch_collector::metrics::Metrics as CollectorMetrics;
+use anchorwatch_collector::store::Store;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -39,93 +39,93 @@ use self::forward::Forwarder;
 use self::metrics::ProxyMetrics;
 use self::remote::Remote;
 
-/// Arguments of `driftwatch proxy`. Sizes take units (`1MiB`), durations too (`250ms`, `30s`).
+/// Arguments of `anchorwatch proxy`. Sizes take units (`1MiB`), durations too (`250ms`, `30s`).
 /// Every setting can also come from a `[proxy]` section of the `--config` file; a flag (or its
 /// environment variable) wins over the file, the file over the default.
 #[derive(clap::Args, Debug)]
 pub struct ProxyArgs {
     /// Address clients connect to, e.g. `0.0.0.0:8081` (port 0 picks a free one) [default: 127.0.0.1:8081].
-    #[arg(long, env = "DRIFTWATCH_PROXY_LISTEN")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_LISTEN")]
     pub listen: Option<SocketAddr>,
     /// Base URL of the predictor, plain HTTP, e.g. `http://127.0.0.1:8080` (required, here or in `[proxy]`).
-    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_UPSTREAM")]
     pub upstream: Option<String>,
     /// Speak HTTP/2 with prior knowledge (h2c) to the upstream instead of HTTP/1.1.
-    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_HTTP2")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_UPSTREAM_HTTP2")]
     pub upstream_http2: bool,
     /// Longest wait for the upstream's response headers; then the client gets 504 [default: 30s].
-    #[arg(long, env = "DRIFTWATCH_PROXY_UPSTREAM_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_UPSTREAM_TIMEOUT", value_parser = parse_duration)]
     pub upstream_timeout: Option<Duration>,
     /// Longest wait for a connection to the upstream; then the client gets 502 [default: 5s].
-    #[arg(long, env = "DRIFTWATCH_PROXY_CONNECT_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_CONNECT_TIMEOUT", value_parser = parse_duration)]
     pub connect_timeout: Option<Duration>,
     /// The model captured rows belong to (required, here or in `[proxy]`).
-    #[arg(long, env = "DRIFTWATCH_PROXY_MODEL")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_MODEL")]
     pub model: Option<String>,
-    /// The driftwatch config: its `[proxy]` section supplies settings not given as flags, and,
+    /// The anchorwatch config: its `[proxy]` section supplies settings not given as flags, and,
     /// without a remote collector, its store and `[[models]]` schema take the rows (local collector).
-    #[arg(long, short, env = "DRIFTWATCH_CONFIG", required_unless_present = "collector")]
+    #[arg(long, short, env = "ANCHORWATCH_CONFIG", required_unless_present = "collector")]
     pub config: Option<PathBuf>,
-    /// Remote collector: base URL of a central `driftwatch serve`, e.g. `http://driftwatch:8080`.
-    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR")]
+    /// Remote collector: base URL of a central `anchorwatch serve`, e.g. `http://anchorwatch:8080`.
+    #[arg(long, env = "ANCHORWATCH_PROXY_COLLECTOR")]
     pub collector: Option<String>,
     /// Bearer token for the remote collector (a token with the `ingest` scope).
-    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TOKEN", hide_env_values = true)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_COLLECTOR_TOKEN", hide_env_values = true)]
     pub collector_token: Option<String>,
     /// Longest wait for one POST to the remote collector [default: 10s].
-    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_COLLECTOR_TIMEOUT", value_parser = parse_duration)]
     pub collector_timeout: Option<Duration>,
     /// Longest pause between delivery attempts while the remote collector is down [default: 5s].
-    #[arg(long, env = "DRIFTWATCH_PROXY_COLLECTOR_MAX_BACKOFF", value_parser = parse_duration)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_COLLECTOR_MAX_BACKOFF", value_parser = parse_duration)]
     pub collector_max_backoff: Option<Duration>,
     /// Folder for rows the remote collector has not taken yet (kept across restarts); default
-    /// `driftwatch-spool-<model>` in the temporary folder. Use a volume in Kubernetes.
-    #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_DIR")]
+    /// `anchorwatch-spool-<model>` in the temporary folder. Use a volume in Kubernetes.
+    #[arg(long, env = "ANCHORWATCH_PROXY_SPOOL_DIR")]
     pub spool_dir: Option<PathBuf>,
     /// Most bytes the spool holds; beyond it new rows are dropped and counted (`spool_full`) [default: 512MiB].
-    #[arg(long, env = "DRIFTWATCH_PROXY_SPOOL_MAX_BYTES", value_parser = parse_bytes)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_SPOOL_MAX_BYTES", value_parser = parse_bytes)]
     pub spool_max_bytes: Option<u64>,
     /// Serve `/metrics`, `/healthz` and `/readyz` here (apart from --listen, so no upstream path is
     /// shadowed), e.g. `0.0.0.0:9464`. Not served when absent.
-    #[arg(long, env = "DRIFTWATCH_PROXY_METRICS_LISTEN")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
     /// Worker threads of the proxy's async runtime. A sidecar shares its Pod's cores with the
     /// predictor: one thread forwards tens of thousands of requests a second, and more threads
     /// contending for busy cores lengthen the tail latency (docs/proxy.md, "Performance").
     /// Command line and environment only: the runtime starts before the config is read [default: 1].
-    #[arg(long, env = "DRIFTWATCH_PROXY_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "ANCHORWATCH_PROXY_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
     /// Captured routes (POST only): path globs where `*` matches within a segment and `**` across.
     /// Repeat or separate with commas. Default: /v2/models/*/infer, /v2/models/*/versions/*/infer,
     /// /v1/models/*:predict, /predict, /invocations.
-    #[arg(long = "predict-path", env = "DRIFTWATCH_PROXY_PREDICT_PATHS", value_delimiter = ',')]
+    #[arg(long = "predict-path", env = "ANCHORWATCH_PROXY_PREDICT_PATHS", value_delimiter = ',')]
     pub predict_paths: Vec<String>,
     /// Largest request or response body captured; larger ones stream through and count as dropped [default: 1MiB].
-    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_MAX_BYTES", value_parser = parse_bytes)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_CAPTURE_MAX_BYTES", value_parser = parse_bytes)]
     pub capture_max_bytes: Option<u64>,
     /// Captured exchanges waiting to be stored; when full, new ones are dropped and counted [default: 1024].
-    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_QUEUE")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_CAPTURE_QUEUE")]
     pub capture_queue: Option<usize>,
     /// Rows written to the collector in one batch at most [default: 1000].
-    #[arg(long, env = "DRIFTWATCH_PROXY_BATCH_MAX_ROWS")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_BATCH_MAX_ROWS")]
     pub batch_max_rows: Option<usize>,
     /// CPU priority (nice, 0-19) of capture's threads (extraction, the local collector's WAL and
     /// Parquet flushes): higher leaves busy cores to the traffic; capture that falls behind drops
     /// and counts. 0: the traffic's priority. Linux only [default: 10].
-    #[arg(long, env = "DRIFTWATCH_PROXY_CAPTURE_NICE")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_CAPTURE_NICE")]
     pub capture_nice: Option<i32>,
     /// Names of positional features (TF-Serving list instances, OIP inputs holding vectors of
     /// this length), comma-separated.
-    #[arg(long, env = "DRIFTWATCH_PROXY_FEATURE_NAMES", value_delimiter = ',')]
+    #[arg(long, env = "ANCHORWATCH_PROXY_FEATURE_NAMES", value_delimiter = ',')]
     pub feature_names: Vec<String>,
     /// The Open Inference Protocol output holding the prediction (default: the first output).
-    #[arg(long, env = "DRIFTWATCH_PROXY_PREDICTION_OUTPUT")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_PREDICTION_OUTPUT")]
     pub prediction_output: Option<String>,
     /// The Open Inference Protocol output holding the scores (probabilities).
-    #[arg(long, env = "DRIFTWATCH_PROXY_SCORES_OUTPUT")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_SCORES_OUTPUT")]
     pub scores_output: Option<String>,
     /// `model_version` of captured rows when the response names none.
-    #[arg(long, env = "DRIFTWATCH_PROXY_MODEL_VERSION")]
+    #[arg(long, env = "ANCHORWATCH_PROXY_MODEL_VERSION")]
     pub model_version: Option<String>,
     /// Mapping: JSON pointer to the request's rows (an array, or one object). Setting any mapping
     /// flag turns shape detection off (and replaces a `[proxy.extract.mapping]` from the file).
@@ -144,7 +144,7 @@ pub struct ProxyArgs {
     #[arg(long)]
     pub scores_pointer: Option<String>,
     /// How long shutdown waits for requests in flight, then for the capture queue to drain [default: 30s].
-    #[arg(long, env = "DRIFTWATCH_PROXY_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
+    #[arg(long, env = "ANCHORWATCH_PROXY_SHUTDOWN_TIMEOUT", value_parser = parse_duration)]
     pub shutdown_timeout: Option<Duration>,
 }
 
@@ -225,7 +225,7 @@ impl ProxyArgs {
     }
 }
 
-/// Runs `driftwatch proxy` until SIGINT or SIGTERM.
+/// Runs `anchorwatch proxy` until SIGINT or SIGTERM.
 pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
     let file = match &args.config {
         Some(path) => section(path)?,
@@ -244,7 +244,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         metrics_addr = %proxy.metrics_addr.map(|a| a.to_string()).unwrap_or_default(),
         upstream = %upstream,
         sink = %sink,
-        "driftwatch proxy is listening"
+        "anchorwatch proxy is listening"
     );
     shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight and draining the capture queue");
@@ -346,7 +346,7 @@ impl Proxy {
             let spool_dir = config
                 .spool_dir
                 .clone()
-                .unwrap_or_else(|| std::env::temp_dir().join(format!("driftwatch-spool-{}", config.model)));
+                .unwrap_or_else(|| std::env::temp_dir().join(format!("anchorwatch-spool-{}", config.model)));
             let remote = Arc::new(Remote::new(&config, &base, &spool_dir, metrics.clone())?);
             let (tx, rx) = watch::channel(false);
             delivery = Some((tx, capture.handle().spawn(remote.clone().run_delivery(rx))));

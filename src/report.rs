@@ -1,4 +1,4 @@
-//! `driftwatch report`: compare a current dataset with a reference and report drift per column,
+//! `anchorwatch report`: compare a current dataset with a reference and report drift per column,
 //! as JSON or as one self-contained HTML page (docs/report.md describes both and the config).
 //!
 //! Flow: open both files through DataFusion (schemas only), decide the columns to compare,
@@ -13,17 +13,17 @@ mod summary;
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use datafusion::prelude::SessionContext;
-use driftwatch_dashboards::report::{DatasetVerdict, Outcome, Report, Role, Sides, Skipped};
+use anchorwatch_dashboards::report::{DatasetVerdict, Outcome, Report, Role, Sides, Skipped};
 use read::Class;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Arguments of `driftwatch report`.
+/// Arguments of `anchorwatch report`.
 #[derive(clap::Args, Debug)]
-#[command(after_long_help = "Examples:\n  driftwatch report --reference train.parquet --current last_week.parquet\n  \
-    driftwatch report --reference ref.csv --current cur.csv --config report.toml --output drift.html")]
+#[command(after_long_help = "Examples:\n  anchorwatch report --reference train.parquet --current last_week.parquet\n  \
+    anchorwatch report --reference ref.csv --current cur.csv --config report.toml --output drift.html")]
 pub struct ReportArgs {
     /// The reference dataset: what "no drift" looks like (typically training data).
     ///
@@ -70,13 +70,13 @@ pub(crate) struct Progress {
 impl Progress {
     fn line(&self, message: std::fmt::Arguments<'_>) {
         if !self.quiet {
-            eprintln!("driftwatch report: {message} ({:.1} s)", self.start.elapsed().as_secs_f64());
+            eprintln!("anchorwatch report: {message} ({:.1} s)", self.start.elapsed().as_secs_f64());
         }
     }
 
     fn tick(&self, done: usize, total: usize) {
         if !self.quiet && self.terminal {
-            eprint!("\rdriftwatch report: {done}/{total} columns\x1b[K");
+            eprint!("\ranchorwatch report: {done}/{total} columns\x1b[K");
             if done == total {
                 eprint!("\r\x1b[K");
             }
@@ -117,7 +117,7 @@ pub async fn run(args: ReportArgs) -> anyhow::Result<()> {
             b.push(b'\n');
             b
         }
-        Format::Html => driftwatch_dashboards::html::render(&report).into_bytes(),
+        Format::Html => anchorwatch_dashboards::html::render(&report).into_bytes(),
     };
     match &args.output {
         Some(path) => write_atomically(path, &bytes)?,

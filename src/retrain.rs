@@ -3,7 +3,7 @@
 //! training data the new reference.
 //!
 //! Takes in: triggers (the `retrain` alert action, `POST /v1/models/{model}/retrain`,
-//! `driftwatch retrain`). Gives out: a run record per trigger (`<root>/<model>/retrain/runs/`),
+//! `anchorwatch retrain`). Gives out: a run record per trigger (`<root>/<model>/retrain/runs/`),
 //! new model versions in the registry, a promoted champion when the candidate wins.
 //! Must never: touch the champion when a run fails or loses, or run twice at once for a model.
 
@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Float64Type};
 use bytes::Bytes;
-use driftwatch_analyzer::monitor::ModelMonitor;
-use driftwatch_collector::config::units;
-use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
-use driftwatch_collector::store::Store;
-use driftwatch_trainer::{self as trainer, TrainSpec};
+use anchorwatch_analyzer::monitor::ModelMonitor;
+use anchorwatch_collector::config::units;
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::store::Store;
+use anchorwatch_trainer::{self as trainer, TrainSpec};
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -245,7 +245,7 @@ pub struct Watched {
 
 impl Watched {
     /// The monitor with the column names of its analysis config.
-    pub fn new(monitor: Arc<ModelMonitor>, analysis: &driftwatch_analyzer::monitor::AnalysisConfig) -> Self {
+    pub fn new(monitor: Arc<ModelMonitor>, analysis: &anchorwatch_analyzer::monitor::AnalysisConfig) -> Self {
         Self {
             monitor,
             prediction_column: analysis.reference_prediction_column.clone(),
@@ -317,11 +317,11 @@ impl Retrainer {
         let metrics = match registry {
             Some(r) => {
                 let runs = IntCounterVec::new(
-                    Opts::new("driftwatch_retrain_runs_total", "Retraining runs by model and outcome"),
+                    Opts::new("anchorwatch_retrain_runs_total", "Retraining runs by model and outcome"),
                     &["model", "status"],
                 )?;
                 let duration = HistogramVec::new(
-                    HistogramOpts::new("driftwatch_retrain_duration_seconds", "Duration of retraining runs")
+                    HistogramOpts::new("anchorwatch_retrain_duration_seconds", "Duration of retraining runs")
                         .buckets(vec![1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0]),
                     &["model"],
                 )?;
@@ -442,7 +442,7 @@ impl Retrainer {
         for run in runs.iter_mut().filter(|r| r.status == RunStatus::Running && Some(&r.id) != current.as_ref()) {
             run.status = RunStatus::Failed;
             run.reason =
-                "interrupted: driftwatch stopped during the run; see the model's versions for anything it stored"
+                "interrupted: anchorwatch stopped during the run; see the model's versions for anything it stored"
                     .into();
         }
         Ok(runs)
@@ -592,7 +592,7 @@ impl Retrainer {
 
     /// The labeled rows of the data window, oldest first.
     async fn snapshot(&self, l: &ModelLoop) -> Result<Snapshot, Failed> {
-        let ctx = driftwatch_analyzer::sql::session(&self.store, &l.name, &l.schema, self.memory_limit).await?;
+        let ctx = anchorwatch_analyzer::sql::session(&self.store, &l.name, &l.schema, self.memory_limit).await?;
         let from = chrono::Utc::now().timestamp_micros() - l.config.data_window.as_micros() as i64;
         let mut columns: Vec<String> = l.schema.features.iter().map(|f| format!("\"{}\"", f.name)).collect();
         columns.extend(["prediction", "label", "timestamp"].map(String::from));
@@ -682,7 +682,7 @@ impl Retrainer {
     fn run_dir(&self, l: &ModelLoop, run: &Run) -> Result<PathBuf, Failed> {
         let root = match self.store.local_root() {
             Some(root) => root.to_path_buf(),
-            None => std::env::temp_dir().join("driftwatch"),
+            None => std::env::temp_dir().join("anchorwatch"),
         };
         let dir = root.join(&l.name).join("retrain").join("runs").join(&run.id);
         std::fs::create_dir_all(&dir)
@@ -718,11 +718,11 @@ impl Retrainer {
         let mut command = tokio::process::Command::new(&l.config.command[0]);
         command
             .args(&l.config.command[1..])
-            .env("DRIFTWATCH_MODEL", &l.name)
-            .env("DRIFTWATCH_TRAIN", &train)
-            .env("DRIFTWATCH_HOLDOUT", &holdout)
-            .env("DRIFTWATCH_SCHEMA", &schema)
-            .env("DRIFTWATCH_OUTPUT", &output)
+            .env("ANCHORWATCH_MODEL", &l.name)
+            .env("ANCHORWATCH_TRAIN", &train)
+            .env("ANCHORWATCH_HOLDOUT", &holdout)
+            .env("ANCHORWATCH_SCHEMA", &schema)
+            .env("ANCHORWATCH_OUTPUT", &output)
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -838,7 +838,7 @@ fn score(
     truth: &[Option<String>],
     numbers: &[f64],
 ) -> Result<f64, Failed> {
-    use driftwatch_analyzer::performance::{classification, regression};
+    use anchorwatch_analyzer::performance::{classification, regression};
     let n = truth.len();
     let v = match p {
         Predicted::Values(pred) => {
@@ -947,9 +947,9 @@ pub fn routes(retrainer: Arc<Retrainer>) -> axum::Router {
         .with_state(retrainer)
 }
 
-fn trigger_error(e: TriggerError) -> driftwatch_collector::ApiError {
+fn trigger_error(e: TriggerError) -> anchorwatch_collector::ApiError {
     use axum::http::StatusCode;
-    use driftwatch_collector::ApiError;
+    use anchorwatch_collector::ApiError;
     let message = e.to_string();
     match e {
         TriggerError::UnknownModel(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_model", message).field("model"),
@@ -981,11 +981,11 @@ async fn list_runs(
     }
     match r.runs(&model).await {
         Ok(runs) => axum::Json(serde_json::json!({ "model": model, "runs": runs })).into_response(),
-        Err(e) => driftwatch_collector::ApiError::internal(&e).into_response(),
+        Err(e) => anchorwatch_collector::ApiError::internal(&e).into_response(),
     }
 }
 
-/// `driftwatch retrain`: one run, in this process, against the store.
+/// `anchorwatch retrain`: one run, in this process, against the store.
 pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Result<()> {
     let loaded = crate::config::load(config)?;
     let model = match model {
@@ -1010,7 +1010,7 @@ pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Resul
         store.clone(),
         loaded.base.clone(),
         c.query.memory_limit as usize,
-        driftwatch_analyzer::monitor::metrics::Metrics::register(&registry)?,
+        anchorwatch_analyzer::monitor::metrics::Metrics::register(&registry)?,
     )
     .await?;
     let retrainer = Retrainer::new(
@@ -1027,7 +1027,7 @@ pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Resul
     )?;
     eprintln!("retraining `{model}`: snapshot, train, validate against the champion…");
     let run = retrainer
-        .run_now(&model, Trigger { source: "cli".into(), reason: "driftwatch retrain".into() })
+        .run_now(&model, Trigger { source: "cli".into(), reason: "anchorwatch retrain".into() })
         .await
         .map_err(anyhow::Error::msg)?;
     println!("{}", serde_json::to_string_pretty(&run)?);

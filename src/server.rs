@@ -9,13 +9,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use driftwatch_analyzer::monitor::{self, ModelMonitor, Monitor};
-use driftwatch_analyzer::sql::{self, QueryError};
-use driftwatch_collector::api::IngestState;
-use driftwatch_collector::metrics::Metrics as CollectorMetrics;
-use driftwatch_collector::schema::ModelSchema;
-use driftwatch_collector::store::Store;
-use driftwatch_collector::{ApiError, Collector};
+use anchorwatch_analyzer::monitor::{self, ModelMonitor, Monitor};
+use anchorwatch_analyzer::sql::{self, QueryError};
+use anchorwatch_collector::api::IngestState;
+use anchorwatch_collector::metrics::Metrics as CollectorMetrics;
+use anchorwatch_collector::schema::ModelSchema;
+use anchorwatch_collector::store::Store;
+use anchorwatch_collector::{ApiError, Collector};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, oneshot};
@@ -168,7 +168,7 @@ impl Server {
             Some(&registry),
         )?);
         let retrain = Arc::new(crate::alerting::StoreRetrain::new(store.clone(), retrainer.clone()));
-        let engine = driftwatch_alerts::Engine::open(config.alerts.clone(), store.clone(), &registry, retrain).await?;
+        let engine = anchorwatch_alerts::Engine::open(config.alerts.clone(), store.clone(), &registry, retrain).await?;
         let (alerts_stop, alerts_stopped) = tokio::sync::watch::channel(false);
         let mut alert_tasks = crate::alerting::start(engine.clone(), &monitor, registry.clone(), alerts_stopped);
         // The champion reloader stops with the alert tasks, before the collector is shut down.
@@ -182,7 +182,7 @@ impl Server {
                 config.store.compaction.clone(),
                 config.store.retention.clone(),
                 config.collector.zstd_level,
-                driftwatch_collector::metrics::StoreMetrics::register(&registry)?,
+                anchorwatch_collector::metrics::StoreMetrics::register(&registry)?,
                 alerts_stop.subscribe(),
             ));
         }
@@ -196,7 +196,7 @@ impl Server {
             monitor: monitor.clone(),
             lifecycle: lifecycle.clone(),
         };
-        let ingest = driftwatch_collector::api::routes(IngestState {
+        let ingest = anchorwatch_collector::api::routes(IngestState {
             collector: collector.clone(),
             max_body_bytes: config.server.max_body_bytes as usize,
             inflight: Arc::new(Semaphore::new(config.server.max_inflight_ingest)),

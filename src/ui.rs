@@ -1,6 +1,6 @@
 //! The built-in web UI at `/` and `/models/{model}`: gathers what the results API, the alerts
 //! engine, the registry and the retraining loop know, and hands it to
-//! [`driftwatch_dashboards::ui`] to draw. The numbers come from the same results tables and the
+//! [`anchorwatch_dashboards::ui`] to draw. The numbers come from the same results tables and the
 //! same SQL the results API runs, so page and API always agree.
 
 use std::collections::BTreeMap;
@@ -11,12 +11,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use driftwatch_alerts::Engine;
-use driftwatch_analyzer::monitor::Monitor;
-use driftwatch_analyzer::sql;
-use driftwatch_collector::schema::{FeatureKind, ModelSchema};
-use driftwatch_collector::{ApiError, Collector};
-use driftwatch_dashboards::ui::{
+use anchorwatch_alerts::Engine;
+use anchorwatch_analyzer::monitor::Monitor;
+use anchorwatch_analyzer::sql;
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema};
+use anchorwatch_collector::{ApiError, Collector};
+use anchorwatch_dashboards::ui::{
     ActiveAlert, AlertEvent, Distribution, FeatureScores, Flash, ModelPage, ModelSummary, Overview, RunItem, Series,
     Status, VersionItem, Window,
 };
@@ -70,7 +70,7 @@ async fn overview(State(s): State<Arc<Sources>>, signed_in: Option<Extension<Sig
             Err(e) => return e.into_response(),
         }
     }
-    html(driftwatch_dashboards::ui::render_overview(&Overview {
+    html(anchorwatch_dashboards::ui::render_overview(&Overview {
         models,
         refresh_seconds: REFRESH_SECONDS,
         signed_in: signed_in.map(|Extension(who)| who.name),
@@ -97,7 +97,7 @@ async fn model_page(
 ) -> Response {
     let flash = flash(pick.done.as_deref(), pick.error.as_deref());
     match build_page(&s, &model, pick).await {
-        Ok(page) => html(driftwatch_dashboards::ui::render_model(&ModelPage {
+        Ok(page) => html(anchorwatch_dashboards::ui::render_model(&ModelPage {
             signed_in: signed_in.map(|Extension(who)| who.name),
             flash,
             ..page
@@ -256,7 +256,7 @@ async fn summary(s: &Sources, model: &str) -> Result<(ModelSummary, Windows), Ap
         .await
         .into_iter()
         .filter(|a| a.labels.get("model").map(String::as_str) == Some(model))
-        .filter(|a| a.state == driftwatch_alerts::State::Firing && a.silenced_by.is_empty() && !a.inhibited)
+        .filter(|a| a.state == anchorwatch_alerts::State::Firing && a.silenced_by.is_empty() && !a.inhibited)
         .count();
     let retraining = s.retrainer.runs(model).await.unwrap_or_default().iter().any(|r| r.status == RunStatus::Running);
     let latest = w.windows.last().map(|(w, _, _)| w);
@@ -403,7 +403,7 @@ async fn distribution(
     let format = profile["format"].as_str().unwrap_or("parquet").to_string();
     let data_path = object_store::path::Path::from(format!("{model}/reference/reference.{format}"));
     let data = store.get(&data_path).await?.bytes().await?;
-    let batches = driftwatch_analyzer::monitor::reference::decode(data, &format)?;
+    let batches = anchorwatch_analyzer::monitor::reference::decode(data, &format)?;
     let target = if numerical { arrow::datatypes::DataType::Float64 } else { arrow::datatypes::DataType::Utf8 };
     let mut reference_num = Vec::new();
     let mut reference_cat = Vec::new();

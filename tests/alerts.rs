@@ -164,7 +164,7 @@ type = "email"
 smtp_host = "127.0.0.1"
 smtp_port = {port}
 tls = "none"
-from = "driftwatch@example.com"
+from = "anchorwatch@example.com"
 to = ["oncall@example.com"]
 "#
         ),
@@ -192,7 +192,7 @@ interval = "1h"
 
 [alerts]
 default_rules = false
-external_url = "http://driftwatch.example:8080"
+external_url = "http://anchorwatch.example:8080"
 retry = {{ initial_backoff = "100ms", max_backoff = "1s" }}
 
 [[alerts.rules]]
@@ -226,7 +226,7 @@ type = "retrain"
 
 {email}"#
     );
-    let path = dir.join("driftwatch.toml");
+    let path = dir.join("anchorwatch.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -255,7 +255,7 @@ fn alerts(server: &Server) -> Vec<Value> {
 }
 
 fn outbox_empty(server: &Server) -> bool {
-    server.metrics().lines().any(|l| l == "driftwatch_notification_outbox 0")
+    server.metrics().lines().any(|l| l == "anchorwatch_notification_outbox 0")
 }
 
 fn retrain_requests(dir: &Path) -> Vec<Value> {
@@ -278,9 +278,9 @@ fn check_mail(raw: &str, status: &str) {
     let mail = mailparse::parse_mail(raw.as_bytes()).unwrap();
     let header = |name: &str| mail.headers.get_first_value(name).unwrap_or_default();
     assert_eq!(header("To"), "oncall@example.com", "{raw}");
-    assert!(header("From").contains("driftwatch@example.com"), "{raw}");
+    assert!(header("From").contains("anchorwatch@example.com"), "{raw}");
     assert!(header("Subject").contains(status) && header("Subject").contains("churn"), "{raw}");
-    assert!(!header("X-Driftwatch-Notification-Id").is_empty(), "{raw}");
+    assert!(!header("X-Anchorwatch-Notification-Id").is_empty(), "{raw}");
     let mut parts = Vec::new();
     fn walk(p: &mailparse::ParsedMail, out: &mut Vec<(String, String)>) {
         if p.subparts.is_empty() {
@@ -294,7 +294,7 @@ fn check_mail(raw: &str, status: &str) {
     for kind in ["text/plain", "text/html"] {
         let (_, body) = parts.iter().find(|(t, _)| t == kind).unwrap_or_else(|| panic!("no {kind} part: {raw}"));
         assert!(body.contains("ChurnDrift"), "{kind}: {body}");
-        assert!(body.contains("http://driftwatch.example:8080/models/churn"), "{kind}: {body}");
+        assert!(body.contains("http://anchorwatch.example:8080/models/churn"), "{kind}: {body}");
         assert!(body.contains("0."), "{kind} shows the value: {body}");
     }
 }
@@ -326,7 +326,7 @@ fn drift_pends_fires_survives_a_crash_and_resolves() {
     assert_eq!(pending.len(), 1, "{pending:?}");
     assert_eq!(pending[0]["state"], "pending");
     assert_eq!(pending[0]["labels"]["alertname"], "ChurnDrift");
-    assert!(server.metrics().contains(r#"driftwatch_alerts{alertname="ChurnDrift",model="churn",state="pending"} 1"#));
+    assert!(server.metrics().contains(r#"anchorwatch_alerts{alertname="ChurnDrift",model="churn",state="pending"} 1"#));
     assert_eq!(counts(&smtp), (0, 0, 0, 0));
 
     // Second drifted window: firing, one notification per receiver.
@@ -345,7 +345,7 @@ fn drift_pends_fires_survives_a_crash_and_resolves() {
     assert_eq!(payload["status"], "firing");
     assert_eq!(payload["receiver"], "hook");
     assert_eq!(payload["groupLabels"]["model"], "churn");
-    assert_eq!(payload["externalURL"], "http://driftwatch.example:8080");
+    assert_eq!(payload["externalURL"], "http://anchorwatch.example:8080");
     let alert = &payload["alerts"][0];
     assert_eq!(alert["status"], "firing");
     assert_eq!(alert["labels"]["alertname"], "ChurnDrift");
@@ -353,13 +353,13 @@ fn drift_pends_fires_survives_a_crash_and_resolves() {
     assert_eq!(alert["labels"]["severity"], "page");
     let summary = alert["annotations"]["summary"].as_str().unwrap();
     assert!(summary.starts_with("churn: 0.") && summary.ends_with(" of the features drifted"), "{summary}");
-    assert_eq!(alert["generatorURL"], "http://driftwatch.example:8080/models/churn");
+    assert_eq!(alert["generatorURL"], "http://anchorwatch.example:8080/models/churn");
     assert_eq!(
-        hook.headers["x-driftwatch-signature"],
+        hook.headers["x-anchorwatch-signature"],
         format!("sha256={}", hmac_sha256(SECRET.as_bytes(), &hook.body)),
         "the signature is an HMAC-SHA256 of the exact body"
     );
-    assert!(!hook.headers["x-driftwatch-notification-id"].is_empty());
+    assert!(!hook.headers["x-anchorwatch-notification-id"].is_empty());
 
     let slack = hooks.at("/slack")[0].json();
     let text = slack["text"].as_str().unwrap();
@@ -413,7 +413,7 @@ fn drift_pends_fires_survives_a_crash_and_resolves() {
     assert_eq!(states, ["pending", "firing", "resolved"], "{history:?}");
     let delivered = history.iter().filter(|e| e["event"] == "delivered").count();
     assert_eq!(delivered, 2 * (4 + expect_mail), "{history:?}");
-    assert!(server.metrics().contains(r#"driftwatch_notifications_total{outcome="delivered",receiver="hook"} 1"#));
+    assert!(server.metrics().contains(r#"anchorwatch_notifications_total{outcome="delivered",receiver="hook"} 1"#));
     server.stop();
 }
 

@@ -81,7 +81,7 @@ thresholds.accuracy = { calibrate = true }
 thresholds.label_coverage = { lower = 0.5 }
 rolling_rows = 300
 "#;
-    let path = dir.join("driftwatch.toml");
+    let path = dir.join("anchorwatch.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -252,15 +252,15 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
             .parse()
             .unwrap()
     };
-    assert_eq!(gauge(r#"driftwatch_feature_drifted{feature="age",model="credit",stattest="wasserstein"}"#), 1.0);
-    assert_eq!(gauge(r#"driftwatch_feature_drifted{feature="income",model="credit",stattest="wasserstein"}"#), 0.0);
-    assert_eq!(gauge(r#"driftwatch_feature_drifted{feature="region",model="credit",stattest="jensenshannon"}"#), 1.0);
-    assert_eq!(gauge(r#"driftwatch_dataset_drift_share{model="credit"}"#), 0.5);
-    assert_eq!(gauge(r#"driftwatch_label_coverage_ratio{model="credit"}"#), 0.0);
+    assert_eq!(gauge(r#"anchorwatch_feature_drifted{feature="age",model="credit",stattest="wasserstein"}"#), 1.0);
+    assert_eq!(gauge(r#"anchorwatch_feature_drifted{feature="income",model="credit",stattest="wasserstein"}"#), 0.0);
+    assert_eq!(gauge(r#"anchorwatch_feature_drifted{feature="region",model="credit",stattest="jensenshannon"}"#), 1.0);
+    assert_eq!(gauge(r#"anchorwatch_dataset_drift_share{model="credit"}"#), 0.5);
+    assert_eq!(gauge(r#"anchorwatch_label_coverage_ratio{model="credit"}"#), 0.0);
     let last = &drift["windows"][3]["columns"];
     let age_score = last.as_array().unwrap().iter().find(|c| c["column"] == "age").unwrap()["score"].as_f64().unwrap();
     assert_eq!(
-        gauge(r#"driftwatch_feature_drift_score{feature="age",model="credit",stattest="wasserstein"}"#),
+        gauge(r#"anchorwatch_feature_drift_score{feature="age",model="credit",stattest="wasserstein"}"#),
         age_score
     );
 
@@ -274,7 +274,7 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
         "a restart recomputed old windows"
     );
     assert_eq!(drifted_by_hour(&server), by_hour);
-    assert!(server.metrics().contains(r#"driftwatch_dataset_drift_share{model="credit"} 0.5"#));
+    assert!(server.metrics().contains(r#"anchorwatch_dataset_drift_share{model="credit"} 0.5"#));
 
     // The late labels arrive: only then is target drift known for the changed hours.
     let late: Vec<&Value> = labels.iter().filter(|(h, _)| *h >= 2).map(|(_, l)| l).collect();
@@ -295,11 +295,11 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     );
     let m = server.metrics();
     assert!(
-        m.contains(r#"driftwatch_performance_threshold_breached{kind="realized",metric="accuracy",model="credit"} 1"#),
+        m.contains(r#"anchorwatch_performance_threshold_breached{kind="realized",metric="accuracy",model="credit"} 1"#),
         "{m}"
     );
-    assert!(m.contains(r#"driftwatch_model_performance{kind="realized",metric="accuracy",model="credit"}"#), "{m}");
-    assert!(m.contains(r#"driftwatch_performance_decay_ratio{metric="accuracy",model="credit"}"#), "{m}");
+    assert!(m.contains(r#"anchorwatch_model_performance{kind="realized",metric="accuracy",model="credit"}"#), "{m}");
+    assert!(m.contains(r#"anchorwatch_performance_decay_ratio{metric="accuracy",model="credit"}"#), "{m}");
 
     // Late rows for hour 1 only recompute hour 1.
     let late_row = json!({"prediction_id": "late-1", "timestamp": START + 3600 + 10, "features": {"age": 30, "region": "north", "income": 30000, "vip": false}, "prediction": "bad"});
@@ -421,7 +421,7 @@ fn row_count_windows_are_blocks_in_event_time_order_and_survive_a_restart() {
         drifted_by_hour(&server).iter().map(|(_, cols)| cols.iter().find(|(c, _)| c == "age").unwrap().1).collect();
     assert_eq!((age[0], age[1], age[3], age[4]), (false, false, true, true), "{age:?}");
     // The newest block is the latest window: /metrics and alerting see it.
-    assert!(server.metrics().contains(r#"driftwatch_window_rows{model="credit"} 400"#));
+    assert!(server.metrics().contains(r#"anchorwatch_window_rows{model="credit"} 400"#));
 
     // A restart recomputes nothing.
     server.stop();
@@ -429,7 +429,7 @@ fn row_count_windows_are_blocks_in_event_time_order_and_survive_a_restart() {
     let summary = analyze(&server);
     assert_eq!((&summary["row_windows"], &summary["windows"]), (&json!([]), &json!([])), "{summary}");
     assert_eq!(row_windows(&server), blocks);
-    assert!(server.metrics().contains(r#"driftwatch_window_rows{model="credit"} 400"#));
+    assert!(server.metrics().contains(r#"anchorwatch_window_rows{model="credit"} 400"#));
 
     // New rows after the last one: only the incomplete block and the new one are computed.
     post_rows(&server, &mut rng, 4, 0..200, true);
@@ -437,7 +437,7 @@ fn row_count_windows_are_blocks_in_event_time_order_and_survive_a_restart() {
     assert_eq!(summary["row_windows"], json!([4, 5]), "{summary}");
     let rows: Vec<u64> = row_windows(&server).iter().map(|w| w.1).collect();
     assert_eq!(rows, vec![500, 500, 500, 500, 500, 100]);
-    assert!(server.metrics().contains(r#"driftwatch_window_rows{model="credit"} 100"#));
+    assert!(server.metrics().contains(r#"anchorwatch_window_rows{model="credit"} 100"#));
 
     // A late row in hour 1 (row 601 in order) shifts every boundary after it: block 0 stays.
     let late = json!({"prediction_id": "late-1", "timestamp": START + 3600 + 2,

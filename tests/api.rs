@@ -10,7 +10,7 @@ use support::{Server, client, config};
 
 #[test]
 fn openapi_describes_exactly_the_routes_served() {
-    let spec: Value = serde_json::from_str(driftwatch::server::OPENAPI).unwrap();
+    let spec: Value = serde_json::from_str(anchorwatch::server::OPENAPI).unwrap();
     let mut described = BTreeSet::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -18,7 +18,7 @@ fn openapi_describes_exactly_the_routes_served() {
         }
     }
     let routed: BTreeSet<(String, String)> =
-        driftwatch::server::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
+        anchorwatch::server::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
     assert_eq!(described, routed, "docs/openapi.json and server::ROUTES disagree");
 
     // Every described route exists on a live server: no 404 `no_route`, no 405.

@@ -30,7 +30,7 @@ fn every_command_has_useful_help() {
         let (ok, stdout, _) = run(&[command, "--help"]);
         assert!(ok, "{command} --help failed");
         for word in must_mention {
-            assert!(stdout.contains(word), "`driftwatch {command} --help` does not mention {word}:\n{stdout}");
+            assert!(stdout.contains(word), "`anchorwatch {command} --help` does not mention {word}:\n{stdout}");
         }
     }
     for (command, must_mention) in [
@@ -42,14 +42,14 @@ fn every_command_has_useful_help() {
         let (ok, stdout, _) = run(&["models", command, "--help"]);
         assert!(ok, "models {command} --help failed");
         for word in must_mention {
-            assert!(stdout.contains(word), "`driftwatch models {command} --help` does not mention {word}:\n{stdout}");
+            assert!(stdout.contains(word), "`anchorwatch models {command} --help` does not mention {word}:\n{stdout}");
         }
     }
 }
 
 #[test]
 fn check_config_accepts_the_example_and_names_the_bad_field() {
-    let (ok, stdout, stderr) = run(&["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/driftwatch.toml")]);
+    let (ok, stdout, stderr) = run(&["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/anchorwatch.toml")]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("valid") && stdout.contains("credit"), "{stdout}");
 

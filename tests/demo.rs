@@ -1,4 +1,4 @@
-//! `driftwatch demo --fast` (what `make demo DEMO_ARGS=--fast` runs), end to end with the real
+//! `anchorwatch demo --fast` (what `make demo DEMO_ARGS=--fast` runs), end to end with the real
 //! ONNX Runtime: the story's milestones appear in order, with figures that tell it (accuracy
 //! falls at the shift and recovers after the promotion), and what it points at exists (the
 //! mailbox's messages, the stored predictions).
@@ -71,7 +71,7 @@ fn fast_demo_tells_the_whole_loop_in_order() {
     let first = std::fs::read_to_string(store.join("mailbox/001.eml")).unwrap();
     assert!(first.contains("CreditDataDrift") && first.contains("credit-risk-oncall@localhost"), "{first}");
     assert!(!support::parquet_files(&store.join("credit/predictions")).is_empty());
-    assert!(store.join("driftwatch.toml").is_file());
+    assert!(store.join("anchorwatch.toml").is_file());
 }
 
 #[test]

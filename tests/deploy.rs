@@ -2,8 +2,8 @@
 //! `.github/workflows/` parse and agree with each other and with the binary. Every manifest is
 //! validated against the Kubernetes schemas (kubernetes-validate, offline, from `.venv`); every
 //! port a Service, probe or ServiceMonitor names is one the container's args or config listen on;
-//! every `driftwatch` subcommand and flag exists in the built binary's `--help`; the configs pass
-//! `driftwatch check-config`; the sidecar proxy and the server start with the manifests' own args
+//! every `anchorwatch` subcommand and flag exists in the built binary's `--help`; the configs pass
+//! `anchorwatch check-config`; the sidecar proxy and the server start with the manifests' own args
 //! and answer their probes; the image the manifests run is the one the release workflow publishes.
 //!
 //! Nothing here builds the image or talks to a cluster (no Docker engine, no Kubernetes here).
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_driftwatch");
+const BIN: &str = env!("CARGO_BIN_EXE_anchorwatch");
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -111,7 +111,7 @@ fn args_of(container: &Value) -> Vec<String> {
     arr(&container["args"]).iter().map(|a| str_of(a).to_string()).collect()
 }
 
-/// The image that runs driftwatch: the release workflow's `ghcr.io/${{ github.repository }}`,
+/// The image that runs anchorwatch: the release workflow's `ghcr.io/${{ github.repository }}`,
 /// with the repository from Cargo.toml, tagged with the crate's version (the semver tag).
 fn published_image() -> String {
     let cargo: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
@@ -120,8 +120,8 @@ fn published_image() -> String {
     format!("ghcr.io/{}:{}", repo.to_lowercase(), env!("CARGO_PKG_VERSION"))
 }
 
-fn is_driftwatch(container: &Value) -> bool {
-    container["image"].as_str().is_some_and(|i| i.starts_with("ghcr.io/driftwatch/"))
+fn is_anchorwatch(container: &Value) -> bool {
+    container["image"].as_str().is_some_and(|i| i.starts_with("ghcr.io/anchorwatch/"))
 }
 
 /// Pod templates of the Deployments: (deployment, pod spec, pod labels).
@@ -146,7 +146,7 @@ fn mounted_file<'a>(objects: &'a [(String, Value)], pod: &Value, container: &Val
     panic!("{path}: no volume of the container provides it")
 }
 
-/// What a driftwatch container listens on, from its args and config: (port, serves probes and /metrics).
+/// What a anchorwatch container listens on, from its args and config: (port, serves probes and /metrics).
 fn listens(objects: &[(String, Value)], pod: &Value, container: &Value) -> BTreeMap<u16, bool> {
     let args = args_of(container);
     let config =
@@ -171,7 +171,7 @@ fn listens(objects: &[(String, Value)], pod: &Value, container: &Value) -> BTree
             let metrics = metrics.expect("the sidecar proxy needs --metrics-listen for its probes and /metrics");
             BTreeMap::from([(port_of(&listen.expect("proxy: --listen")), false), (port_of(&metrics), true)])
         }
-        other => panic!("{}: unexpected driftwatch command {other:?}", container["name"]),
+        other => panic!("{}: unexpected anchorwatch command {other:?}", container["name"]),
     }
 }
 
@@ -258,12 +258,12 @@ fn kustomization_lists_every_manifest() {
 }
 
 #[test]
-fn container_ports_and_probes_are_what_driftwatch_listens_on() {
+fn container_ports_and_probes_are_what_anchorwatch_listens_on() {
     let objects = objects();
     let mut seen = BTreeSet::new();
     for (deployment, pod, _) in pods(&objects) {
         let containers = arr(&pod["containers"]);
-        for c in containers.iter().filter(|c| is_driftwatch(c)) {
+        for c in containers.iter().filter(|c| is_anchorwatch(c)) {
             let at = format!("{deployment}/{}", c["name"]);
             let listening = listens(&objects, pod, c);
             let declared: BTreeSet<u16> =
@@ -294,7 +294,7 @@ fn container_ports_and_probes_are_what_driftwatch_listens_on() {
             assert_eq!(security["runAsUser"].to_string(), user.split(':').next().unwrap(), "{at}: runAsUser vs USER");
         }
         // A sidecar's upstream is another container of the same Pod.
-        for c in containers.iter().filter(|c| is_driftwatch(c) && args_of(c)[0] == "proxy") {
+        for c in containers.iter().filter(|c| is_anchorwatch(c) && args_of(c)[0] == "proxy") {
             let args = args_of(c);
             let upstream = flag(&args, "--upstream").map(str::to_owned).unwrap_or_else(|| {
                 let config: toml::Table =
@@ -311,7 +311,7 @@ fn container_ports_and_probes_are_what_driftwatch_listens_on() {
             assert!(sibling, "{deployment}: the proxy's upstream port {port} is no other container's port");
         }
     }
-    assert_eq!(seen, exposed(), "ports driftwatch containers use vs the Dockerfile's EXPOSE");
+    assert_eq!(seen, exposed(), "ports anchorwatch containers use vs the Dockerfile's EXPOSE");
 }
 
 #[test]
@@ -328,7 +328,7 @@ fn services_and_service_monitors_reach_real_ports() {
                 let found = arr(&pod["containers"]).iter().find_map(|c| resolve_port(c, target).map(|p| (c, p)));
                 let (c, p) =
                     found.unwrap_or_else(|| panic!("Service {}: targetPort {target} not in {deployment}", name(svc)));
-                if is_driftwatch(c) {
+                if is_anchorwatch(c) {
                     assert!(exposed().contains(&p), "Service {}: port {p} is not EXPOSEd by the Dockerfile", name(svc));
                 }
             }
@@ -357,7 +357,7 @@ fn services_and_service_monitors_reach_real_ports() {
                     if !selects(&svc["spec"]["selector"], labels) {
                         continue;
                     }
-                    for c in arr(&pod["containers"]).iter().filter(|c| is_driftwatch(c)) {
+                    for c in arr(&pod["containers"]).iter().filter(|c| is_anchorwatch(c)) {
                         if let Some(p) = resolve_port(c, &port["targetPort"]) {
                             assert_eq!(
                                 listens(&objects, pod, c)[&p],
@@ -373,22 +373,22 @@ fn services_and_service_monitors_reach_real_ports() {
 }
 
 #[test]
-fn every_driftwatch_command_and_flag_exists() {
+fn every_anchorwatch_command_and_flag_exists() {
     let objects = objects();
     let mut commands: Vec<(String, Vec<String>)> = Vec::new();
     for (deployment, pod, _) in pods(&objects) {
-        for c in arr(&pod["containers"]).iter().filter(|c| is_driftwatch(c)) {
-            assert!(c["command"].is_null(), "{deployment}: keep the image's ENTRYPOINT (driftwatch); use args");
+        for c in arr(&pod["containers"]).iter().filter(|c| is_anchorwatch(c)) {
+            assert!(c["command"].is_null(), "{deployment}: keep the image's ENTRYPOINT (anchorwatch); use args");
             commands.push((format!("{deployment}/{}", c["name"]), args_of(c)));
         }
     }
-    assert_eq!(docker_json("ENTRYPOINT"), ["driftwatch"]);
+    assert_eq!(docker_json("ENTRYPOINT"), ["anchorwatch"]);
     commands.push(("Dockerfile CMD".into(), docker_json("CMD")));
     assert!(commands.len() >= 3);
 
     let help = |args: &[&str]| {
         let out = Command::new(BIN).args(args).arg("--help").output().unwrap();
-        assert!(out.status.success(), "driftwatch {args:?} --help failed");
+        assert!(out.status.success(), "anchorwatch {args:?} --help failed");
         String::from_utf8(out.stdout).unwrap()
     };
     let top = help(&[]);
@@ -425,15 +425,15 @@ fn server_container(objects: &[(String, Value)]) -> (&Value, &Value) {
     pods(objects)
         .into_iter()
         .flat_map(|(_, pod, _)| arr(&pod["containers"]).iter().map(move |c| (pod, c)))
-        .find(|(_, c)| is_driftwatch(c) && args_of(c)[0] == "serve")
-        .expect("a Deployment running `driftwatch serve`")
+        .find(|(_, c)| is_anchorwatch(c) && args_of(c)[0] == "serve")
+        .expect("a Deployment running `anchorwatch serve`")
 }
 
 fn check_config(path: &Path, env: &BTreeMap<String, String>) {
     let out = Command::new(BIN).arg("check-config").arg(path).envs(env).output().unwrap();
     assert!(
         out.status.success(),
-        "driftwatch check-config {}:\n{}{}",
+        "anchorwatch check-config {}:\n{}{}",
         path.display(),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -447,7 +447,7 @@ fn configs_pass_check_config_and_tokens_come_from_the_secret() {
     let args = args_of(c);
     let text = mounted_file(&objects, pod, c, flag(&args, "--config").expect("serve --config"));
     let env = secret_env(&objects);
-    let (_dir, path) = temp_file("driftwatch.toml", text);
+    let (_dir, path) = temp_file("anchorwatch.toml", text);
     check_config(&path, &env);
 
     // Each token_env is a key of the Secret, and the Secret reaches the server's environment.
@@ -462,7 +462,7 @@ fn configs_pass_check_config_and_tokens_come_from_the_secret() {
     }
     // The sidecars' collector token too.
     for (deployment, pod, _) in pods(&objects) {
-        for c in arr(&pod["containers"]).iter().filter(|c| is_driftwatch(c) && args_of(c)[0] == "proxy") {
+        for c in arr(&pod["containers"]).iter().filter(|c| is_anchorwatch(c) && args_of(c)[0] == "proxy") {
             let args = args_of(c);
             let proxy: toml::Table =
                 toml::from_str(mounted_file(&objects, pod, c, flag(&args, "--config").unwrap())).unwrap();
@@ -475,15 +475,15 @@ fn configs_pass_check_config_and_tokens_come_from_the_secret() {
     }
 
     // The image's own default config, and the path CMD gives.
-    let (_dir, path) = temp_file("driftwatch.toml", &read("deploy/docker/driftwatch.toml"));
+    let (_dir, path) = temp_file("anchorwatch.toml", &read("deploy/docker/anchorwatch.toml"));
     check_config(&path, &BTreeMap::new());
-    let docker: toml::Table = toml::from_str(&read("deploy/docker/driftwatch.toml")).unwrap();
+    let docker: toml::Table = toml::from_str(&read("deploy/docker/anchorwatch.toml")).unwrap();
     let listen = port_of(docker["server"]["listen"].as_str().unwrap());
-    assert!(exposed().contains(&listen), "deploy/docker/driftwatch.toml listens on {listen}, not EXPOSEd");
+    assert!(exposed().contains(&listen), "deploy/docker/anchorwatch.toml listens on {listen}, not EXPOSEd");
     let health = docker_all("HEALTHCHECK").pop().expect("Dockerfile HEALTHCHECK");
     assert!(health.contains(&format!("http://127.0.0.1:{listen}/healthz")), "HEALTHCHECK: {health}");
     let cmd = docker_json("CMD");
-    let copy = format!("deploy/docker/driftwatch.toml {}", flag(&cmd, "--config").unwrap());
+    let copy = format!("deploy/docker/anchorwatch.toml {}", flag(&cmd, "--config").unwrap());
     assert!(docker_all("COPY").contains(&copy), "Dockerfile: CMD's --config is not the copied config");
 }
 
@@ -510,7 +510,7 @@ fn start_and_probe(args: &[String], env: &BTreeMap<String, String>, urls: &[Stri
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start driftwatch");
+        .expect("start anchorwatch");
     let mut running = Running(child);
     let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -519,7 +519,7 @@ fn start_and_probe(args: &[String], env: &BTreeMap<String, String>, urls: &[Stri
             if let Some(status) = running.0.try_wait().unwrap() {
                 let mut err = String::new();
                 std::io::Read::read_to_string(running.0.stderr.as_mut().unwrap(), &mut err).unwrap();
-                panic!("driftwatch {args:?} exited ({status}) before {url} answered:\n{err}");
+                panic!("anchorwatch {args:?} exited ({status}) before {url} answered:\n{err}");
             }
             if client.get(url).send().is_ok_and(|r| r.status() == 200) {
                 break;
@@ -555,7 +555,7 @@ fn the_sidecar_proxy_starts_with_its_manifest_args_and_answers_its_probes() {
     let env = secret_env(&objects);
     let mut started = 0;
     for (deployment, pod, _) in pods(&objects) {
-        for c in arr(&pod["containers"]).iter().filter(|c| is_driftwatch(c) && args_of(c)[0] == "proxy") {
+        for c in arr(&pod["containers"]).iter().filter(|c| is_anchorwatch(c) && args_of(c)[0] == "proxy") {
             let manifest = args_of(c);
             let dir = tempfile::tempdir().unwrap();
             let config = dir.path().join("proxy.toml");
@@ -595,7 +595,7 @@ fn the_server_starts_with_the_configmap_and_answers_its_probes() {
     let listen = port_of(config["server"]["listen"].as_str().unwrap());
     let new = free_port();
     config["server"]["listen"] = toml::Value::String(format!("127.0.0.1:{new}"));
-    let path = dir.path().join("driftwatch.toml");
+    let path = dir.path().join("anchorwatch.toml");
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     let mut args = manifest.clone();
     replace_value(&mut args, "--config", &path);
@@ -619,7 +619,7 @@ fn manifests_run_the_image_the_release_workflow_publishes() {
     for (deployment, pod, _) in pods(&objects) {
         for c in arr(&pod["containers"]) {
             let i = str_of(&c["image"]);
-            if is_driftwatch(c) {
+            if is_anchorwatch(c) {
                 assert_eq!(
                     i, image,
                     "{deployment}/{}: the published image, tagged with Cargo.toml's version",
@@ -634,7 +634,7 @@ fn manifests_run_the_image_the_release_workflow_publishes() {
             }
         }
     }
-    assert!(used >= 2, "the server and a sidecar run the driftwatch image");
+    assert!(used >= 2, "the server and a sidecar run the anchorwatch image");
 
     let workflows = yaml_files(&yaml_in(".github/workflows"));
     let get = |file: &str| &workflows.iter().find(|(f, _)| f.ends_with(file)).unwrap_or_else(|| panic!("{file}")).1[0];
@@ -684,7 +684,7 @@ fn dockerfile_builds_release_ships_onnxruntime_and_runs_unprivileged() {
     let from = docker_all("FROM");
     assert!(from.len() >= 2, "multi-stage: {from:?}");
     let run = docker_all("RUN").join("\n");
-    assert!(run.contains("cargo build --release --locked --bin driftwatch"), "a release build");
+    assert!(run.contains("cargo build --release --locked --bin anchorwatch"), "a release build");
     // The Rust image is at least the workspace's rust-version.
     let cargo: toml::Table = toml::from_str(&read("Cargo.toml")).unwrap();
     let msrv = cargo["workspace"]["package"]["rust-version"].as_str().unwrap();
@@ -725,7 +725,7 @@ fn dockerfile_builds_release_ships_onnxruntime_and_runs_unprivileged() {
             .into_iter()
             .map(str::to_owned)
             .chain(members.filter(|m| m != "."))
-            .chain(["deploy/docker/driftwatch.toml".to_owned()])
+            .chain(["deploy/docker/anchorwatch.toml".to_owned()])
             .collect();
     for path in &needed {
         assert!(root().join(path).exists(), "{path}");

@@ -3,8 +3,8 @@
 //! 1. Structure, without Grafana: stable unique uids, unique panel ids, grid positions inside 24
 //!    columns that do not overlap, every datasource reference is the `${datasource}` variable,
 //!    every variable used is defined, every panel has a description.
-//! 2. Data: the real `driftwatch serve` fed with drifting traffic, bad input and labels, serving
-//!    an ONNX model with its built-in predictor, and a real `driftwatch proxy` in front of a small
+//! 2. Data: the real `anchorwatch serve` fed with drifting traffic, bad input and labels, serving
+//!    an ONNX model with its built-in predictor, and a real `anchorwatch proxy` in front of a small
 //!    upstream predictor, both scraped every second by a real Prometheus (Debian's package).
 //!    Every query of every panel, with its variables filled in as Grafana fills them on first load
 //!    (the variables' own queries run against Prometheus too), must return at least one series
@@ -32,27 +32,27 @@ use support::{RemoteProxy, Server, client, wait_until};
 /// Each dashboard file and its uid. Links, bookmarks and the other dashboards' data links use the
 /// uids, so they never change; a new dashboard adds a line here.
 const DASHBOARDS: &[(&str, &str)] = &[
-    ("driftwatch-health.json", "driftwatch-health"),
-    ("driftwatch-model.json", "driftwatch-model"),
-    ("driftwatch-overview.json", "driftwatch-overview"),
-    ("driftwatch-performance.json", "driftwatch-performance"),
+    ("anchorwatch-health.json", "anchorwatch-health"),
+    ("anchorwatch-model.json", "anchorwatch-model"),
+    ("anchorwatch-overview.json", "anchorwatch-overview"),
+    ("anchorwatch-performance.json", "anchorwatch-performance"),
 ];
 
 /// Queries whose series cannot exist in this test, each with the reason: (dashboard uid, panel
 /// title, refId, why). They still run, and must still be valid PromQL.
 const NO_DATA_HERE: &[(&str, &str, &str, &str)] = &[
     (
-        "driftwatch-health",
+        "anchorwatch-health",
         "Parquet files and flush errors / s",
         "B",
-        "driftwatch_flush_errors_total{model} appears with a model's first failed flush, and nothing in this \
+        "anchorwatch_flush_errors_total{model} appears with a model's first failed flush, and nothing in this \
          test makes the store fail (the test runs as root, so file permissions cannot)",
     ),
     (
-        "driftwatch-health",
+        "anchorwatch-health",
         "Predicted rows not captured / s",
         "A",
-        "driftwatch_predictor_capture_dropped_total{model,reason} appears with the first row the predictor \
+        "anchorwatch_predictor_capture_dropped_total{model,reason} appears with the first row the predictor \
          cannot hand to an overloaded or stopped collector; tests/overload.rs is where overload is made",
     ),
 ];
@@ -324,7 +324,7 @@ fn dashboards_are_well_formed() {
 /// The checks above do catch what they claim to: each broken copy of a real dashboard fails.
 #[test]
 fn structural_check_catches_broken_dashboards() {
-    let (file, good) = dashboards().into_iter().find(|(f, _)| f == "driftwatch-model.json").unwrap();
+    let (file, good) = dashboards().into_iter().find(|(f, _)| f == "anchorwatch-model.json").unwrap();
     assert!(structural_problems(&file, &good).is_empty());
     let breakages: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
         ("id 1 used twice", Box::new(|d| d["panels"][1]["id"] = json!(1))),
@@ -337,7 +337,7 @@ fn structural_check_catches_broken_dashboards() {
         ("expected {", Box::new(|d| d["panels"][0]["datasource"] = json!({"type": "prometheus", "uid": "abc"}))),
         (
             "uses $modle",
-            Box::new(|d| d["panels"][0]["targets"][0]["expr"] = json!("driftwatch_window_rows{model=\"$modle\"}")),
+            Box::new(|d| d["panels"][0]["targets"][0]["expr"] = json!("anchorwatch_window_rows{model=\"$modle\"}")),
         ),
         ("must stay", Box::new(|d| d["uid"] = json!("renamed"))),
         ("no description", Box::new(|d| d["panels"][0]["description"] = json!(""))),
@@ -354,8 +354,8 @@ fn structural_check_catches_broken_dashboards() {
 /// The provisioning files point Grafana at the dashboards where the guide mounts them.
 #[test]
 fn provisioning_matches_the_guide() {
-    let provider = std::fs::read_to_string(grafana_dir().join("provisioning/dashboards/driftwatch.yml")).unwrap();
-    let datasource = std::fs::read_to_string(grafana_dir().join("provisioning/datasources/driftwatch.yml")).unwrap();
+    let provider = std::fs::read_to_string(grafana_dir().join("provisioning/dashboards/anchorwatch.yml")).unwrap();
+    let datasource = std::fs::read_to_string(grafana_dir().join("provisioning/datasources/anchorwatch.yml")).unwrap();
     let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana.md")).unwrap();
     let path = provider
         .lines()
@@ -424,7 +424,7 @@ impl Prometheus {
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: driftwatch\n    static_configs:\n      - targets: [{list}]\n"
+                 scrape_configs:\n  - job_name: anchorwatch\n    static_configs:\n      - targets: [{list}]\n"
             ),
         )
         .unwrap();
@@ -684,7 +684,7 @@ fn applicant(rng: &mut StdRng, changed: bool) -> (Value, &'static str) {
 /// `credit`, analysed against a reference file with labels and calibrated thresholds; `served`,
 /// an ONNX model the built-in predictor serves; `sidecar`, fed by the proxy; two alert rules on
 /// dataset drift (one fires at once, one stays pending) and two receivers (one accepts, one
-/// answers 500 until driftwatch gives up).
+/// answers 500 until anchorwatch gives up).
 fn write_config(dir: &Path, receivers: SocketAddr) -> PathBuf {
     let mut rng = StdRng::seed_from_u64(1);
     let mut csv = String::from("age,region,income,vip,prediction,target,score_good,score_bad\n");
@@ -779,7 +779,7 @@ type = "webhook"
 url = "http://{receivers}/broken"
 "#
     );
-    let path = dir.join("driftwatch.toml");
+    let path = dir.join("anchorwatch.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -892,8 +892,8 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
     feed(&server, &proxy, &mut rng, 0);
     server.flush();
     wait_until(Duration::from_secs(60), "the first flush and captured rows scraped", || {
-        prom.has_data(r#"driftwatch_flush_duration_seconds_count{model="credit"}"#)
-            && prom.has_data("driftwatch_capture_rows_total > 0")
+        prom.has_data(r#"anchorwatch_flush_duration_seconds_count{model="credit"}"#)
+            && prom.has_data("anchorwatch_capture_rows_total > 0")
     });
     feed(&server, &proxy, &mut rng, 1);
     server.flush();

@@ -168,8 +168,8 @@ fn every_format_lands_in_parquet_and_reads_back_exactly() {
     assert_eq!(read_parquet(&store.join("labels")).iter().map(RecordBatch::num_rows).sum::<usize>(), 505);
 
     let metrics = server.metrics();
-    assert!(metrics.contains("driftwatch_ingest_rows_total{model=\"credit\",table=\"predictions\"} 1006"), "{metrics}");
-    assert!(metrics.contains("driftwatch_ingest_rows_total{model=\"credit\",table=\"labels\"} 505"), "{metrics}");
+    assert!(metrics.contains("anchorwatch_ingest_rows_total{model=\"credit\",table=\"predictions\"} 1006"), "{metrics}");
+    assert!(metrics.contains("anchorwatch_ingest_rows_total{model=\"credit\",table=\"labels\"} 505"), "{metrics}");
 
     // A graceful stop writes what is still in the WAL.
     let (status, _) = server.post_json(
@@ -194,7 +194,7 @@ fn read_only_sql_refuses_writes_and_reports_bad_sql() {
     for (sql, status, code) in [
         ("CREATE TABLE t AS SELECT 1", 403, "read_only"),
         ("INSERT INTO predictions SELECT * FROM predictions", 403, "read_only"),
-        ("COPY (SELECT 1) TO '/tmp/driftwatch-should-not-exist.csv'", 403, "read_only"),
+        ("COPY (SELECT 1) TO '/tmp/anchorwatch-should-not-exist.csv'", 403, "read_only"),
         ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", 403, "read_only"),
         ("SELECT nope FROM predictions", 400, "invalid_query"),
         ("SELEC 1", 400, "invalid_query"),
@@ -202,7 +202,7 @@ fn read_only_sql_refuses_writes_and_reports_bad_sql() {
         let (got, answer) = server.post_json("/v1/query", &json!({"model": "credit", "sql": sql}));
         assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{sql}: {answer}");
     }
-    assert!(!std::path::Path::new("/tmp/driftwatch-should-not-exist.csv").exists());
+    assert!(!std::path::Path::new("/tmp/anchorwatch-should-not-exist.csv").exists());
     let (got, answer) = server.post_json("/v1/query", &json!({"model": "nope", "sql": "SELECT 1"}));
     assert_eq!((got, answer["error"]["code"].as_str()), (404, Some("unknown_model")));
     // An empty store is a valid, empty dataset.

@@ -1,5 +1,5 @@
 //! The store is an ordinary hive-partitioned Parquet dataset: another engine (pyarrow) reads it
-//! with the partition columns, types and values driftwatch wrote.
+//! with the partition columns, types and values anchorwatch wrote.
 
 mod support;
 

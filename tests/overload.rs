@@ -49,10 +49,10 @@ fn a_stuck_store_gives_429_then_recovers_without_loss() {
     assert_eq!(refused.json::<Value>().unwrap()["error"]["code"], "overloaded");
     assert!(accepted > 0);
     let metrics = server.metrics();
-    assert!(metrics.contains("driftwatch_flush_errors_total{model=\"credit\"}"), "{metrics}");
+    assert!(metrics.contains("anchorwatch_flush_errors_total{model=\"credit\"}"), "{metrics}");
     let fill: f64 = metrics
         .lines()
-        .find(|l| l.starts_with("driftwatch_buffer_fill_ratio{model=\"credit\"}"))
+        .find(|l| l.starts_with("anchorwatch_buffer_fill_ratio{model=\"credit\"}"))
         .unwrap()
         .rsplit(' ')
         .next()

@@ -103,7 +103,7 @@ fn serves_promotes_and_rolls_back_onnx_models() {
     let Some(models) = make_models(dir.path()) else { return };
     let file = |name: &str| std::fs::read(models.join(format!("{name}.onnx"))).unwrap();
     let expected: Value = serde_json::from_slice(&std::fs::read(models.join("expected.json")).unwrap()).unwrap();
-    let config = dir.path().join("driftwatch.toml");
+    let config = dir.path().join("anchorwatch.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let server = Server::start(&config);
 
@@ -429,7 +429,7 @@ fn capture_never_holds_up_an_answer_and_loses_nothing_uncounted() {
     let dropped = |reason: &str| {
         counter(
             &server.metrics(),
-            "driftwatch_predictor_capture_dropped_total",
+            "anchorwatch_predictor_capture_dropped_total",
             &format!("model=\"credit\",reason=\"{reason}\""),
         )
     };
@@ -446,7 +446,7 @@ fn capture_never_holds_up_an_answer_and_loses_nothing_uncounted() {
         server.post_json("/v1/flush", &json!({})).0 == 200
     });
     let stored = server.query("SELECT count(*) AS n FROM predictions")[0]["n"].as_u64().unwrap();
-    let all_dropped = counter(&server.metrics(), "driftwatch_predictor_capture_dropped_total", "model=\"credit\"");
+    let all_dropped = counter(&server.metrics(), "anchorwatch_predictor_capture_dropped_total", "model=\"credit\"");
     assert!(stored > 0, "nothing was stored after the store came back");
     assert_eq!(
         stored + all_dropped,

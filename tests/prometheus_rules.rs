@@ -1,5 +1,5 @@
 //! The shipped Prometheus files (`grafana/prometheus/`) pass promtool: the config loads, the
-//! alerting rules parse, and their unit tests (`driftwatch-alerts.test.yml`) hold.
+//! alerting rules parse, and their unit tests (`anchorwatch-alerts.test.yml`) hold.
 //!
 //! promtool comes from Debian's `prometheus` package (`make setup-system` installs it). Without
 //! it the tests are skipped locally, and fail under CI (`CI=true`) so a missing tool is never
@@ -69,18 +69,18 @@ fn prometheus_config_is_valid() {
     let Some(promtool) = promtool("prometheus_config_is_valid") else { return };
     let text = run(&promtool, &["check", "config", "prometheus.yml"]);
     // The config loads the alerting rules, so they are checked with it.
-    assert!(text.contains("driftwatch-alerts.yml"), "prometheus.yml does not load the rules:\n{text}");
+    assert!(text.contains("anchorwatch-alerts.yml"), "prometheus.yml does not load the rules:\n{text}");
 }
 
 #[test]
 fn alerting_rules_are_valid() {
     let Some(promtool) = promtool("alerting_rules_are_valid") else { return };
-    let text = run(&promtool, &["check", "rules", "driftwatch-alerts.yml"]);
+    let text = run(&promtool, &["check", "rules", "anchorwatch-alerts.yml"]);
     assert!(text.contains("SUCCESS: 8 rules found"), "expected the 8 default alerts:\n{text}");
 }
 
 #[test]
 fn alerting_rules_pass_their_unit_tests() {
     let Some(promtool) = promtool("alerting_rules_pass_their_unit_tests") else { return };
-    run(&promtool, &["test", "rules", "driftwatch-alerts.test.yml"]);
+    run(&promtool, &["test", "rules", "anchorwatch-alerts.test.yml"]);
 }

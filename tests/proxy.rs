@@ -1,6 +1,6 @@
-//! End-to-end tests of `driftwatch proxy`: the real binary between a real client (reqwest) and a
+//! End-to-end tests of `anchorwatch proxy`: the real binary between a real client (reqwest) and a
 //! real upstream (hyper, in this test process, HTTP/1.1 or h2c), storing rows through a local
-//! collector or a central `driftwatch serve`. Everything talks over loopback on free ports.
+//! collector or a central `anchorwatch serve`. Everything talks over loopback on free ports.
 
 mod support;
 
@@ -206,11 +206,11 @@ impl Proc {
             .args(["--log-format", "json"])
             .args(args)
             .env("RUST_LOG", "info")
-            .env_remove("DRIFTWATCH_CONFIG")
+            .env_remove("ANCHORWATCH_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start driftwatch");
+            .expect("start anchorwatch");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let log = std::thread::spawn(move || {
@@ -233,7 +233,7 @@ impl Proc {
             Err(_) => {
                 let _ = child.kill();
                 let log = log.join().unwrap_or_default().join("\n");
-                panic!("driftwatch {args:?} did not start within 60 s; its log:\n{log}");
+                panic!("anchorwatch {args:?} did not start within 60 s; its log:\n{log}");
             }
         };
         let p =
@@ -265,7 +265,7 @@ impl Proc {
     }
 
     fn dropped(&self, reason: &str) -> f64 {
-        self.metric(&format!("driftwatch_capture_dropped_total{{reason=\"{reason}\"}}"))
+        self.metric(&format!("anchorwatch_capture_dropped_total{{reason=\"{reason}\"}}"))
     }
 
     /// SIGTERM, then waits for a clean exit; returns the log.
@@ -275,10 +275,10 @@ impl Proc {
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let log = self.log.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default();
-                assert!(status.success(), "driftwatch exited with {status}; log:\n{}", log.join("\n"));
+                assert!(status.success(), "anchorwatch exited with {status}; log:\n{}", log.join("\n"));
                 return log;
             }
-            assert!(Instant::now() < deadline, "driftwatch did not stop within 60 s of SIGTERM");
+            assert!(Instant::now() < deadline, "anchorwatch did not stop within 60 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -297,7 +297,7 @@ fn store(dir: &Path) -> PathBuf {
     support::config(dir, "")
 }
 
-/// Every stored prediction, read with `driftwatch query` (the proxy must have stopped: shutdown
+/// Every stored prediction, read with `anchorwatch query` (the proxy must have stopped: shutdown
 /// flushes), keyed by id.
 fn stored_rows(config: &Path) -> BTreeMap<String, Value> {
     let out = Command::new(binary())
@@ -417,7 +417,7 @@ fn forwards_unchanged(http2: bool) {
     assert_eq!(id.len(), 36);
     assert_eq!(r.headers()["x-seen-request-id"].to_str().unwrap(), id);
     assert_eq!(r.bytes().unwrap().as_ref(), b"small");
-    assert!(proxy.metric("driftwatch_proxy_requests_total{code_class=\"2xx\"}") >= 7.0);
+    assert!(proxy.metric("anchorwatch_proxy_requests_total{code_class=\"2xx\"}") >= 7.0);
     proxy.stop();
 }
 
@@ -458,7 +458,7 @@ fn upstream_errors_timeouts_and_resets_pass_through() {
     assert!(r.headers().contains_key("x-prediction-id"));
     let body: Value = r.json().unwrap();
     assert_eq!(body["error"]["code"], "upstream_timeout");
-    assert_eq!(proxy.metric("driftwatch_proxy_requests_total{code_class=\"5xx\"}"), 2.0);
+    assert_eq!(proxy.metric("anchorwatch_proxy_requests_total{code_class=\"5xx\"}"), 2.0);
     proxy.stop();
 
     // Nothing listens upstream: 502.
@@ -735,11 +735,11 @@ fn captures_every_supported_shape() {
 
     let rows = want.len() as f64;
     wait_until(Duration::from_secs(30), "every row acknowledged", || {
-        proxy.metric("driftwatch_capture_rows_total") >= rows
+        proxy.metric("anchorwatch_capture_rows_total") >= rows
     });
     assert_eq!(proxy.dropped("too_large"), 1.0);
     assert_eq!(proxy.dropped("extract_failed"), 1.0);
-    assert_eq!(proxy.metric("driftwatch_capture_rows_total"), rows);
+    assert_eq!(proxy.metric("anchorwatch_capture_rows_total"), rows);
     proxy.stop();
     let got = stored_rows(&config);
     assert_eq!(got, want);
@@ -783,7 +783,7 @@ fn captures_with_json_pointer_mapping() {
     ]}});
     let r = post(&proxy.url("/custom"), &[("x-request-id", "map")], body.to_string());
     assert_eq!(r.json::<Value>().unwrap(), predict_answer("/custom", &body));
-    wait_until(Duration::from_secs(30), "rows acknowledged", || proxy.metric("driftwatch_capture_rows_total") >= 2.0);
+    wait_until(Duration::from_secs(30), "rows acknowledged", || proxy.metric("anchorwatch_capture_rows_total") >= 2.0);
     proxy.stop();
     let got = stored_rows(&config);
     let mut missing_vip = expected(12.0, "s", false, true);
@@ -824,7 +824,7 @@ scores = "/p"
     let body = json!({"data": {"rows": [{"person": {"age": 52, "region": "n"}, "vip": true}]}});
     let r = post(&proxy.url("/custom"), &[("x-request-id", "sec")], body.to_string());
     assert_eq!(r.json::<Value>().unwrap(), predict_answer("/custom", &body));
-    wait_until(Duration::from_secs(30), "rows acknowledged", || proxy.metric("driftwatch_capture_rows_total") >= 1.0);
+    wait_until(Duration::from_secs(30), "rows acknowledged", || proxy.metric("anchorwatch_capture_rows_total") >= 1.0);
     proxy.stop();
     assert_eq!(stored_rows(&config), BTreeMap::from([("sec".to_string(), expected(52.0, "n", true, true))]));
 
@@ -833,7 +833,7 @@ scores = "/p"
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bad = support::config(dir.path(), "[proxy]\nupstreem = \"http://x\"\n");
     let out =
-        Command::new(binary()).args(["proxy", "--config"]).arg(&bad).env_remove("DRIFTWATCH_CONFIG").output().unwrap();
+        Command::new(binary()).args(["proxy", "--config"]).arg(&bad).env_remove("ANCHORWATCH_CONFIG").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("[proxy]") && err.contains("upstreem"), "{err}");
 }
@@ -920,17 +920,17 @@ fn full_capture_queue_drops_and_counts_without_touching_traffic() {
         send(i);
     }
     assert_eq!(proxy.dropped("queue_full"), 8.0);
-    assert_eq!(proxy.metric("driftwatch_capture_queue_depth"), 1.0);
+    assert_eq!(proxy.metric("anchorwatch_capture_queue_depth"), 1.0);
     central.release.send(true).unwrap();
     wait_until(Duration::from_secs(30), "both kept exchanges delivered", || {
-        proxy.metric("driftwatch_capture_rows_total") == 2.0
+        proxy.metric("anchorwatch_capture_rows_total") == 2.0
     });
     assert_eq!(central.posts.load(Ordering::SeqCst), 2);
-    assert_eq!(proxy.metric("driftwatch_proxy_requests_total{code_class=\"2xx\"}"), 10.0);
+    assert_eq!(proxy.metric("anchorwatch_proxy_requests_total{code_class=\"2xx\"}"), 10.0);
     proxy.stop();
 }
 
-/// A central `driftwatch serve` on a given address.
+/// A central `anchorwatch serve` on a given address.
 fn central(config: &Path, listen: &str) -> Proc {
     let args: Vec<String> =
         vec!["serve".into(), "--listen".into(), listen.into(), "--config".into(), config.display().to_string()];
@@ -996,17 +996,17 @@ fn remote_mode_spools_while_the_central_service_is_down() {
             .unwrap_or(0)
     };
     wait_until(Duration::from_secs(30), "five exchanges spooled", || spooled_lines() == 5);
-    assert!(proxy.metric("driftwatch_proxy_spool_bytes") > 0.0);
-    assert!(proxy.metric("driftwatch_proxy_collector_errors_total") >= 1.0);
+    assert!(proxy.metric("anchorwatch_proxy_spool_bytes") > 0.0);
+    assert!(proxy.metric("anchorwatch_proxy_collector_errors_total") >= 1.0);
     // It comes up: the spool drains into it, and new rows go straight through.
     let server = central(&config, &central_addr);
-    wait_until(Duration::from_secs(30), "spool delivered", || proxy.metric("driftwatch_capture_rows_total") == 5.0);
+    wait_until(Duration::from_secs(30), "spool delivered", || proxy.metric("anchorwatch_capture_rows_total") == 5.0);
     for i in 5..8 {
         send(i);
     }
-    wait_until(Duration::from_secs(30), "direct delivery", || proxy.metric("driftwatch_capture_rows_total") == 8.0);
+    wait_until(Duration::from_secs(30), "direct delivery", || proxy.metric("anchorwatch_capture_rows_total") == 8.0);
     assert_eq!(spooled_lines(), 0);
-    assert_eq!(proxy.metric("driftwatch_proxy_spool_bytes"), 0.0);
+    assert_eq!(proxy.metric("anchorwatch_proxy_spool_bytes"), 0.0);
     proxy.stop();
     let got: BTreeMap<String, Value> = central_rows(&server)
         .into_iter()

@@ -1,9 +1,9 @@
-//! `driftwatch report` end to end: the real binary on Parquet and CSV files generated here
+//! `anchorwatch report` end to end: the real binary on Parquet and CSV files generated here
 //! with fixed seeds, checked against the analyzer called directly on the same values.
 
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use driftwatch_analyzer::drift::{self, ColumnData, ColumnOptions};
+use anchorwatch_analyzer::drift::{self, ColumnData, ColumnOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
@@ -107,13 +107,13 @@ fn write_csv(path: &Path, d: &Data) {
     std::fs::write(path, s).unwrap();
 }
 
-fn driftwatch(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_driftwatch")).arg("report").args(args).output().unwrap()
+fn anchorwatch(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_anchorwatch")).arg("report").args(args).output().unwrap()
 }
 
 fn run_json(args: &[&str]) -> Value {
-    let out = driftwatch(args);
-    assert!(out.status.success(), "driftwatch report failed: {}", String::from_utf8_lossy(&out.stderr));
+    let out = anchorwatch(args);
+    assert!(out.status.success(), "anchorwatch report failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -294,7 +294,7 @@ kind = "num"
 
     // Unknown fields are refused, naming the field.
     std::fs::write(&config, "exclude = []\ndrift_shares = 0.3\n").unwrap();
-    let out = driftwatch(&[
+    let out = anchorwatch(&[
         "--reference",
         rp.to_str().unwrap(),
         "--current",
@@ -311,7 +311,7 @@ fn html_output_is_chosen_by_extension_and_written_to_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let (rp, cp, ..) = fixture(dir.path(), 3000, 2000, "parquet");
     let html = dir.path().join("drift.html");
-    let out = driftwatch(&[
+    let out = anchorwatch(&[
         "--reference",
         rp.to_str().unwrap(),
         "--current",
@@ -335,7 +335,7 @@ fn html_output_is_chosen_by_extension_and_written_to_the_file() {
 }
 
 fn assert_fails(args: &[&str], needles: &[&str]) {
-    let out = driftwatch(args);
+    let out = anchorwatch(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{args:?} should fail: {stderr}");
     for n in needles {
@@ -387,7 +387,7 @@ fn clear_errors_and_exit_codes() {
     std::fs::write(&config, "include = [\"stable\", \"nope\"]\n").unwrap();
     assert_fails(&["--reference", rp, "--current", cp, "--config", &config], &["\"nope\"", "reference"]);
 
-    let out = driftwatch(&["--reference", rp, "--current", cp, "--format", "xml"]);
+    let out = anchorwatch(&["--reference", rp, "--current", cp, "--format", "xml"]);
     assert_eq!(out.status.code(), Some(2), "clap rejects unknown formats");
 }
 
@@ -421,7 +421,7 @@ fn output_through_a_symlink_writes_the_target_and_keeps_the_link() {
     std::fs::write(&target, "old").unwrap();
     let link = dir.path().join("link.json");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let out = driftwatch(&[
+    let out = anchorwatch(&[
         "-q",
         "--reference",
         rp.to_str().unwrap(),

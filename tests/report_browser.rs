@@ -73,7 +73,7 @@ fn html_report_opens_in_chromium_with_marks_sorting_and_no_console_errors() {
 
     let (reference, current) = write_inputs(dir.path());
     let html = dir.path().join("report.html");
-    let out = Command::new(env!("CARGO_BIN_EXE_driftwatch"))
+    let out = Command::new(env!("CARGO_BIN_EXE_anchorwatch"))
         .args(["report", "-q", "--reference", &reference, "--current", &current, "--output"])
         .arg(&html)
         .output()

@@ -77,7 +77,7 @@ name = "retrain"
 type = "retrain"
 "#
     );
-    let path = dir.join("driftwatch.toml");
+    let path = dir.join("anchorwatch.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -216,7 +216,7 @@ fn drift_fires_the_alert_the_loop_retrains_promotes_and_rollback_restores() {
     assert_eq!(champion(&server), Some(1));
     let (version, _) = serve(&server, &mut rng, 50);
     assert_eq!(version, "v1");
-    assert!(server.metrics().contains(r#"driftwatch_retrain_runs_total{model="churn",status="promoted"} 1"#));
+    assert!(server.metrics().contains(r#"anchorwatch_retrain_runs_total{model="churn",status="promoted"} 1"#));
     eprintln!(
         "v1 on the new world {before:.3}; holdout champion {old:.3} vs candidate {candidate:.3}; v2 on the new world {after:.3}"
     );
@@ -265,7 +265,7 @@ fn external_trainers_and_failures_that_never_touch_the_champion() {
     let cases = [
         ("crash", "echo 'loading data' ; echo 'boom: out of memory' >&2 ; exit 3\n", "30s", "exited with"),
         ("hang", "sleep 30\n", "1s", "longer than"),
-        ("garbage", "echo 'not a model' > \"$DRIFTWATCH_OUTPUT\"\n", "30s", "not a valid model"),
+        ("garbage", "echo 'not a model' > \"$ANCHORWATCH_OUTPUT\"\n", "30s", "not a valid model"),
         ("nothing", "exit 0\n", "30s", "wrote no model"),
     ];
     for (n, (name, script, timeout, expected)) in cases.iter().enumerate() {

@@ -1,4 +1,4 @@
-//! Object storage end to end: two driftwatch processes, each with its own local write-ahead log,
+//! Object storage end to end: two anchorwatch processes, each with its own local write-ahead log,
 //! write one model's dataset into one S3 bucket (a real S3-compatible server, moto, on loopback)
 //! without coordinating. Every row lands exactly once in the hive layout, SQL and the analysis
 //! read the bucket, a collector killed with rows in its WAL loses none of them, and DuckDB reads
@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::Server;
 
-const BUCKET: &str = "driftwatch-test";
+const BUCKET: &str = "anchorwatch-test";
 const PREFIX: &str = "team/prod";
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
 const ROWS: usize = 300;
@@ -134,7 +134,7 @@ impl Moto {
         }
     }
 
-    /// What a driftwatch process needs to reach this server.
+    /// What a anchorwatch process needs to reach this server.
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ACCESS_KEY_ID", "test".into()),
@@ -204,7 +204,7 @@ fn count(server: &Server, sql: &str) -> (i64, i64) {
     (rows[0]["n"].as_i64().unwrap(), rows[0]["d"].as_i64().unwrap_or(-1))
 }
 
-/// Runs `driftwatch` to its exit (60 s at most); returns (success, stderr).
+/// Runs `anchorwatch` to its exit (60 s at most); returns (success, stderr).
 fn run_to_exit(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     let child = Command::new(support::binary())
         .args(args)
@@ -213,7 +213,7 @@ fn run_to_exit(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let out = exited(child, &format!("driftwatch {args:?}"));
+    let out = exited(child, &format!("anchorwatch {args:?}"));
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -259,7 +259,7 @@ fn two_collectors_share_one_bucket() {
     let missing = collector_config(&dir.path().join("missing"), "s3://no-such-bucket/x", "");
     let (ok, stderr) =
         run_to_exit(&["serve", "--listen", "127.0.0.1:0", "--config", missing.to_str().unwrap()], &moto.env());
-    assert!(!ok, "driftwatch started on a missing bucket");
+    assert!(!ok, "anchorwatch started on a missing bucket");
     assert!(
         stderr.contains("store.root `s3://no-such-bucket/x`: cannot list the bucket at http://127.0.0.1:")
             && stderr.contains("AWS_ENDPOINT_URL"),
@@ -464,7 +464,7 @@ fn predict(proxy: &support::RemoteProxy, id: &str, age: usize) {
     assert_eq!(r.status(), 200);
 }
 
-/// Starts `driftwatch compact` on the config with everything eligible at once.
+/// Starts `anchorwatch compact` on the config with everything eligible at once.
 fn spawn_compact(config: &Path, env: &[(&str, String)]) -> Child {
     Command::new(support::binary())
         .args(["compact", "--min-files", "2", "--min-age", "0s", "--grace", "0s", "--config"])
@@ -476,11 +476,11 @@ fn spawn_compact(config: &Path, env: &[(&str, String)]) -> Child {
         .unwrap()
 }
 
-/// Waits (60 s at most) for a `driftwatch compact` to succeed; returns what it printed.
+/// Waits (60 s at most) for a `anchorwatch compact` to succeed; returns what it printed.
 fn finish_compact(child: Child) -> String {
-    let out = exited(child, "driftwatch compact");
+    let out = exited(child, "anchorwatch compact");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "driftwatch compact failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "anchorwatch compact failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     stdout
 }
 

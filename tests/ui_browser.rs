@@ -121,7 +121,7 @@ interval = "1h"
 label_lookback = "3650d"
 positive_class = "bad"
 "#;
-    let path = dir.join("driftwatch.toml");
+    let path = dir.join("anchorwatch.toml");
     std::fs::write(&path, format!("{text}{extra}")).unwrap();
     path
 }
@@ -235,7 +235,7 @@ fn ui_pages_load_without_console_errors_and_chart_the_api_numbers() {
     assert!(dom.contains("id=\"label-coverage\""), "label coverage is drawn");
     assert!(dom.contains("id=\"performance\""));
     // Alerts: the dataset drift rule waits out its `for` as pending.
-    assert!(dom.contains("DriftwatchDatasetDrift"), "the pending drift alert is listed");
+    assert!(dom.contains("AnchorwatchDatasetDrift"), "the pending drift alert is listed");
 
     // A chosen categorical feature in the first window.
     let dom = load_page(&server.url("/models/credit?feature=region&window=0"), "03-model-region-window0");

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use driftwatch_collector::config::units;
+use anchorwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
 
 /// `[alerts]`.
@@ -14,7 +14,7 @@ pub struct AlertsConfig {
     /// Whether the built-in default rules (see [`default_rules`]) are evaluated besides `rules`.
     /// Default `true`.
     pub default_rules: bool,
-    /// Base URL of this driftwatch as people reach it, for links in notifications.
+    /// Base URL of this anchorwatch as people reach it, for links in notifications.
     /// Default `"http://127.0.0.1:8080"`.
     pub external_url: String,
     /// How often a still-firing group is notified again. Default `"4h"`.
@@ -69,7 +69,7 @@ impl Default for RetryConfig {
 }
 
 /// What a rule watches: the series of the analysis, named as on `/metrics` without the
-/// `driftwatch_` prefix.
+/// `anchorwatch_` prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Watch {
@@ -301,7 +301,7 @@ pub struct ReceiverConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url_env: Option<String>,
     /// webhook, retrain: environment variable holding the HMAC-SHA256 secret; the signature goes
-    /// in `X-Driftwatch-Signature: sha256=<hex>`.
+    /// in `X-Anchorwatch-Signature: sha256=<hex>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
     /// Timeout of one delivery attempt. Default `"10s"`.
@@ -363,8 +363,8 @@ fn model_label() -> Vec<String> {
 }
 
 /// The built-in rules, the same as the Prometheus rules shipped in
-/// `grafana/prometheus/driftwatch-alerts.yml` (a test holds them together), except
-/// `DriftwatchAnalysisStale`: an analysis that stopped cannot report itself, so only an outside
+/// `grafana/prometheus/anchorwatch-alerts.yml` (a test holds them together), except
+/// `AnchorwatchAnalysisStale`: an analysis that stopped cannot report itself, so only an outside
 /// observer such as Prometheus can raise it.
 pub fn default_rules() -> Vec<RuleConfig> {
     let rule =
@@ -394,7 +394,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
     let m15 = Duration::from_secs(900);
     let mut rules = vec![
         rule(
-            "DriftwatchDatasetDrift",
+            "AnchorwatchDatasetDrift",
             Watch::DatasetDriftShare,
             Op::Ge,
             0.5,
@@ -403,7 +403,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "{{ model }}: {{ value }} of the features drifted",
         ),
         rule(
-            "DriftwatchFeatureDrift",
+            "AnchorwatchFeatureDrift",
             Watch::FeatureDrifted,
             Op::Eq,
             1.0,
@@ -412,7 +412,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "{{ model }}: feature {{ feature }} drifted",
         ),
         rule(
-            "DriftwatchPerformanceBreached",
+            "AnchorwatchPerformanceBreached",
             Watch::PerformanceThresholdBreached,
             Op::Eq,
             1.0,
@@ -421,7 +421,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "{{ model }}: realized {{ metric }} is outside its threshold",
         ),
         rule(
-            "DriftwatchEstimatedPerformanceBreached",
+            "AnchorwatchEstimatedPerformanceBreached",
             Watch::PerformanceThresholdBreached,
             Op::Eq,
             1.0,
@@ -430,7 +430,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "{{ model }}: estimated {{ metric }} is outside its threshold",
         ),
         rule(
-            "DriftwatchPerformanceDecay",
+            "AnchorwatchPerformanceDecay",
             Watch::PerformanceDecayRatio,
             Op::Lt,
             0.9,
@@ -439,7 +439,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "{{ model }}: {{ metric }} is at {{ value }} of the reference's",
         ),
         rule(
-            "DriftwatchMissingValues",
+            "AnchorwatchMissingValues",
             Watch::DataQuality,
             Op::Gt,
             0.2,
@@ -448,7 +448,7 @@ pub fn default_rules() -> Vec<RuleConfig> {
             "{{ model }}: {{ value }} of {{ feature }} is missing",
         ),
         rule(
-            "DriftwatchIngestRejections",
+            "AnchorwatchIngestRejections",
             Watch::IngestRejected,
             Op::Gt,
             0.0,
@@ -543,12 +543,12 @@ mod tests {
     /// the same series, same `for` and severity.
     #[test]
     fn default_rules_match_the_shipped_prometheus_rules() {
-        let yml = include_str!("../../grafana/prometheus/driftwatch-alerts.yml");
+        let yml = include_str!("../../grafana/prometheus/anchorwatch-alerts.yml");
         let blocks: Vec<&str> = yml.split("- alert: ").skip(1).collect();
         let names: Vec<&str> = blocks.iter().map(|b| b.lines().next().unwrap().trim()).collect();
         let rules = default_rules();
         let mut expected: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-        expected.push("DriftwatchAnalysisStale");
+        expected.push("AnchorwatchAnalysisStale");
         assert_eq!(names, expected);
         for (rule, block) in rules.iter().zip(&blocks) {
             let field = |key: &str| {
@@ -557,7 +557,7 @@ mod tests {
             let expr = field("expr:");
             assert!(
                 expr.contains(
-                    &format!("driftwatch_{}", rule.watch.as_str())
+                    &format!("anchorwatch_{}", rule.watch.as_str())
                         .replace("_ingest_rejected", "_ingest_rejected_total")
                 ),
                 "{}: {expr}",

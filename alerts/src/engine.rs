@@ -5,13 +5,13 @@
 //! outbox, silences, the history) is one JSON document in the store, `_alerts/state.json`,
 //! replaced atomically after every change and before anything is sent. A notification leaves
 //! the outbox only after its receiver accepted it, so a crash can at worst repeat the one message
-//! in flight (receivers can deduplicate on `X-Driftwatch-Notification-Id`), never lose one.
+//! in flight (receivers can deduplicate on `X-Anchorwatch-Notification-Id`), never lose one.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::store::Store;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -182,17 +182,17 @@ struct Metrics {
 impl Metrics {
     fn register(registry: &Registry) -> prometheus::Result<Self> {
         let alerts = IntGaugeVec::new(
-            Opts::new("driftwatch_alerts", "Alerts by state (pending, firing) per model and alert name"),
+            Opts::new("anchorwatch_alerts", "Alerts by state (pending, firing) per model and alert name"),
             &["model", "alertname", "state"],
         )?;
         let notifications = IntCounterVec::new(
             Opts::new(
-                "driftwatch_notifications_total",
+                "anchorwatch_notifications_total",
                 "Notification attempts by receiver and outcome (delivered, failed, dropped)",
             ),
             &["receiver", "outcome"],
         )?;
-        let outbox = IntGauge::new("driftwatch_notification_outbox", "Notifications waiting for delivery")?;
+        let outbox = IntGauge::new("anchorwatch_notification_outbox", "Notifications waiting for delivery")?;
         registry.register(Box::new(alerts.clone()))?;
         registry.register(Box::new(notifications.clone()))?;
         registry.register(Box::new(outbox.clone()))?;
@@ -501,7 +501,7 @@ impl Engine {
             (Some(t), None) => parse_time(t)
                 .ok_or_else(|| format!("ends_at: `{t}` is not an RFC 3339 time like 2026-01-01T00:00:00Z"))?,
             (None, Some(d)) => {
-                now + driftwatch_collector::config::units::parse_duration(d)
+                now + anchorwatch_collector::config::units::parse_duration(d)
                     .map_err(|e| format!("duration: {e}"))?
                     .as_micros() as i64
             }

@@ -44,7 +44,7 @@ pub struct Alert {
     pub ends_at: Option<String>,
     /// The watched value at the last evaluation.
     pub value: f64,
-    /// Link to the model's page in driftwatch.
+    /// Link to the model's page in anchorwatch.
     pub generator_url: String,
 }
 
@@ -52,7 +52,7 @@ pub struct Alert {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     /// Unique id, the same across retries; receivers can deduplicate on it
-    /// (header `X-Driftwatch-Notification-Id`).
+    /// (header `X-Anchorwatch-Notification-Id`).
     pub id: String,
     /// The receiver's name.
     pub receiver: String,
@@ -64,7 +64,7 @@ pub struct Notification {
     pub status: State,
     /// The alerts: every firing one of the group, and those resolved since the last message.
     pub alerts: Vec<Alert>,
-    /// This driftwatch's base URL.
+    /// This anchorwatch's base URL.
     pub external_url: String,
     /// Link to the model's page.
     pub dashboard_url: String,

@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use driftwatch_alerts::config::{AlertsConfig, InhibitRule, ReceiverConfig, ReceiverKind, RuleConfig};
-use driftwatch_alerts::config::{For, Op, Watch};
-use driftwatch_alerts::engine::{Engine, SilenceRequest};
-use driftwatch_alerts::notify::RetrainHook;
-use driftwatch_alerts::{Notification, Observation, Sample};
-use driftwatch_collector::store::Store;
+use anchorwatch_alerts::config::{AlertsConfig, InhibitRule, ReceiverConfig, ReceiverKind, RuleConfig};
+use anchorwatch_alerts::config::{For, Op, Watch};
+use anchorwatch_alerts::engine::{Engine, SilenceRequest};
+use anchorwatch_alerts::notify::RetrainHook;
+use anchorwatch_alerts::{Notification, Observation, Sample};
+use anchorwatch_collector::store::Store;
 use futures::future::BoxFuture;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -59,7 +59,7 @@ impl RetrainHook for NoRetrain {
 }
 
 fn rule(name: &str, watch: Watch, op: Op, threshold: f64) -> RuleConfig {
-    let mut r = driftwatch_alerts::config::default_rules().remove(0);
+    let mut r = anchorwatch_alerts::config::default_rules().remove(0);
     r.name = name.into();
     r.watch = watch;
     r.op = op;
@@ -125,7 +125,7 @@ impl Running {
             prometheus::TextEncoder::new().encode_utf8(&self.registry.gather(), &mut out).unwrap();
             out
         };
-        let line = format!("driftwatch_notifications_total{{outcome=\"{outcome}\",receiver=\"{receiver}\"}} ");
+        let line = format!("anchorwatch_notifications_total{{outcome=\"{outcome}\",receiver=\"{receiver}\"}} ");
         text.lines().find_map(|l| l.strip_prefix(&line)).map_or(0, |v| v.parse().unwrap())
     }
 

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use driftwatch_alerts::config::ReceiverConfig;
-use driftwatch_alerts::model::{Alert, Notification, State};
-use driftwatch_alerts::notify::{Notifier, RetrainHook};
+use anchorwatch_alerts::config::ReceiverConfig;
+use anchorwatch_alerts::model::{Alert, Notification, State};
+use anchorwatch_alerts::notify::{Notifier, RetrainHook};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hmac::{KeyInit, Mac};
@@ -70,8 +70,8 @@ fn notification(status: State) -> Notification {
         group_key: "{}:{model=\"churn\"}".into(),
         status,
         alerts: vec![
-            alert("DriftwatchDatasetDrift", status, 0.75, &[], "churn: 0.75 of the features drifted"),
-            alert("DriftwatchFeatureDrift", status, 1.0, &[("feature", "age")], "churn: feature age drifted <&>"),
+            alert("AnchorwatchDatasetDrift", status, 0.75, &[], "churn: 0.75 of the features drifted"),
+            alert("AnchorwatchFeatureDrift", status, 1.0, &[("feature", "age")], "churn: feature age drifted <&>"),
         ],
         external_url: "http://127.0.0.1:8080".into(),
         dashboard_url: DASHBOARD.into(),
@@ -187,7 +187,7 @@ impl RetrainHook for RecordingHook {
 async fn webhook_posts_the_signed_alertmanager_payload() {
     let server = HttpReceiver::start(200, "").await;
     let n = notifier(json!({
-        "name": "hook", "type": "webhook", "url": server.url("/hooks/driftwatch"),
+        "name": "hook", "type": "webhook", "url": server.url("/hooks/anchorwatch"),
         "secret_env": "DW_TEST_NOTIFY_SECRET", "timeout": "5s",
     }));
     assert_eq!(n.name(), "hook");
@@ -197,17 +197,17 @@ async fn webhook_posts_the_signed_alertmanager_payload() {
 
     let r = server.only_request();
     assert_eq!(r.method, Method::POST);
-    assert_eq!(r.path, "/hooks/driftwatch");
+    assert_eq!(r.path, "/hooks/anchorwatch");
     assert_eq!(r.header("content-type"), "application/json");
-    assert_eq!(r.header("x-driftwatch-notification-id"), sent.id);
-    assert_eq!(r.header("x-driftwatch-signature"), format!("sha256={}", hmac_hex(SECRET, &r.body)));
+    assert_eq!(r.header("x-anchorwatch-notification-id"), sent.id);
+    assert_eq!(r.header("x-anchorwatch-signature"), format!("sha256={}", hmac_hex(SECRET, &r.body)));
     let body = r.json();
     assert_eq!(body, sent.webhook_payload());
     assert_eq!(body["version"], "4");
     assert_eq!(body["status"], "firing");
     assert_eq!(body["groupKey"], "{}:{model=\"churn\"}");
     assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
-    assert_eq!(body["alerts"][0]["labels"]["alertname"], "DriftwatchDatasetDrift");
+    assert_eq!(body["alerts"][0]["labels"]["alertname"], "AnchorwatchDatasetDrift");
     assert_eq!(body["commonLabels"]["model"], "churn");
 }
 
@@ -217,7 +217,7 @@ async fn webhook_without_secret_is_unsigned() {
     let n = notifier(json!({ "name": "hook", "type": "webhook", "url": server.url("/"), "timeout": "5s" }));
     n.send(&notification(State::Resolved)).await.expect("delivered");
     let r = server.only_request();
-    assert!(r.headers.get("x-driftwatch-signature").is_none());
+    assert!(r.headers.get("x-anchorwatch-signature").is_none());
     assert_eq!(r.json()["status"], "resolved");
 }
 
@@ -272,7 +272,7 @@ async fn alertmanager_gets_api_v2_postable_alerts() {
 
     let resolved = requests[1].json();
     assert_eq!(resolved[0]["endsAt"], "2026-11-25T11:00:00Z");
-    assert_eq!(resolved[0]["labels"]["alertname"], "DriftwatchDatasetDrift");
+    assert_eq!(resolved[0]["labels"]["alertname"], "AnchorwatchDatasetDrift");
 }
 
 #[tokio::test]
@@ -292,10 +292,10 @@ async fn slack_gets_a_block_kit_message() {
     assert_eq!(blocks[0]["text"]["text"], "[FIRING:2] model churn");
     let sections: Vec<&str> = blocks[1..].iter().map(|b| b["text"]["text"].as_str().unwrap()).collect();
     assert_eq!(sections.len(), 3, "two alerts and the link: {sections:?}");
-    assert!(sections[0].contains("DriftwatchDatasetDrift"), "{}", sections[0]);
+    assert!(sections[0].contains("AnchorwatchDatasetDrift"), "{}", sections[0]);
     assert!(sections[0].contains("churn: 0.75 of the features drifted"));
     assert!(sections[0].contains("*value* 0.75"));
-    assert!(sections[1].contains("DriftwatchFeatureDrift") && sections[1].contains("*feature* age"));
+    assert!(sections[1].contains("AnchorwatchFeatureDrift") && sections[1].contains("*feature* age"));
     assert!(sections[1].contains("drifted &lt;&amp;&gt;"), "mrkdwn is escaped: {}", sections[1]);
     assert!(
         sections[2].contains("http://127.0.0.1:8080/models/churn?window=1h&amp;view=&lt;drift&gt;"),
@@ -321,12 +321,12 @@ async fn retrain_posts_to_the_pipeline_when_firing_only() {
 
     let r = server.only_request();
     assert_eq!(r.path, "/retrain");
-    assert_eq!(r.header("x-driftwatch-notification-id"), firing.id);
-    assert_eq!(r.header("x-driftwatch-signature"), format!("sha256={}", hmac_hex(SECRET, &r.body)));
+    assert_eq!(r.header("x-anchorwatch-notification-id"), firing.id);
+    assert_eq!(r.header("x-anchorwatch-signature"), format!("sha256={}", hmac_hex(SECRET, &r.body)));
     let body = r.json();
     assert_eq!(body["model"], "churn");
     assert_eq!(body["notification_id"], firing.id.as_str());
-    assert_eq!(body["reason"], "DriftwatchDatasetDrift, DriftwatchFeatureDrift");
+    assert_eq!(body["reason"], "AnchorwatchDatasetDrift, AnchorwatchFeatureDrift");
     assert_eq!(body["alerts"].as_array().unwrap().len(), 2);
     assert_eq!(body["alerts"][1]["labels"]["feature"], "age");
 }
@@ -525,7 +525,7 @@ async fn email_roundtrip(mode: Mode) {
     };
     let mut config = json!({
         "name": "oncall-mail", "type": "email", "smtp_host": "127.0.0.1", "smtp_port": server.port, "tls": tls,
-        "from": "driftwatch <alerts@example.com>", "to": ["oncall@example.com", "ml-team@example.com"],
+        "from": "anchorwatch <alerts@example.com>", "to": ["oncall@example.com", "ml-team@example.com"],
         "timeout": "10s",
     });
     if mode != Mode::Plain {
@@ -539,11 +539,11 @@ async fn email_roundtrip(mode: Mode) {
     let mail = mailparse::parse_mail(&raw).expect("a MIME message");
     let header =
         |name: &str| mail.headers.iter().find(|h| h.get_key().eq_ignore_ascii_case(name)).map(|h| h.get_value());
-    assert_eq!(header("From").as_deref(), Some("driftwatch <alerts@example.com>"));
+    assert_eq!(header("From").as_deref(), Some("anchorwatch <alerts@example.com>"));
     let to = header("To").unwrap();
     assert!(to.contains("oncall@example.com") && to.contains("ml-team@example.com"), "{to}");
-    assert_eq!(header("Subject").as_deref(), Some("[FIRING:2] churn: DriftwatchDatasetDrift, DriftwatchFeatureDrift"));
-    assert_eq!(header("X-Driftwatch-Notification-Id").as_deref(), Some(sent.id.as_str()));
+    assert_eq!(header("Subject").as_deref(), Some("[FIRING:2] churn: AnchorwatchDatasetDrift, AnchorwatchFeatureDrift"));
+    assert_eq!(header("X-Anchorwatch-Notification-Id").as_deref(), Some(sent.id.as_str()));
     assert_eq!(mail.ctype.mimetype, "multipart/alternative");
 
     let part = |mime: &str| {
@@ -557,7 +557,7 @@ async fn email_roundtrip(mode: Mode) {
     let text = part("text/plain");
     let html = part("text/html");
     for body in [&text, &html] {
-        assert!(body.contains("DriftwatchDatasetDrift") && body.contains("DriftwatchFeatureDrift"), "{body}");
+        assert!(body.contains("AnchorwatchDatasetDrift") && body.contains("AnchorwatchFeatureDrift"), "{body}");
         assert!(body.contains("0.75"), "{body}");
         assert!(body.contains("firing"), "{body}");
         assert!(body.contains("age"), "{body}");

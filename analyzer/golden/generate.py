@@ -129,11 +129,11 @@ def run_test(name, ref: pd.Series, cur: pd.Series, kind: str):
     if name == "empirical_mmd":
         if len(r) + len(c) > MMD_MAX_ROWS:
             return None
-        # Evidently does not seed this test; seed it as driftwatch documents.
+        # Evidently does not seed this test; seed it as anchorwatch documents.
         np.random.seed(0)
     if name == "fisher_exact" and len(set(r.unique()) | set(c.unique())) > 2:
         # Evidently maps categories beyond the first two of an unordered set to NaN, so its
-        # result depends on set iteration order; driftwatch refuses such columns instead.
+        # result depends on set iteration order; anchorwatch refuses such columns instead.
         return {"deviation": "fisher_exact on more than two categories in the union"}
     try:
         test = registry.get_stattest(r, c, ctype, name)

@@ -30,7 +30,7 @@ pub enum Error {
     Store(#[from] object_store::Error),
     /// Writing to the store through the collector's store failed.
     #[error("{0}")]
-    Collector(#[from] driftwatch_collector::Error),
+    Collector(#[from] anchorwatch_collector::Error),
     /// A query over the store failed.
     #[error("query: {0}")]
     Query(#[from] crate::sql::QueryError),

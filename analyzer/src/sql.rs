@@ -10,7 +10,7 @@
 //!   and column, metric or check (see [`crate::monitor::results`]).
 //!
 //! Files merged by compaction are not seen twice: the store is registered through
-//! [`driftwatch_collector::compact::LiveStore`], whose listings leave out compacted sources.
+//! [`anchorwatch_collector::compact::LiveStore`], whose listings leave out compacted sources.
 //!
 //! Statements other than queries (DDL, DML, `COPY`, `SET`) are refused. Results are capped in rows,
 //! memory and time.
@@ -25,15 +25,15 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
-use driftwatch_collector::decode::Table;
-use driftwatch_collector::layout::table_dir;
-use driftwatch_collector::schema::ModelSchema;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::decode::Table;
+use anchorwatch_collector::layout::table_dir;
+use anchorwatch_collector::schema::ModelSchema;
+use anchorwatch_collector::store::Store;
 use futures::StreamExt;
 
 /// The URL under which the store is registered with DataFusion; every scan goes through the
 /// store's own `object_store` instance, seen through `compact::LiveStore`.
-const STORE_URL: &str = "driftwatch://store/";
+const STORE_URL: &str = "anchorwatch://store/";
 
 /// Limits on one query.
 #[derive(Debug, Clone)]

@@ -10,12 +10,12 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType, Float64Type};
-use driftwatch_analyzer::monitor::metrics::Metrics;
-use driftwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor};
-use driftwatch_analyzer::sql::{self, QueryLimits};
-use driftwatch_collector::compact;
-use driftwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
-use driftwatch_collector::store::Store;
+use anchorwatch_analyzer::monitor::metrics::Metrics;
+use anchorwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor};
+use anchorwatch_analyzer::sql::{self, QueryLimits};
+use anchorwatch_collector::compact;
+use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::store::Store;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;

@@ -21,7 +21,7 @@
 //! its output and outlives its sources, a reader never counts a row twice.
 //!
 //! Only one compactor may run per store: two would merge the same sources into two outputs. This
-//! is not locked; `driftwatch serve` compacts only the models it analyses, and the docs say to run
+//! is not locked; `anchorwatch serve` compacts only the models it analyses, and the docs say to run
 //! one analysing process per model.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -67,8 +67,8 @@ const READ_CONCURRENCY: usize = 16;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CompactionConfig {
-    /// Whether `driftwatch serve` compacts in the background, for the models it analyses.
-    /// Default `true`. `driftwatch compact` runs a pass whatever this says.
+    /// Whether `anchorwatch serve` compacts in the background, for the models it analyses.
+    /// Default `true`. `anchorwatch compact` runs a pass whatever this says.
     pub enabled: bool,
     /// Time between two background passes. Default `"10m"`.
     #[serde(with = "units::duration")]
@@ -660,7 +660,7 @@ async fn compact(
 ) -> Result<Option<Compacted>> {
     let props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(pass.zstd_level)?))
-        .set_created_by(format!("driftwatch {}", env!("CARGO_PKG_VERSION")))
+        .set_created_by(format!("anchorwatch {}", env!("CARGO_PKG_VERSION")))
         .build();
     let mut fetched = Vec::new();
     let mut size = 0;

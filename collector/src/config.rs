@@ -14,7 +14,7 @@ use crate::wal::SyncPolicy;
 pub struct CollectorConfig {
     /// Folder for write-ahead logs (local disk only), one subfolder per model; one per process,
     /// never shared. Default: the store's own `<root>/<model>/wal` for a local store; required
-    /// when the store is object storage. Example: `"/var/lib/driftwatch/wal"`.
+    /// when the store is object storage. Example: `"/var/lib/anchorwatch/wal"`.
     pub wal_dir: Option<PathBuf>,
     /// When a 2xx is sent: `always` (after an fsync, shared by concurrent requests; the default),
     /// `interval` (after the write; fsync every `sync_interval`), or `never`.

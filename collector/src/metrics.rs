@@ -9,24 +9,24 @@ pub const UNKNOWN_MODEL: &str = "_unknown";
 /// Collector metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    /// `driftwatch_ingest_rows_total{model,table}`: rows acknowledged.
+    /// `anchorwatch_ingest_rows_total{model,table}`: rows acknowledged.
     pub rows: IntCounterVec,
-    /// `driftwatch_ingest_bytes_total{model,table}`: request body bytes acknowledged. Rows captured
+    /// `anchorwatch_ingest_bytes_total{model,table}`: request body bytes acknowledged. Rows captured
     /// in the same process (the predictor, the proxy's local mode) arrive parsed and count none.
     pub bytes: IntCounterVec,
-    /// `driftwatch_ingest_rejected_total{model,reason}`: requests refused, by error code.
+    /// `anchorwatch_ingest_rejected_total{model,reason}`: requests refused, by error code.
     pub rejected: IntCounterVec,
-    /// `driftwatch_wal_bytes{model}`: WAL bytes acknowledged but not yet in Parquet.
+    /// `anchorwatch_wal_bytes{model}`: WAL bytes acknowledged but not yet in Parquet.
     pub wal_bytes: IntGaugeVec,
-    /// `driftwatch_buffer_fill_ratio{model}`: `wal_bytes` over `max_pending_bytes`; 1 means 429s.
+    /// `anchorwatch_buffer_fill_ratio{model}`: `wal_bytes` over `max_pending_bytes`; 1 means 429s.
     pub buffer_fill: GaugeVec,
-    /// `driftwatch_flush_duration_seconds{model}`: time to turn one WAL segment into Parquet.
+    /// `anchorwatch_flush_duration_seconds{model}`: time to turn one WAL segment into Parquet.
     pub flush_duration: HistogramVec,
-    /// `driftwatch_parquet_files_written_total{model,table}`.
+    /// `anchorwatch_parquet_files_written_total{model,table}`.
     pub files_written: IntCounterVec,
-    /// `driftwatch_flush_errors_total{model}`: failed flush attempts (retried).
+    /// `anchorwatch_flush_errors_total{model}`: failed flush attempts (retried).
     pub flush_errors: IntCounterVec,
-    /// `driftwatch_wal_append_duration_seconds`: from enqueue to durable acknowledgement.
+    /// `anchorwatch_wal_append_duration_seconds`: from enqueue to durable acknowledgement.
     pub wal_append: Histogram,
 }
 
@@ -35,47 +35,47 @@ impl Metrics {
     pub fn register(registry: &Registry) -> prometheus::Result<Self> {
         let m = Self {
             rows: IntCounterVec::new(
-                Opts::new("driftwatch_ingest_rows_total", "Rows acknowledged by ingest."),
+                Opts::new("anchorwatch_ingest_rows_total", "Rows acknowledged by ingest."),
                 &["model", "table"],
             )?,
             bytes: IntCounterVec::new(
                 Opts::new(
-                    "driftwatch_ingest_bytes_total",
+                    "anchorwatch_ingest_bytes_total",
                     "Request body bytes acknowledged by ingest (HTTP bodies; in-process capture counts none).",
                 ),
                 &["model", "table"],
             )?,
             rejected: IntCounterVec::new(
-                Opts::new("driftwatch_ingest_rejected_total", "Ingest requests refused, by reason."),
+                Opts::new("anchorwatch_ingest_rejected_total", "Ingest requests refused, by reason."),
                 &["model", "reason"],
             )?,
             wal_bytes: IntGaugeVec::new(
-                Opts::new("driftwatch_wal_bytes", "WAL bytes acknowledged but not yet written to Parquet."),
+                Opts::new("anchorwatch_wal_bytes", "WAL bytes acknowledged but not yet written to Parquet."),
                 &["model"],
             )?,
             buffer_fill: GaugeVec::new(
                 Opts::new(
-                    "driftwatch_buffer_fill_ratio",
+                    "anchorwatch_buffer_fill_ratio",
                     "Unflushed WAL bytes over collector.max_pending_bytes; at 1 ingest answers 429.",
                 ),
                 &["model"],
             )?,
             flush_duration: HistogramVec::new(
-                HistogramOpts::new("driftwatch_flush_duration_seconds", "Time to write one WAL segment to Parquet.")
+                HistogramOpts::new("anchorwatch_flush_duration_seconds", "Time to write one WAL segment to Parquet.")
                     .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
                 &["model"],
             )?,
             files_written: IntCounterVec::new(
-                Opts::new("driftwatch_parquet_files_written_total", "Parquet files written."),
+                Opts::new("anchorwatch_parquet_files_written_total", "Parquet files written."),
                 &["model", "table"],
             )?,
             flush_errors: IntCounterVec::new(
-                Opts::new("driftwatch_flush_errors_total", "Failed attempts to flush a WAL segment (retried)."),
+                Opts::new("anchorwatch_flush_errors_total", "Failed attempts to flush a WAL segment (retried)."),
                 &["model"],
             )?,
             wal_append: Histogram::with_opts(
                 HistogramOpts::new(
-                    "driftwatch_wal_append_duration_seconds",
+                    "anchorwatch_wal_append_duration_seconds",
                     "Time from enqueueing a request's rows to their durable acknowledgement.",
                 )
                 .buckets(vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5]),
@@ -97,19 +97,19 @@ impl Metrics {
 /// Metrics of compaction and retention (`crate::compact`), per model and table.
 #[derive(Clone)]
 pub struct StoreMetrics {
-    /// `driftwatch_compaction_files_total{model,table}`: small files merged into compacted files.
+    /// `anchorwatch_compaction_files_total{model,table}`: small files merged into compacted files.
     pub compacted_files: IntCounterVec,
-    /// `driftwatch_compaction_read_bytes_total{model,table}`: bytes of the files merged.
+    /// `anchorwatch_compaction_read_bytes_total{model,table}`: bytes of the files merged.
     pub compacted_read_bytes: IntCounterVec,
-    /// `driftwatch_compaction_written_bytes_total{model,table}`: bytes of the compacted files.
+    /// `anchorwatch_compaction_written_bytes_total{model,table}`: bytes of the compacted files.
     pub compacted_written_bytes: IntCounterVec,
-    /// `driftwatch_compaction_deleted_files_total{model,table}`: merged files deleted after the grace.
+    /// `anchorwatch_compaction_deleted_files_total{model,table}`: merged files deleted after the grace.
     pub compacted_deleted: IntCounterVec,
-    /// `driftwatch_retention_deleted_files_total{model,table}`: objects deleted by retention.
+    /// `anchorwatch_retention_deleted_files_total{model,table}`: objects deleted by retention.
     pub retention_deleted: IntCounterVec,
-    /// `driftwatch_store_maintenance_errors_total{model}`: failed passes (retried at the next interval).
+    /// `anchorwatch_store_maintenance_errors_total{model}`: failed passes (retried at the next interval).
     pub errors: IntCounterVec,
-    /// `driftwatch_store_maintenance_last_success_timestamp_seconds{model}`: end of the last good pass.
+    /// `anchorwatch_store_maintenance_last_success_timestamp_seconds{model}`: end of the last good pass.
     pub last_success: GaugeVec,
 }
 
@@ -120,38 +120,38 @@ impl StoreMetrics {
         let table = &["model", "table"];
         let m = Self {
             compacted_files: counter(
-                "driftwatch_compaction_files_total",
+                "anchorwatch_compaction_files_total",
                 "Small Parquet files merged by compaction.",
                 table,
             )?,
             compacted_read_bytes: counter(
-                "driftwatch_compaction_read_bytes_total",
+                "anchorwatch_compaction_read_bytes_total",
                 "Bytes of the Parquet files merged by compaction.",
                 table,
             )?,
             compacted_written_bytes: counter(
-                "driftwatch_compaction_written_bytes_total",
+                "anchorwatch_compaction_written_bytes_total",
                 "Bytes of the Parquet files compaction wrote.",
                 table,
             )?,
             compacted_deleted: counter(
-                "driftwatch_compaction_deleted_files_total",
+                "anchorwatch_compaction_deleted_files_total",
                 "Merged files deleted once their grace had passed.",
                 table,
             )?,
             retention_deleted: counter(
-                "driftwatch_retention_deleted_files_total",
+                "anchorwatch_retention_deleted_files_total",
                 "Objects deleted because their partition or window was older than the retention.",
                 table,
             )?,
             errors: counter(
-                "driftwatch_store_maintenance_errors_total",
+                "anchorwatch_store_maintenance_errors_total",
                 "Compaction and retention passes that failed (retried at the next interval).",
                 &["model"],
             )?,
             last_success: GaugeVec::new(
                 Opts::new(
-                    "driftwatch_store_maintenance_last_success_timestamp_seconds",
+                    "anchorwatch_store_maintenance_last_success_timestamp_seconds",
                     "Unix time at which the last successful compaction and retention pass ended.",
                 ),
                 &["model"],

@@ -125,7 +125,7 @@ impl ModelCollector {
             (None, None) => {
                 return Err(Error::Config(format!(
                     "collector.wal_dir: not set, and store.root `{}` is object storage; the write-ahead log needs a \
-                     folder on local disk, one per process, e.g. wal_dir = \"/var/lib/driftwatch/wal\" (docs/store.md)",
+                     folder on local disk, one per process, e.g. wal_dir = \"/var/lib/anchorwatch/wal\" (docs/store.md)",
                     store.url()
                 )));
             }
@@ -359,7 +359,7 @@ impl Flusher {
     fn encode(&self, batch: &RecordBatch) -> Result<Bytes> {
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::try_new(self.zstd_level)?))
-            .set_created_by(format!("driftwatch {}", env!("CARGO_PKG_VERSION")))
+            .set_created_by(format!("anchorwatch {}", env!("CARGO_PKG_VERSION")))
             .build();
         let mut buf = Vec::with_capacity(batch.get_array_memory_size() / 4);
         let mut writer = ArrowWriter::try_new(&mut buf, batch.schema(), Some(props))?;

@@ -206,7 +206,7 @@ impl ModelSchema {
                 )));
             }
             if RESERVED.contains(&f.name.as_str()) || f.name.starts_with("score_") {
-                return Err(Error::Schema(format!("{at}: `{}` is reserved for driftwatch's own columns", f.name)));
+                return Err(Error::Schema(format!("{at}: `{}` is reserved for anchorwatch's own columns", f.name)));
             }
             if let Some(first) = seen.insert(f.name.as_str(), i) {
                 return Err(Error::Schema(format!("{at}: same name as features[{first}]")));
@@ -315,7 +315,7 @@ fn feature_kind_of(t: &DataType, path: &Path, column: &str) -> Result<FeatureKin
         }
         other => {
             return Err(Error::Schema(format!(
-                "{}: column `{column}` has type {other}, which driftwatch cannot infer a feature kind from; declare the features in config",
+                "{}: column `{column}` has type {other}, which anchorwatch cannot infer a feature kind from; declare the features in config",
                 path.display()
             )));
         }

@@ -27,7 +27,7 @@ pub enum Location {
     S3 {
         /// Bucket name.
         bucket: String,
-        /// Key prefix without leading or trailing `/`, e.g. `driftwatch/prod`.
+        /// Key prefix without leading or trailing `/`, e.g. `anchorwatch/prod`.
         prefix: String,
     },
 }

@@ -69,7 +69,7 @@ pub fn render(report: &Report) -> String {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{verdict} – driftwatch report</title>
+<title>{verdict} – anchorwatch report</title>
 <style>{STYLE}</style>
 </head>
 <body>

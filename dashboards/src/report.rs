@@ -1,4 +1,4 @@
-//! The drift report's data model: exactly what `driftwatch report --format json` prints and
+//! The drift report's data model: exactly what `anchorwatch report --format json` prints and
 //! what the HTML page shows. Field names are part of the documented, stable JSON format
 //! (docs/report.md); add fields, never rename or remove them.
 

@@ -305,7 +305,7 @@ fn page(title: &str, refresh: u32, signed_in: Option<&str>, body: &str) -> Strin
         None => String::new(),
     };
     format!(
-        r##"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{refresh}<link rel="icon" href="data:,"><title>{} · driftwatch</title><style>{STYLE}</style></head><body><a class="skip" href='#main'>Skip to content</a><header><h1><a href="/">driftwatch</a></h1><span class="note">model monitoring</span>{account}</header><main id="main">{body}</main></body></html>"##,
+        r##"<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">{refresh}<link rel="icon" href="data:,"><title>{} · anchorwatch</title><style>{STYLE}</style></head><body><a class="skip" href='#main'>Skip to content</a><header><h1><a href="/">anchorwatch</a></h1><span class="note">model monitoring</span>{account}</header><main id="main">{body}</main></body></html>"##,
         escape(title)
     )
 }
@@ -603,7 +603,7 @@ pub fn render_model(p: &ModelPage) -> String {
 /// password managers file the token, as browsers ask of password forms.
 pub fn render_login(p: &LoginPage) -> String {
     let mut b = String::from(
-        r#"<h2 id="login-title">Sign in</h2><p>This driftwatch asks for an access token: one of the <code>[auth]</code> tokens with the <code>read</code> or <code>admin</code> scope.</p>"#,
+        r#"<h2 id="login-title">Sign in</h2><p>This anchorwatch asks for an access token: one of the <code>[auth]</code> tokens with the <code>read</code> or <code>admin</code> scope.</p>"#,
     );
     let invalid = match p.error {
         Some(e) => {
@@ -620,7 +620,7 @@ pub fn render_login(p: &LoginPage) -> String {
     };
     let _ = write!(
         b,
-        r#"<form class="login" method="post" action="/login" aria-labelledby="login-title"><input type="text" autocomplete="username" value="driftwatch" hidden><label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" spellcheck="false" required autofocus{invalid}><input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form>"#,
+        r#"<form class="login" method="post" action="/login" aria-labelledby="login-title"><input type="text" autocomplete="username" value="anchorwatch" hidden><label for="token">Access token</label><input id="token" name="token" type="password" autocomplete="current-password" spellcheck="false" required autofocus{invalid}><input type="hidden" name="next" value="{}"><button type="submit">Sign in</button></form>"#,
         escape(&p.next)
     );
     page("Sign in", 0, None, &b)
@@ -710,7 +710,7 @@ mod tests {
             alert_events: vec![AlertEvent {
                 at: "2026-11-20T01:00:00Z".into(),
                 event: "pending".into(),
-                name: "DriftwatchDatasetDrift".into(),
+                name: "AnchorwatchDatasetDrift".into(),
                 value: Some(0.75),
             }],
             runs: vec![],
@@ -729,7 +729,7 @@ mod tests {
         assert!(html.contains(r#"data-feature="f299""#));
         assert!(html.contains("/versions/1/promote"));
         assert!(html.contains(r#"class="flash failed" role="alert">&lt;nope&gt;"#));
-        assert!(html.contains("DriftwatchDatasetDrift"));
+        assert!(html.contains("AnchorwatchDatasetDrift"));
         assert!(!html.contains("<script"));
     }
 }

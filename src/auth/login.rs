@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use driftwatch_dashboards::ui::{LoginError, LoginPage, render_login};
+use anchorwatch_dashboards::ui::{LoginError, LoginPage, render_login};
 use serde::Deserialize;
 
 use super::{Auth, SESSION_COOKIE, Scope, query_value, safe_next, session_cookie, session_id};

@@ -67,7 +67,7 @@ pub async fn mailbox(dir: PathBuf, tx: mpsc::UnboundedSender<Delivery>) -> anyho
     tokio::spawn(async move {
         let mut count = 0usize;
         while let Ok((stream, _)) = listener.accept().await {
-            // One client (driftwatch's email receiver) at a time is plenty for the demo.
+            // One client (anchorwatch's email receiver) at a time is plenty for the demo.
             if let Err(e) = session(stream, &dir, &mut count, &tx).await {
                 tracing::debug!(error = %e, "demo mailbox: session ended");
             }
@@ -84,7 +84,7 @@ async fn session(
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    write.write_all(b"220 driftwatch-demo mailbox ready\r\n").await?;
+    write.write_all(b"220 anchorwatch-demo mailbox ready\r\n").await?;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -94,7 +94,7 @@ async fn session(
         let command = String::from_utf8_lossy(&line).trim_end().to_ascii_uppercase();
         let verb = command.split_whitespace().next().unwrap_or("");
         let answer: &[u8] = match verb {
-            "EHLO" => b"250-driftwatch-demo\r\n250 8BITMIME\r\n",
+            "EHLO" => b"250-anchorwatch-demo\r\n250 8BITMIME\r\n",
             "HELO" | "MAIL" | "RCPT" | "RSET" | "NOOP" => b"250 OK\r\n",
             "QUIT" => {
                 write.write_all(b"221 bye\r\n").await?;

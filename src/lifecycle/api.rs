@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use driftwatch_collector::ApiError;
+use anchorwatch_collector::ApiError;
 use serde_json::{Value, json};
 
 use super::input;
@@ -111,7 +111,7 @@ fn from_browser_form(headers: &HeaderMap) -> bool {
 /// record or error.
 fn changed(headers: &HeaderMap, model: &str, done: &str, result: Result<ModelRecord, ApiError>) -> Response {
     if from_browser_form(headers) {
-        let page = format!("/models/{}", driftwatch_dashboards::ui::url_segment(model));
+        let page = format!("/models/{}", anchorwatch_dashboards::ui::url_segment(model));
         let outcome = match &result {
             Ok(record) => format!("done={done}-{}", record.version),
             Err(e) => format!("error={}", e.code),

@@ -13,10 +13,10 @@ use arrow::array::{
     TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use driftwatch_collector::ApiError;
-use driftwatch_collector::decode::Table;
-use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
-use driftwatch_collector::{Collector, ModelCollector};
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::decode::Table;
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::{Collector, ModelCollector};
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -393,8 +393,8 @@ fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, Mi
 mod tests {
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::{Float32Type, Float64Type};
-    use driftwatch_collector::decode::{DecodeContext, decode_batches};
-    use driftwatch_collector::schema::FeatureConfig;
+    use anchorwatch_collector::decode::{DecodeContext, decode_batches};
+    use anchorwatch_collector::schema::FeatureConfig;
 
     use super::*;
 

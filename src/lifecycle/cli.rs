@@ -1,15 +1,15 @@
-//! `driftwatch models`: the registry from the command line. It works on the store directly (no
+//! `anchorwatch models`: the registry from the command line. It works on the store directly (no
 //! server needed); a running server picks up a promotion within `predictor.reload_interval`.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::store::Store;
 
 use super::predictor::Lifecycle;
 use super::registry::{ModelRecord, NewVersion};
 
-/// Arguments of `driftwatch models`.
+/// Arguments of `anchorwatch models`.
 #[derive(clap::Args, Debug)]
 pub struct ModelsArgs {
     #[command(subcommand)]
@@ -20,7 +20,7 @@ pub struct ModelsArgs {
 #[derive(clap::Args, Debug)]
 struct Target {
     /// The TOML config file (its store and the model's schema).
-    #[arg(long, short, env = "DRIFTWATCH_CONFIG")]
+    #[arg(long, short, env = "ANCHORWATCH_CONFIG")]
     config: PathBuf,
     /// The model; may be left out when only one is configured.
     #[arg(long, short)]
@@ -97,7 +97,7 @@ fn line(r: &ModelRecord) -> String {
     )
 }
 
-/// Runs `driftwatch models ...`.
+/// Runs `anchorwatch models ...`.
 pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
     match args.command {
         ModelsCommand::Versions { target, json } => {
@@ -113,7 +113,7 @@ pub async fn run(args: ModelsArgs) -> anyhow::Result<()> {
                     }))?
                 );
             } else if versions.is_empty() {
-                println!("model {model}: no versions yet (driftwatch models upload --config ... FILE)");
+                println!("model {model}: no versions yet (anchorwatch models upload --config ... FILE)");
             } else {
                 println!("model {model}: champion {}", state.version.map_or("none".into(), |v| format!("v{v}")));
                 for r in &versions {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use driftwatch_collector::config::units;
+use anchorwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
 
 /// `[predictor]`.

@@ -2,8 +2,8 @@
 //! (`/v1/models/{model}/predict`) and Open Inference Protocol v2 JSON (`/v2/models/{model}/infer`).
 //! Errors name the row, the field, what was expected and what came, as the ingest API's do.
 
-use driftwatch_collector::ApiError;
-use driftwatch_collector::schema::{FeatureKind, ModelSchema};
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema};
 use serde_json::Value;
 
 /// One feature's values for every row of a request.
@@ -372,7 +372,7 @@ pub fn oip(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use driftwatch_collector::schema::{FeatureConfig, ValueKind};
+    use anchorwatch_collector::schema::{FeatureConfig, ValueKind};
 
     fn schema() -> ModelSchema {
         let f = |name: &str, kind, nullable| FeatureConfig { name: name.into(), kind, dim: None, nullable };

@@ -5,17 +5,17 @@ use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge
 /// Predictor metrics. Labels come from bounded sets: configured models, endpoints, reasons.
 #[derive(Clone)]
 pub struct Metrics {
-    /// `driftwatch_predictor_requests_total{model,endpoint,code}`: answered requests, by error code (`ok`).
+    /// `anchorwatch_predictor_requests_total{model,endpoint,code}`: answered requests, by error code (`ok`).
     pub requests: IntCounterVec,
-    /// `driftwatch_predictor_rows_total{model}`: rows predicted.
+    /// `anchorwatch_predictor_rows_total{model}`: rows predicted.
     pub rows: IntCounterVec,
-    /// `driftwatch_predictor_inference_seconds{model}`: time in ONNX Runtime per request.
+    /// `anchorwatch_predictor_inference_seconds{model}`: time in ONNX Runtime per request.
     pub inference: HistogramVec,
-    /// `driftwatch_predictor_capture_dropped_total{model,reason}`: predicted rows not captured.
+    /// `anchorwatch_predictor_capture_dropped_total{model,reason}`: predicted rows not captured.
     pub capture_dropped: IntCounterVec,
-    /// `driftwatch_model_champion_version{model}`: the served version (0: none).
+    /// `anchorwatch_model_champion_version{model}`: the served version (0: none).
     pub champion: IntGaugeVec,
-    /// `driftwatch_predictor_capture_seconds`: time to write one batch of captured rows to the
+    /// `anchorwatch_predictor_capture_seconds`: time to write one batch of captured rows to the
     /// collector (WAL append and sync); answers do not wait for it.
     pub capture: Histogram,
 }
@@ -26,28 +26,28 @@ impl Metrics {
         let m = Self {
             requests: IntCounterVec::new(
                 Opts::new(
-                    "driftwatch_predictor_requests_total",
+                    "anchorwatch_predictor_requests_total",
                     "Prediction requests answered, by code (ok or the error code).",
                 ),
                 &["model", "endpoint", "code"],
             )?,
-            rows: IntCounterVec::new(Opts::new("driftwatch_predictor_rows_total", "Rows predicted."), &["model"])?,
+            rows: IntCounterVec::new(Opts::new("anchorwatch_predictor_rows_total", "Rows predicted."), &["model"])?,
             inference: HistogramVec::new(
-                HistogramOpts::new("driftwatch_predictor_inference_seconds", "Time in ONNX Runtime per request.")
+                HistogramOpts::new("anchorwatch_predictor_inference_seconds", "Time in ONNX Runtime per request.")
                     .buckets(prometheus::exponential_buckets(0.00005, 2.0, 16)?),
                 &["model"],
             )?,
             capture_dropped: IntCounterVec::new(
-                Opts::new("driftwatch_predictor_capture_dropped_total", "Predicted rows not captured, by reason."),
+                Opts::new("anchorwatch_predictor_capture_dropped_total", "Predicted rows not captured, by reason."),
                 &["model", "reason"],
             )?,
             champion: IntGaugeVec::new(
-                Opts::new("driftwatch_model_champion_version", "The version the predictor serves (0: none)."),
+                Opts::new("anchorwatch_model_champion_version", "The version the predictor serves (0: none)."),
                 &["model"],
             )?,
             capture: Histogram::with_opts(
                 HistogramOpts::new(
-                    "driftwatch_predictor_capture_seconds",
+                    "anchorwatch_predictor_capture_seconds",
                     "Time to write one batch of captured rows to the collector (WAL append and sync).",
                 )
                 .buckets(prometheus::exponential_buckets(0.00005, 2.0, 16)?),

@@ -7,9 +7,9 @@ use std::time::Instant;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use driftwatch_collector::schema::{ModelSchema, ValueKind};
-use driftwatch_collector::store::Store;
-use driftwatch_collector::{ApiError, Collector};
+use anchorwatch_collector::schema::{ModelSchema, ValueKind};
+use anchorwatch_collector::store::Store;
+use anchorwatch_collector::{ApiError, Collector};
 use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use serde_json::{Value, json};

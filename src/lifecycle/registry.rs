@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use bytes::Bytes;
-use driftwatch_collector::ApiError;
-use driftwatch_collector::schema::ModelSchema;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::schema::ModelSchema;
+use anchorwatch_collector::store::Store;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -138,7 +138,7 @@ pub enum RegistryError {
     NoPrevious(String),
     /// The store failed.
     #[error("store: {0}")]
-    Store(#[from] driftwatch_collector::Error),
+    Store(#[from] anchorwatch_collector::Error),
     /// A registry file is not what it should be.
     #[error("{0}")]
     Corrupt(String),

@@ -24,7 +24,7 @@ fn load() -> Result<Environment, String> {
     let builder = ort::init_from(&path)
         .map_err(|e| format!("cannot load ONNX Runtime from {}: {e}; {}", path.display(), install_hint()))?;
     let env = builder
-        .with_name("driftwatch")
+        .with_name("anchorwatch")
         .with_telemetry(false)
         .build()
         .map_err(|e| format!("cannot start ONNX Runtime (loaded from {}): {e}", path.display()))?;

@@ -2,12 +2,12 @@
 //! model's schema. [`check`] reads a session's inputs and outputs and either says how to feed and
 //! read the model ([`Signature`]) or explains, in one message, what was expected and what was found.
 
-use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use ort::session::Session;
 use ort::value::{Outlet, TensorElementType, ValueType};
 use serde::{Deserialize, Serialize};
 
-/// Element types driftwatch feeds and reads.
+/// Element types anchorwatch feeds and reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Elem {
     /// float32.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use driftwatch_collector::ModelCollector;
+use anchorwatch_collector::ModelCollector;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -63,7 +63,7 @@ pub type Group = Vec<Value>;
 pub enum Sink {
     /// The collector in this process.
     Local(Arc<ModelCollector>),
-    /// A remote driftwatch, with a spool on disk.
+    /// A remote anchorwatch, with a spool on disk.
     Remote(Arc<Remote>),
 }
 
@@ -151,7 +151,7 @@ async fn write_local(model: &ModelCollector, groups: Vec<Group>, metrics: &Proxy
         .await;
 }
 
-fn local_drop(e: &driftwatch_collector::ApiError, n: u64, metrics: &ProxyMetrics) {
+fn local_drop(e: &anchorwatch_collector::ApiError, n: u64, metrics: &ProxyMetrics) {
     let reason = if e.status.is_client_error() { DropReason::Rejected } else { DropReason::CollectorError };
     if reason == DropReason::Rejected {
         tracing::warn!(code = e.code, message = %e.message, "captured rows do not fit the model's schema");

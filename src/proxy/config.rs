@@ -1,12 +1,12 @@
-//! The proxy's settings, [`ProxyConfig`]: what `driftwatch proxy` flags resolve to. Every field is
+//! The proxy's settings, [`ProxyConfig`]: what `anchorwatch proxy` flags resolve to. Every field is
 //! documented in `docs/proxy.md`; defaults live here.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use driftwatch_collector::config::units;
-use driftwatch_collector::schema::is_valid_name;
+use anchorwatch_collector::config::units;
+use anchorwatch_collector::schema::is_valid_name;
 use serde::{Deserialize, Serialize};
 
 /// Predict routes captured when none are configured: the Open Inference Protocol (v2, with and
@@ -58,12 +58,12 @@ pub struct ProxyConfig {
     pub capture_nice: i32,
     /// How features and predictions are read from bodies.
     pub extract: ExtractConfig,
-    /// Local collector: the driftwatch TOML config whose store and model schema receive the rows
+    /// Local collector: the anchorwatch TOML config whose store and model schema receive the rows
     /// (unless `collector` is set). Set by `--config`; not a `[proxy]` field.
     #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Remote collector: base URL of a central `driftwatch serve`; rows go there instead of the
-    /// local store. Example: `"http://driftwatch:8080"`.
+    /// Remote collector: base URL of a central `anchorwatch serve`; rows go there instead of the
+    /// local store. Example: `"http://anchorwatch:8080"`.
     pub collector: Option<String>,
     /// Bearer token for the remote collector (needs the `ingest` scope). Given by
     /// `--collector-token` or, in `[proxy]`, through `collector_token_env`. Default: none.
@@ -79,8 +79,8 @@ pub struct ProxyConfig {
     #[serde(with = "units::duration")]
     pub collector_max_backoff: Duration,
     /// Folder holding rows the remote collector has not taken yet; they are sent on at the next
-    /// start too. Default: `driftwatch-spool-<model>` under the system's temporary folder.
-    /// Example: `"/var/lib/driftwatch/spool"`.
+    /// start too. Default: `anchorwatch-spool-<model>` under the system's temporary folder.
+    /// Example: `"/var/lib/anchorwatch/spool"`.
     pub spool_dir: Option<PathBuf>,
     /// Most bytes the spool holds; beyond it new rows are dropped (`spool_full`). Default `"512MiB"`.
     #[serde(with = "units::bytes")]
@@ -169,7 +169,7 @@ impl ProxyConfig {
             ));
         }
         if self.config.is_none() && self.collector.is_none() {
-            return Err("give --config FILE (local collector) or --collector URL (remote driftwatch)".into());
+            return Err("give --config FILE (local collector) or --collector URL (remote anchorwatch)".into());
         }
         if let Some(url) = self.collector.as_ref().filter(|u| !u.starts_with("http://")) {
             return Err(format!("--collector: `{url}` must be an http:// URL"));

@@ -66,17 +66,17 @@ pub struct ProxyMetrics {
     /// Everything the proxy (and, in local mode, its collector) exports.
     pub registry: Registry,
     requests: [IntCounter; 5],
-    /// `driftwatch_proxy_upstream_duration_seconds`: until the upstream's response headers (or
+    /// `anchorwatch_proxy_upstream_duration_seconds`: until the upstream's response headers (or
     /// the 502/504), the proxy's own share included.
     pub upstream_duration: Histogram,
-    /// `driftwatch_capture_rows_total`: rows the collector acknowledged.
+    /// `anchorwatch_capture_rows_total`: rows the collector acknowledged.
     pub capture_rows: IntCounter,
     dropped: Vec<IntCounter>,
-    /// `driftwatch_capture_queue_depth`: captured exchanges waiting in the queue.
+    /// `anchorwatch_capture_queue_depth`: captured exchanges waiting in the queue.
     pub queue_depth: IntGauge,
-    /// `driftwatch_proxy_spool_bytes`: rows on disk waiting for the remote collector.
+    /// `anchorwatch_proxy_spool_bytes`: rows on disk waiting for the remote collector.
     pub spool_bytes: IntGauge,
-    /// `driftwatch_proxy_collector_errors_total`: failed attempts to reach the remote collector.
+    /// `anchorwatch_proxy_collector_errors_total`: failed attempts to reach the remote collector.
     pub collector_errors: IntCounter,
 }
 
@@ -85,37 +85,37 @@ impl ProxyMetrics {
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests_vec = IntCounterVec::new(
-            Opts::new("driftwatch_proxy_requests_total", "Requests answered by the proxy, by status class."),
+            Opts::new("anchorwatch_proxy_requests_total", "Requests answered by the proxy, by status class."),
             &["code_class"],
         )?;
         let dropped_vec = IntCounterVec::new(
             Opts::new(
-                "driftwatch_capture_dropped_total",
+                "anchorwatch_capture_dropped_total",
                 "Captured exchanges not stored (the traffic itself went through), by reason.",
             ),
             &["reason"],
         )?;
         let upstream_duration = Histogram::with_opts(
             HistogramOpts::new(
-                "driftwatch_proxy_upstream_duration_seconds",
+                "anchorwatch_proxy_upstream_duration_seconds",
                 "Time from a request's arrival to the upstream's response headers (or the proxy's 502/504).",
             )
             .buckets(vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0]),
         )?;
         let capture_rows = IntCounter::with_opts(Opts::new(
-            "driftwatch_capture_rows_total",
+            "anchorwatch_capture_rows_total",
             "Captured rows the collector acknowledged.",
         ))?;
         let queue_depth = IntGauge::with_opts(Opts::new(
-            "driftwatch_capture_queue_depth",
+            "anchorwatch_capture_queue_depth",
             "Captured exchanges waiting in the queue.",
         ))?;
         let spool_bytes = IntGauge::with_opts(Opts::new(
-            "driftwatch_proxy_spool_bytes",
+            "anchorwatch_proxy_spool_bytes",
             "Bytes of captured rows spooled on disk for the remote collector.",
         ))?;
         let collector_errors = IntCounter::with_opts(Opts::new(
-            "driftwatch_proxy_collector_errors_total",
+            "anchorwatch_proxy_collector_errors_total",
             "Failed attempts to deliver rows to the remote collector (retried).",
         ))?;
         let requests = ["1xx", "2xx", "3xx", "4xx", "5xx"].map(|c| requests_vec.with_label_values(&[c]));

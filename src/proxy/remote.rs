@@ -1,4 +1,4 @@
-//! Delivery to a remote driftwatch: batches are POSTed to `/v1/models/{model}/predictions`;
+//! Delivery to a remote anchorwatch: batches are POSTed to `/v1/models/{model}/predictions`;
 //! while the central service is down they wait in a bounded spool on disk, oldest first, and a
 //! delivery task retries with backoff. The spool outlives the process: what is left at exit is
 //! sent at the next start.

@@ -6,8 +6,8 @@ use super::summary::{self, Counts, Sorted};
 use super::{ColumnPlan, Progress};
 use anyhow::Context;
 use arrow::array::ArrayRef;
-use driftwatch_analyzer::drift::{self, ColumnData, ColumnKind, Prepared, infer_kind, infer_kind_sorted};
-use driftwatch_dashboards::report::{ColumnReport, Outcome, Summary};
+use anchorwatch_analyzer::drift::{self, ColumnData, ColumnKind, Prepared, infer_kind, infer_kind_sorted};
+use anchorwatch_dashboards::report::{ColumnReport, Outcome, Summary};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

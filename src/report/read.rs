@@ -5,8 +5,8 @@ use anyhow::{Context, bail};
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
-use driftwatch_analyzer::drift::{self, Prepared};
-use driftwatch_analyzer::hash::FastMap;
+use anchorwatch_analyzer::drift::{self, Prepared};
+use anchorwatch_analyzer::hash::FastMap;
 use std::path::{Path, PathBuf};
 
 /// Rows DataFusion looks at to infer a CSV file's column types: enough that a column whose

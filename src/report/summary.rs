@@ -1,9 +1,9 @@
 //! Per-side summaries shown beside each verdict: what the report embeds instead of raw rows.
 
-use driftwatch_analyzer::drift::Prepared;
-use driftwatch_analyzer::hash::FastMap;
-use driftwatch_analyzer::stats::{self, binning};
-use driftwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary, TextSummary};
+use anchorwatch_analyzer::drift::Prepared;
+use anchorwatch_analyzer::hash::FastMap;
+use anchorwatch_analyzer::stats::{self, binning};
+use anchorwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary, TextSummary};
 use std::collections::HashSet;
 
 /// Categories listed by name; the rest are counted as "other" (and new ones beyond this many

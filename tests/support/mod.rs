@@ -1,4 +1,4 @@
-//! Starting the real `driftwatch` binary for end-to-end tests, and talking to it over loopback.
+//! Starting the real `anchorwatch` binary for end-to-end tests, and talking to it over loopback.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -10,7 +10,7 @@ use serde_json::Value;
 
 /// The binary under test.
 pub fn binary() -> &'static str {
-    env!("CARGO_BIN_EXE_driftwatch")
+    env!("CARGO_BIN_EXE_anchorwatch")
 }
 
 /// A config for one model `credit` with a numerical, a categorical and a boolean feature, two
@@ -35,7 +35,7 @@ features = [
 ]
 {extra}"#
     );
-    let path = dir.join("driftwatch.toml");
+    let path = dir.join("anchorwatch.toml");
     std::fs::write(&path, text).unwrap();
     path
 }
@@ -49,7 +49,7 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `driftwatch serve` on a free port and waits (up to 60 s) until it is ready.
+    /// Starts `anchorwatch serve` on a free port and waits (up to 60 s) until it is ready.
     pub fn start(config: &Path) -> Self {
         Self::start_with_env(config, &[])
     }
@@ -64,7 +64,7 @@ impl Server {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start driftwatch");
+            .expect("start anchorwatch");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -84,7 +84,7 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 let log = reader.join().unwrap_or_default().join("\n");
-                panic!("driftwatch did not start listening within 60 s; its log:\n{log}");
+                panic!("anchorwatch did not start listening within 60 s; its log:\n{log}");
             }
         };
         let server = Self { child, base: format!("http://{addr}"), config: config.to_path_buf(), stderr: Some(reader) };
@@ -132,10 +132,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "driftwatch exited with {status}");
+                assert!(status.success(), "anchorwatch exited with {status}");
                 break;
             }
-            assert!(Instant::now() < deadline, "driftwatch did not stop within 60 s of SIGTERM");
+            assert!(Instant::now() < deadline, "anchorwatch did not stop within 60 s of SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
         self.stderr.take().map(|t| t.join().unwrap_or_default()).unwrap_or_default()
@@ -155,7 +155,7 @@ impl Drop for Server {
         // A failing test shows the server's log: that is where the cause usually is.
         if std::thread::panicking() {
             if let Some(log) = self.stderr.take().and_then(|t| t.join().ok()) {
-                eprintln!("--- driftwatch log ---\n{}\n--- end of log ---", log.join("\n"));
+                eprintln!("--- anchorwatch log ---\n{}\n--- end of log ---", log.join("\n"));
             }
         }
     }
@@ -314,8 +314,8 @@ pub fn receive_one(listener: std::net::TcpListener) -> Value {
     serde_json::from_slice(&body).unwrap()
 }
 
-/// `driftwatch proxy` in remote mode: in front of `upstream` (a URL), sending the rows of `model`
-/// to the driftwatch at `collector`, spooling in `spool`, with `extra` arguments; its metrics and
+/// `anchorwatch proxy` in remote mode: in front of `upstream` (a URL), sending the rows of `model`
+/// to the anchorwatch at `collector`, spooling in `spool`, with `extra` arguments; its metrics and
 /// health on a port of their own. Started and ready (`/readyz`); killed when dropped.
 pub struct RemoteProxy {
     child: Child,
@@ -334,11 +334,11 @@ impl RemoteProxy {
             .arg(spool)
             .args(extra)
             .env("RUST_LOG", "info")
-            .env_remove("DRIFTWATCH_CONFIG")
+            .env_remove("ANCHORWATCH_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start driftwatch proxy");
+            .expect("start anchorwatch proxy");
         let stderr = child.stderr.take().expect("piped stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -352,7 +352,7 @@ impl RemoteProxy {
         });
         let (addr, metrics_addr) = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
             let _ = child.kill();
-            panic!("driftwatch proxy did not start within 60 s");
+            panic!("anchorwatch proxy did not start within 60 s");
         });
         let proxy = Self { child, base: format!("http://{addr}"), metrics_addr };
         wait_until(Duration::from_secs(30), "proxy readyz", || {

@@ -209,18 +209,18 @@ impl Trained {
             }],
         };
         b.graph.outputs = outputs;
-        b.graph.name = format!("driftwatch_{}", self.info.spec.name());
+        b.graph.name = format!("anchorwatch_{}", self.info.spec.name());
         let task = match self.info.task {
             Task::Classification => format!("classification, {} classes", self.info.classes.len()),
             Task::Regression => "regression".to_string(),
         };
         let model = Model {
-            producer_name: "driftwatch-trainer".into(),
+            producer_name: "anchorwatch-trainer".into(),
             producer_version: env!("CARGO_PKG_VERSION").into(),
-            doc_string: format!("driftwatch built-in trainer: {} ({task})", self.info.spec.name()),
+            doc_string: format!("anchorwatch built-in trainer: {} ({task})", self.info.spec.name()),
             graph: b.graph,
             opsets: vec![("", OPSET), (ML_DOMAIN, ML_OPSET)],
-            metadata: vec![("driftwatch.trainer".into(), self.info.spec.name().into())],
+            metadata: vec![("anchorwatch.trainer".into(), self.info.spec.name().into())],
         };
         Ok(model.encode())
     }

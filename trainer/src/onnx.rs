@@ -15,7 +15,7 @@ pub(crate) const OPSET: i64 = 13;
 /// `ai.onnx.ml` opset the graphs use (TreeEnsemble*, OneHotEncoder).
 pub(crate) const ML_OPSET: i64 = 3;
 /// Names of the graph's intermediate values and initializers start with this; feature names may not.
-pub(crate) const INTERNAL_PREFIX: &str = "driftwatch.";
+pub(crate) const INTERNAL_PREFIX: &str = "anchorwatch.";
 /// The graph's output names (`docs/models.md`); feature names may not be one of them.
 pub(crate) const OUTPUT_NAMES: [&str; 3] = ["label", "probabilities", "variable"];
 /// The ONNX-ML operator domain.

@@ -4,13 +4,13 @@
 //! `onnxruntime` wheel, and compared row by row within 1e-5. The models must also learn (accuracy
 //! or R² floors) and pass `onnx.checker` when the `onnx` package is installed.
 //!
-//! Python is `DRIFTWATCH_PYTHON`, else the workspace's `.venv/bin/python`, else `python3`. Without
+//! Python is `ANCHORWATCH_PYTHON`, else the workspace's `.venv/bin/python`, else `python3`. Without
 //! onnxruntime the tests print a skip notice, or fail when `CI=true`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use driftwatch_trainer::{
+use anchorwatch_trainer::{
     Column, Data, Feature, GradientBoostingSpec, InputLayout, LogisticRegressionSpec, Predictions, RidgeSpec, Target,
     TrainData, TrainSpec, Trained, train,
 };
@@ -184,7 +184,7 @@ fn feeds(data: &Data, layout: &InputLayout) -> Value {
 }
 
 fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("DRIFTWATCH_PYTHON") {
+    if let Ok(p) = std::env::var("ANCHORWATCH_PYTHON") {
         return p.into();
     }
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
@@ -425,7 +425,7 @@ fn gradient_boosting_imbalanced_binary_and_single_row() {
 
 #[test]
 fn reserved_feature_names_are_refused() {
-    for name in ["label", "probabilities", "variable", "driftwatch.x"] {
+    for name in ["label", "probabilities", "variable", "anchorwatch.x"] {
         let data = Data::new(vec![Feature::numerical(name, vec![0.0, 1.0, 2.0, 3.0])]).unwrap();
         let target = Target::Classes(["a", "a", "b", "b"].map(String::from).to_vec());
         let err = train(&logistic(), &TrainData::new(data, target).unwrap()).unwrap_err();

@@ -97,7 +97,7 @@ impl Email {
     }
 }
 
-/// `[FIRING:2] churn: DriftwatchDatasetDrift, DriftwatchFeatureDrift` (at most three names).
+/// `[FIRING:2] churn: AnchorwatchDatasetDrift, AnchorwatchFeatureDrift` (at most three names).
 fn subject(n: &Notification) -> String {
     let names = alert_names(&n.alerts);
     let mut list = names.iter().take(3).copied().collect::<Vec<_>>().join(", ");
@@ -168,17 +168,17 @@ fn html(n: &Notification) -> String {
         }
         out.push_str("</table>\n");
     }
-    let _ = writeln!(out, "<p><a href=\"{}\">Open {} in driftwatch</a></p>", e(&n.dashboard_url), e(&n.model));
+    let _ = writeln!(out, "<p><a href=\"{}\">Open {} in anchorwatch</a></p>", e(&n.dashboard_url), e(&n.model));
     out.push_str("</body></html>\n");
     out
 }
 
 /// Escapes text for HTML element content and quoted attribute values (the report's escaping).
 fn escape(s: &str) -> String {
-    driftwatch_dashboards::html::escape(s)
+    anchorwatch_dashboards::html::escape(s)
 }
 
-/// `X-Driftwatch-Notification-Id`, so a mail filter or a test can deduplicate.
+/// `X-Anchorwatch-Notification-Id`, so a mail filter or a test can deduplicate.
 #[derive(Clone)]
 struct NotificationId(String);
 

@@ -8,9 +8,9 @@ use super::DeliveryError;
 use crate::config::ReceiverConfig;
 
 /// Header carrying the notification id, the same across retries (receivers deduplicate on it).
-pub(super) const ID_HEADER: &str = "X-Driftwatch-Notification-Id";
+pub(super) const ID_HEADER: &str = "X-Anchorwatch-Notification-Id";
 /// Header carrying `sha256=<hex HMAC-SHA256(secret, body)>`.
-pub(super) const SIGNATURE_HEADER: &str = "X-Driftwatch-Signature";
+pub(super) const SIGNATURE_HEADER: &str = "X-Anchorwatch-Signature";
 /// How much of a refusing receiver's body goes into the error.
 const ANSWER_BYTES: usize = 500;
 
@@ -52,7 +52,7 @@ impl Endpoint {
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
-            .user_agent(concat!("driftwatch/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("anchorwatch/", env!("CARGO_PKG_VERSION")))
             // A redirected POST would lose its body or its signature's meaning; a 3xx is reported as is.
             .redirect(reqwest::redirect::Policy::none())
             .build()

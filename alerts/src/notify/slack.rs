@@ -43,7 +43,7 @@ pub(super) fn body(n: &Notification) -> Value {
         "type": "section",
         "text": {
             "type": "mrkdwn",
-            "text": format!("<{}|Open {} in driftwatch>", link(&n.dashboard_url), escape(&n.model)),
+            "text": format!("<{}|Open {} in anchorwatch>", link(&n.dashboard_url), escape(&n.model)),
         },
     }));
     json!({ "text": text, "blocks": blocks })

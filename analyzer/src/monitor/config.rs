@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use driftwatch_collector::config::units;
+use anchorwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
 
 use crate::drift::StatTest;
@@ -229,14 +229,14 @@ mod opt_duration {
 
     pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
-            Some(d) => driftwatch_collector::config::units::duration::serialize(d, s),
+            Some(d) => anchorwatch_collector::config::units::duration::serialize(d, s),
             None => s.serialize_none(),
         }
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
-        driftwatch_collector::config::units::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
+        anchorwatch_collector::config::units::parse_duration(&text).map(Some).map_err(serde::de::Error::custom)
     }
 }
 

@@ -25,7 +25,7 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::store::Store;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

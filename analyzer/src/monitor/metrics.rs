@@ -7,27 +7,27 @@ use prometheus::{GaugeVec, Histogram, HistogramOpts, Opts, Registry};
 /// Analyzer metrics.
 #[derive(Clone)]
 pub struct Metrics {
-    /// `driftwatch_feature_drift_score{model,feature,stattest}`: the test's score.
+    /// `anchorwatch_feature_drift_score{model,feature,stattest}`: the test's score.
     pub drift_score: GaugeVec,
-    /// `driftwatch_feature_drifted{model,feature,stattest}`: 1 when the column drifted.
+    /// `anchorwatch_feature_drifted{model,feature,stattest}`: 1 when the column drifted.
     pub drifted: GaugeVec,
-    /// `driftwatch_dataset_drift_share{model}`: share of drifted features.
+    /// `anchorwatch_dataset_drift_share{model}`: share of drifted features.
     pub drift_share: GaugeVec,
-    /// `driftwatch_model_performance{model,metric,kind}`: kind is `realized` or `estimated`.
+    /// `anchorwatch_model_performance{model,metric,kind}`: kind is `realized` or `estimated`.
     pub performance: GaugeVec,
-    /// `driftwatch_performance_decay_ratio{model,metric}`: window value over reference value.
+    /// `anchorwatch_performance_decay_ratio{model,metric}`: window value over reference value.
     pub decay: GaugeVec,
-    /// `driftwatch_performance_threshold_breached{model,metric,kind}`: 1 when outside its threshold.
+    /// `anchorwatch_performance_threshold_breached{model,metric,kind}`: 1 when outside its threshold.
     pub breached: GaugeVec,
-    /// `driftwatch_label_coverage_ratio{model}`: labeled rows over rows.
+    /// `anchorwatch_label_coverage_ratio{model}`: labeled rows over rows.
     pub coverage: GaugeVec,
-    /// `driftwatch_data_quality{model,feature,check}`.
+    /// `anchorwatch_data_quality{model,feature,check}`.
     pub quality: GaugeVec,
-    /// `driftwatch_window_rows{model}`: rows in the latest window.
+    /// `anchorwatch_window_rows{model}`: rows in the latest window.
     pub rows: GaugeVec,
-    /// `driftwatch_analysis_duration_seconds`: one analysis run of one model.
+    /// `anchorwatch_analysis_duration_seconds`: one analysis run of one model.
     pub duration: Histogram,
-    /// `driftwatch_last_analysis_timestamp_seconds{model}`: end of the last completed run.
+    /// `anchorwatch_last_analysis_timestamp_seconds{model}`: end of the last completed run.
     pub last_run: GaugeVec,
 }
 
@@ -37,52 +37,52 @@ impl Metrics {
         let g = |name: &str, help: &str, labels: &[&str]| GaugeVec::new(Opts::new(name, help), labels);
         let m = Self {
             drift_score: g(
-                "driftwatch_feature_drift_score",
+                "anchorwatch_feature_drift_score",
                 "Drift test score of a column in the latest window (p-value or distance, per stattest).",
                 &["model", "feature", "stattest"],
             )?,
             drifted: g(
-                "driftwatch_feature_drifted",
+                "anchorwatch_feature_drifted",
                 "1 when the column drifted in the latest window.",
                 &["model", "feature", "stattest"],
             )?,
             drift_share: g(
-                "driftwatch_dataset_drift_share",
+                "anchorwatch_dataset_drift_share",
                 "Share of drifted features in the latest window.",
                 &["model"],
             )?,
             performance: g(
-                "driftwatch_model_performance",
+                "anchorwatch_model_performance",
                 "Model performance in the latest window; kind is realized (labels) or estimated (scores).",
                 &["model", "metric", "kind"],
             )?,
             decay: g(
-                "driftwatch_performance_decay_ratio",
+                "anchorwatch_performance_decay_ratio",
                 "Realized performance in the latest window over the reference's.",
                 &["model", "metric"],
             )?,
             breached: g(
-                "driftwatch_performance_threshold_breached",
+                "anchorwatch_performance_threshold_breached",
                 "1 when a performance metric of the latest window is outside its configured threshold.",
                 &["model", "metric", "kind"],
             )?,
             coverage: g(
-                "driftwatch_label_coverage_ratio",
+                "anchorwatch_label_coverage_ratio",
                 "Share of the latest window's predictions with a label.",
                 &["model"],
             )?,
             quality: g(
-                "driftwatch_data_quality",
+                "anchorwatch_data_quality",
                 "Data-quality figure of a feature in the latest window.",
                 &["model", "feature", "check"],
             )?,
-            rows: g("driftwatch_window_rows", "Predictions in the latest analysed window.", &["model"])?,
+            rows: g("anchorwatch_window_rows", "Predictions in the latest analysed window.", &["model"])?,
             duration: Histogram::with_opts(
-                HistogramOpts::new("driftwatch_analysis_duration_seconds", "Time of one analysis run of one model.")
+                HistogramOpts::new("anchorwatch_analysis_duration_seconds", "Time of one analysis run of one model.")
                     .buckets(vec![0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0]),
             )?,
             last_run: g(
-                "driftwatch_last_analysis_timestamp_seconds",
+                "anchorwatch_last_analysis_timestamp_seconds",
                 "Unix time at which the last analysis run of the model completed.",
                 &["model"],
             )?,

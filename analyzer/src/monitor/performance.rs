@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use driftwatch_collector::schema::{ModelSchema, ValueKind};
+use anchorwatch_collector::schema::{ModelSchema, ValueKind};
 
 use super::config::AnalysisConfig;
 use super::data::{Column, Frame};

@@ -726,7 +726,7 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
-    use driftwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
+    use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
 
     use super::*;
     use crate::monitor::reference::{self, Profile};

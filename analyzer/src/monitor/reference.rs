@@ -12,7 +12,7 @@ use std::sync::Arc;
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema};
 use bytes::Bytes;
-use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use serde::{Deserialize, Serialize};
 
 use super::data::{Column, Frame};

@@ -9,8 +9,8 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use driftwatch_collector::schema::timestamp_type;
-use driftwatch_collector::store::Store;
+use anchorwatch_collector::schema::timestamp_type;
+use anchorwatch_collector::store::Store;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 

@@ -1,7 +1,7 @@
 //! One window's analysis: drift, data quality and performance against the reference. Pure CPU
 //! work over a [`Frame`]; columns are analysed in parallel.
 
-use driftwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use serde::{Deserialize, Serialize};
 
 use super::config::AnalysisConfig;
