@@ -19,6 +19,7 @@ help:
 	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
 	@echo "make bench-report  anchorwatch report against Evidently on the same files"
 	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
+	@echo "make fuzz          fuzz the request decoders and parsers (nightly toolchain; FUZZ_SECONDS per target, docs/fuzzing.md)"
 
 # The demo tells its story on stdout; the server's own logs (stderr) are kept to warnings unless
 # RUST_LOG says otherwise. `make demo DEMO_ARGS="--fast"` compresses time; `--serve` keeps it up.
@@ -99,3 +100,6 @@ $(VENV)/.golden: analyzer/golden/requirements.txt
 golden: $(VENV)/.golden
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/generate.py
 	$(CARGO) test -p anchorwatch-analyzer --test golden
+
+# Fuzzing (docs/fuzzing.md): `make fuzz`, `make fuzz-short`, `make fuzz-regressions`.
+include fuzz/fuzz.mk

@@ -317,20 +317,22 @@ pub fn oip(
         let n = usize::try_from(n).map_err(|_| {
             ApiError::bad_request("wrong_shape", format!("{field}: negative shape")).field(&format!("{field}.shape"))
         })?;
-        let width: usize = input.shape.iter().skip(1).map(|d| *d as usize).product();
-        if data.len() != n * width {
+        // Checked: a shape whose product overflows describes more values than any body holds.
+        let width = input.shape.iter().skip(1).try_fold(1usize, |a, d| a.checked_mul(usize::try_from(*d).ok()?));
+        let count = width.and_then(|w| n.checked_mul(w));
+        if count != Some(data.len()) {
+            let holds = count.map_or_else(|| "more than can be counted".to_string(), |v| v.to_string());
             return Err(ApiError::bad_request(
                 "wrong_shape",
                 format!(
-                    "{field} (`{}`): shape {:?} holds {} values, data has {}",
+                    "{field} (`{}`): shape {:?} holds {holds} values, data has {}",
                     input.name,
                     input.shape,
-                    n * width,
                     data.len()
                 ),
             )
             .field(&format!("{field}.data"))
-            .expected_got(format!("{} values", n * width), format!("{} values", data.len())));
+            .expected_got(format!("{holds} values"), format!("{} values", data.len())));
         }
         if rows.is_some_and(|r| r != n) {
             return Err(ApiError::bad_request(

@@ -203,12 +203,14 @@ fn tensor(t: &Value) -> Result<Tensor> {
         None => vec![flat.len()],
     };
     let (batch, width) = match shape.split_first() {
-        Some((n, rest)) => (*n, rest.iter().product::<usize>()),
-        None => (1, 1),
+        // A shape whose product overflows holds no data that could be sent: `None` refuses it.
+        Some((n, rest)) => (*n, rest.iter().try_fold(1usize, |a, d| a.checked_mul(*d))),
+        None => (1, Some(1)),
     };
-    if batch.checked_mul(width) != Some(flat.len()) {
-        return fail(format!("tensor `{name}`: shape {shape:?} does not hold {} values", flat.len()));
-    }
+    let width = match width.and_then(|w| Some((w, batch.checked_mul(w)?))) {
+        Some((w, total)) if total == flat.len() => w,
+        _ => return fail(format!("tensor `{name}`: shape {shape:?} does not hold {} values", flat.len())),
+    };
     let rows = if width == 1 { flat } else { flat.chunks(width.max(1)).map(|c| Value::Array(c.to_vec())).collect() };
     Ok(Tensor { name: name.to_string(), rows, width })
 }
