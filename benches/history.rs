@@ -20,11 +20,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use anchorwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor, metrics::Metrics};
 use anchorwatch_collector::compact::{self, CompactionConfig, Pass, RetentionConfig};
 use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
 use anchorwatch_collector::store::Store;
+use arrow::array::{ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;

@@ -123,11 +123,11 @@ def measure(cmd, env=None):
     return wall, peak_kib * 1024
 
 
-def compare(dw_path: Path, ev_path: Path):
-    dw = json.loads(dw_path.read_text())
+def compare(aw_path: Path, ev_path: Path):
+    aw = json.loads(aw_path.read_text())
     ev = json.loads(ev_path.read_text())
     mismatches, max_rel = [], 0.0
-    for c in dw["columns"]:
+    for c in aw["columns"]:
         e = ev["columns"].get(c["name"])
         if e is None:
             mismatches.append(f"{c['name']}: not in Evidently's report")
@@ -138,9 +138,9 @@ def compare(dw_path: Path, ev_path: Path):
         if c.get("score") is not None and e["score"] is not None:
             denom = max(abs(e["score"]), 1e-300)
             max_rel = max(max_rel, abs(c["score"] - e["score"]) / denom)
-    if dw["dataset_drift"]["drifted"] != ev["dataset_drift"]:
+    if aw["dataset_drift"]["drifted"] != ev["dataset_drift"]:
         mismatches.append("dataset verdict differs")
-    return mismatches, max_rel, len(dw["columns"])
+    return mismatches, max_rel, len(aw["columns"])
 
 
 def main():
@@ -161,15 +161,15 @@ def main():
             directory = args.keep / str(rows) if args.keep else Path(tmp)
             directory.mkdir(parents=True, exist_ok=True)
             ref, cur = generate(rows, directory)
-            dw_out, ev_out = directory / "anchorwatch.json", directory / "evidently.json"
-            dw = measure([str(args.binary), "report", "-q", "--reference", str(ref), "--current", str(cur),
-                          "--output", str(dw_out)])
+            aw_out, ev_out = directory / "anchorwatch.json", directory / "evidently.json"
+            aw = measure([str(args.binary), "report", "-q", "--reference", str(ref), "--current", str(cur),
+                          "--output", str(aw_out)])
             ev = measure([sys.executable, __file__, "--run-evidently", str(ref), str(cur), str(ev_out)],
                          env={**os.environ, "PYTHONHASHSEED": "0", "DO_NOT_TRACK": "1"})
-            for name, (wall, rss) in [("anchorwatch", dw), ("evidently", ev)]:
+            for name, (wall, rss) in [("anchorwatch", aw), ("evidently", ev)]:
                 print(f"{rows:>9} {name:<11} {wall:>8.2f} {rss / 2**20:>13.1f}")
-            mismatches, max_rel, n = compare(dw_out, ev_out)
-            print(f"{rows:>9} ratio       {ev[0] / dw[0]:>7.1f}x {ev[1] / dw[1]:>12.1f}x   "
+            mismatches, max_rel, n = compare(aw_out, ev_out)
+            print(f"{rows:>9} ratio       {ev[0] / aw[0]:>7.1f}x {ev[1] / aw[1]:>12.1f}x   "
                   f"(Evidently / anchorwatch: time, memory)")
             verdict = "identical" if not mismatches else f"{len(mismatches)} DIFFER"
             print(f"{rows:>9} verdicts    {verdict} over {n} columns; max relative score difference {max_rel:.2e}")

@@ -5,11 +5,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use anchorwatch_alerts::config::{HIGHER_IS_BETTER, Watch};
 use anchorwatch_alerts::engine::SilenceRequest;
 use anchorwatch_alerts::notify::RetrainHook;
@@ -18,6 +13,11 @@ use anchorwatch_analyzer::monitor::window::WindowResult;
 use anchorwatch_analyzer::monitor::{Monitor, Published};
 use anchorwatch_collector::ApiError;
 use anchorwatch_collector::store::Store;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::watch;

@@ -12,16 +12,16 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::config::units;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use anchorwatch_collector::ApiError;
-use anchorwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
 
 /// The cookie that carries a UI session id.
-pub const SESSION_COOKIE: &str = "dw_session";
+pub const SESSION_COOKIE: &str = "anchorwatch_session";
 /// Sessions held at most; signing in beyond that ends the session closest to expiry.
 pub const MAX_SESSIONS: usize = 10_000;
 
@@ -65,7 +65,7 @@ impl Default for AuthConfig {
 pub struct TokenConfig {
     /// A name for logs. Example: `"fraud-sidecar"`.
     pub name: String,
-    /// Environment variable holding the token (keeps secrets out of the file). Example: `"DW_INGEST_TOKEN"`.
+    /// Environment variable holding the token (keeps secrets out of the file). Example: `"ANCHORWATCH_INGEST_TOKEN"`.
     #[serde(default)]
     pub token_env: Option<String>,
     /// The token itself, when it cannot come from the environment. Prefer `token_env`.
@@ -123,16 +123,30 @@ impl AuthConfig {
     }
 }
 
-/// The running form of `[auth]`: the accepted tokens and the UI sessions signed in with them.
+/// The running form of `[auth]`: the accepted tokens, the UI sessions signed in with them, the
+/// failed attempts of each client, and, in open mode, the hosts the server answers to.
 pub struct Auth {
     tokens: Vec<Token>,
     sessions: Sessions,
+    attempts: Attempts,
+    hosts: Hosts,
 }
 
 impl Auth {
-    /// Resolves the configured tokens.
-    pub fn new(config: &AuthConfig) -> anyhow::Result<Self> {
-        Ok(Self { tokens: config.resolve()?, sessions: Sessions::new(config.session_ttl, MAX_SESSIONS) })
+    /// Resolves the configured tokens; `server` says where the server listens and which other
+    /// host names it answers to in open mode.
+    pub fn new(config: &AuthConfig, server: &crate::config::ServerConfig) -> anyhow::Result<Self> {
+        Ok(Self {
+            tokens: config.resolve()?,
+            sessions: Sessions::new(config.session_ttl, MAX_SESSIONS),
+            attempts: Attempts::new(MAX_FAILED_ATTEMPTS, ATTEMPTS_WINDOW, MAX_TRACKED_CLIENTS),
+            hosts: Hosts { listen: server.listen.ip(), allowed: server.allowed_hosts.clone() },
+        })
+    }
+
+    /// The failed sign-ins and bearer tokens of each client.
+    pub fn attempts(&self) -> &Attempts {
+        &self.attempts
     }
 
     /// Whether no token is configured: then everything is open.
@@ -272,15 +286,23 @@ pub fn allows(scopes: &[Scope], needed: Scope) -> bool {
 /// answers 401.
 pub async fn check(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
     if auth.is_open() {
-        return next.run(request).await;
+        return match open_mode(&auth.hosts, &request) {
+            Ok(()) => next.run(request).await,
+            Err(e) => e.into_response(),
+        };
     }
     let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
     };
     let headers = request.headers();
     if let Some(presented) = bearer(headers) {
+        let client = client_ip(&request);
+        if let Err(e) = auth.attempts.allowed(client, Instant::now()) {
+            return e.into_response();
+        }
         return match auth.token(presented) {
             None => {
+                auth.attempts.failed(client, Instant::now());
                 ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "the bearer token is not valid").into_response()
             }
             Some(t) if allows(&t.scopes, needed) => next.run(request).await,
@@ -316,6 +338,141 @@ pub async fn check(State(auth): State<Arc<Auth>>, mut request: Request, next: Ne
     next.run(request).await
 }
 
+/// In open mode nothing authenticates a request, so what stops a web page the operator happens
+/// to open from using the server is checked here: the `Host` must be this server as reached
+/// directly ([`Hosts`]: a page that reaches it through a name of its own, by DNS rebinding, is
+/// refused), and a request that changes something must not come from another site (its `Origin`
+/// must match `Host`, and `Sec-Fetch-Site` must not say `cross-site` or `same-site`).
+fn open_mode(hosts: &Hosts, request: &Request) -> Result<(), ApiError> {
+    let headers = request.headers();
+    let host = headers.get(header::HOST).map(|h| h.to_str().unwrap_or("\u{fffd}"));
+    if let Some(host) = host.filter(|h| !hosts.allows(h)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "host_not_allowed",
+            format!(
+                "Host `{host}` is not this server: without tokens it answers only to localhost, the addresses it listens on and server.allowed_hosts"
+            ),
+        )
+        .field("Host"));
+    }
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !safe && (matches!(site, "cross-site" | "same-site") || !same_origin(headers)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "without tokens, a browser may change things only from pages of this server (the Origin header does not match the Host)",
+        ));
+    }
+    Ok(())
+}
+
+/// Where an open server may be reached: `localhost` and loopback addresses when it listens on
+/// one, the address it listens on (any address when that is `0.0.0.0` or `::`), and the
+/// configured names.
+struct Hosts {
+    listen: std::net::IpAddr,
+    allowed: Vec<String>,
+}
+
+impl Hosts {
+    /// Whether a `Host` header value (`name[:port]`, `[v6]:port`) names this server.
+    fn allows(&self, host: &str) -> bool {
+        if self.allowed.iter().any(|a| a == "*") {
+            return true;
+        }
+        let name = match host.strip_prefix('[') {
+            Some(v6) => match v6.split_once(']') {
+                Some((ip, _)) => ip,
+                None => return false,
+            },
+            None => host
+                .rsplit_once(':')
+                .filter(|(_, port)| port.bytes().all(|b| b.is_ascii_digit()))
+                .map_or(host, |(n, _)| n),
+        };
+        let name = name.trim_end_matches('.').to_ascii_lowercase();
+        if self.allowed.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+            return true;
+        }
+        let local = self.listen.is_loopback() || self.listen.is_unspecified();
+        match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => self.listen.is_unspecified() || ip == self.listen || (ip.is_loopback() && local),
+            Err(_) => local && name == "localhost",
+        }
+    }
+}
+
+/// Failed authentication attempts (a wrong bearer token, a wrong token at sign-in) allowed per
+/// client address within [`ATTEMPTS_WINDOW`]; more get 429 until the window ends.
+pub const MAX_FAILED_ATTEMPTS: u32 = 10;
+/// The window of [`MAX_FAILED_ATTEMPTS`].
+pub const ATTEMPTS_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses tracked at most; beyond that, the rest share one count.
+const MAX_TRACKED_CLIENTS: usize = 10_000;
+
+/// Failed authentication attempts per client address, in fixed windows, in bounded memory.
+pub struct Attempts {
+    max: u32,
+    window: Duration,
+    clients: usize,
+    by_ip: Mutex<HashMap<Option<std::net::IpAddr>, (Instant, u32)>>,
+}
+
+impl Attempts {
+    /// At most `max` failures per `window` for each of at most `clients` addresses.
+    pub fn new(max: u32, window: Duration, clients: usize) -> Self {
+        Self { max, window, clients: clients.max(1), by_ip: Mutex::new(HashMap::new()) }
+    }
+
+    /// Ok while `client` may try again at `now`; else 429 `too_many_attempts` with Retry-After.
+    pub fn allowed(&self, client: Option<std::net::IpAddr>, now: Instant) -> Result<(), ApiError> {
+        let by_ip = self.by_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        match by_ip.get(&self.key(&by_ip, client)) {
+            Some((start, n)) if *n >= self.max && now < *start + self.window => {
+                let wait = (*start + self.window - now).as_secs() + 1;
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    format!("too many failed attempts from this address; try again in {wait} s"),
+                );
+                e.retry_after = Some(wait);
+                Err(e)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed attempt of `client` at `now`.
+    pub fn failed(&self, client: Option<std::net::IpAddr>, now: Instant) {
+        let mut by_ip = self.by_ip.lock().unwrap_or_else(PoisonError::into_inner);
+        if by_ip.len() >= self.clients && !by_ip.contains_key(&client) {
+            by_ip.retain(|_, (start, _)| now < *start + self.window);
+        }
+        let key = self.key(&by_ip, client);
+        let entry = by_ip.entry(key).or_insert((now, 0));
+        if now >= entry.0 + self.window {
+            *entry = (now, 0);
+        }
+        entry.1 += 1;
+    }
+
+    /// `client`, or the shared overflow key (`None`) when too many addresses are tracked.
+    fn key(
+        &self,
+        by_ip: &HashMap<Option<std::net::IpAddr>, (Instant, u32)>,
+        client: Option<std::net::IpAddr>,
+    ) -> Option<std::net::IpAddr> {
+        if by_ip.contains_key(&client) || by_ip.len() < self.clients { client } else { None }
+    }
+}
+
+/// The address the request came from, when the server knows it.
+pub fn client_ip(request: &Request) -> Option<std::net::IpAddr> {
+    request.extensions().get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip())
+}
+
 fn forbidden(needed: Scope) -> Response {
     ApiError::new(
         StatusCode::FORBIDDEN,
@@ -344,7 +501,7 @@ fn login_url(uri: &Uri) -> String {
     format!("/login?next={}", query_value(here))
 }
 
-/// `dw_session`'s value in one `Cookie` header (`a=1; dw_session=…; b=2`).
+/// `anchorwatch_session`'s value in one `Cookie` header (`a=1; anchorwatch_session=…; b=2`).
 pub fn session_cookie(cookie_header: &str) -> Option<&str> {
     cookie_header
         .split(';')
@@ -428,6 +585,63 @@ mod tests {
     }
 
     #[test]
+    fn an_open_server_answers_to_its_own_hosts_only() {
+        let hosts = |listen: &str, allowed: &[&str]| Hosts {
+            listen: listen.parse().unwrap(),
+            allowed: allowed.iter().map(|a| a.to_string()).collect(),
+        };
+        let loopback = hosts("127.0.0.1", &[]);
+        for good in ["127.0.0.1:8080", "127.0.0.1", "localhost:8080", "LOCALHOST.", "[::1]:8080", "127.0.0.2:1"] {
+            assert!(loopback.allows(good), "{good}");
+        }
+        for bad in ["evil.example", "evil.example:8080", "10.0.0.5:8080", "localhost.evil.example", "", "[::1"] {
+            assert!(!loopback.allows(bad), "{bad}");
+        }
+        let any = hosts("0.0.0.0", &["anchorwatch.monitoring.svc"]);
+        for good in [
+            "10.0.0.5:8080",
+            "[fd00::1]:8080",
+            "localhost",
+            "anchorwatch.monitoring.svc:8080",
+            "Anchorwatch.Monitoring.Svc",
+        ] {
+            assert!(any.allows(good), "{good}");
+        }
+        assert!(!any.allows("evil.example"));
+        let one = hosts("10.0.0.5", &[]);
+        assert!(one.allows("10.0.0.5:8080"));
+        assert!(!one.allows("localhost:8080") && !one.allows("10.0.0.6:8080"));
+        assert!(hosts("10.0.0.5", &["*"]).allows("evil.example"));
+    }
+
+    #[test]
+    fn failed_attempts_are_limited_per_address_within_a_window() {
+        let attempts = Attempts::new(3, Duration::from_secs(60), 2);
+        let (a, b, c) =
+            (Some("10.0.0.1".parse().unwrap()), Some("10.0.0.2".parse().unwrap()), Some("10.0.0.3".parse().unwrap()));
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(attempts.allowed(a, t0).is_ok());
+            attempts.failed(a, t0);
+        }
+        let refused = attempts.allowed(a, t0 + Duration::from_secs(10)).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code, refused.retry_after),
+            (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts", Some(51))
+        );
+        assert!(attempts.allowed(b, t0).is_ok(), "another address is not affected");
+        assert!(attempts.allowed(a, t0 + Duration::from_secs(60)).is_ok(), "the window ended");
+        // Past the tracked addresses, the rest share one count.
+        attempts.failed(b, t0);
+        for _ in 0..3 {
+            attempts.failed(c, t0);
+        }
+        assert!(attempts.allowed(c, t0).is_err());
+        assert!(attempts.allowed(Some("10.0.0.4".parse().unwrap()), t0).is_err());
+        assert!(attempts.allowed(b, t0).is_ok());
+    }
+
+    #[test]
     fn next_is_a_path_on_this_server_or_home() {
         for good in ["/", "/models/credit", "/models/credit?feature=age&window=2", "/models/a%2Fb#versions"] {
             assert_eq!(safe_next(Some(good)), good);
@@ -455,11 +669,11 @@ mod tests {
 
     #[test]
     fn the_session_cookie_is_found_among_others() {
-        assert_eq!(session_cookie("dw_session=abc"), Some("abc"));
-        assert_eq!(session_cookie("a=1; dw_session=abc; b=2"), Some("abc"));
-        assert_eq!(session_cookie("a=1;dw_session=\"abc\""), Some("abc"));
+        assert_eq!(session_cookie("anchorwatch_session=abc"), Some("abc"));
+        assert_eq!(session_cookie("a=1; anchorwatch_session=abc; b=2"), Some("abc"));
+        assert_eq!(session_cookie("a=1;anchorwatch_session=\"abc\""), Some("abc"));
         assert_eq!(session_cookie("xdw_session=abc; dw_sessionx=def"), None);
-        assert_eq!(session_cookie("dw_session="), None);
+        assert_eq!(session_cookie("anchorwatch_session="), None);
         assert_eq!(session_cookie("a=1; b"), None);
         assert_eq!(session_cookie(""), None);
     }

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use anchorwatch_collector::decode::Table;
 use anchorwatch_collector::{ApiError, ModelCollector};
+use axum::http::StatusCode;
 use serde_json::Value;
 use tokio::sync::mpsc;
 

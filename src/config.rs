@@ -58,10 +58,19 @@ pub struct ServerConfig {
     /// Ingest requests handled at once; more get 429 with Retry-After. Default `256`.
     pub max_inflight_ingest: usize,
     /// Request body bytes held by ingest requests in flight, together; more get 429. Bounds the
-    /// memory of ingest under overload. A request without Content-Length counts as
-    /// `max_body_bytes`. Default `"256MiB"`.
+    /// memory of ingest under overload. A request holds the bytes it has sent so far.
+    /// Default `"256MiB"`.
     #[serde(with = "units::bytes")]
     pub max_inflight_body_bytes: u64,
+    /// How long a request body may take to arrive whole; slower ones get 408 `body_timeout`.
+    /// Default `"30s"`. Example: `"2m"` for large uploads over slow links.
+    #[serde(with = "units::duration")]
+    pub body_read_timeout: Duration,
+    /// Host names the `Host` header may carry when no token is configured (open mode), besides
+    /// IP addresses the server listens on and `localhost`; `["*"]` accepts any. Guards an open
+    /// server against web pages that reach it through a name of their own (DNS rebinding).
+    /// Default: none. Example: `["anchorwatch.monitoring.svc"]`.
+    pub allowed_hosts: Vec<String>,
     /// How long a graceful shutdown waits for requests in flight. Default `"30s"`.
     #[serde(with = "units::duration")]
     pub shutdown_timeout: Duration,
@@ -74,6 +83,8 @@ impl Default for ServerConfig {
             max_body_bytes: 16 << 20,
             max_inflight_ingest: 256,
             max_inflight_body_bytes: 256 << 20,
+            body_read_timeout: Duration::from_secs(30),
+            allowed_hosts: Vec::new(),
             shutdown_timeout: Duration::from_secs(30),
         }
     }
@@ -206,6 +217,12 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
     }
     if config.server.max_inflight_body_bytes < config.server.max_body_bytes {
         anyhow::bail!("server.max_inflight_body_bytes: must be at least server.max_body_bytes");
+    }
+    if config.server.body_read_timeout < Duration::from_secs(1) {
+        anyhow::bail!("server.body_read_timeout: must be at least 1s");
+    }
+    if let Some(h) = config.server.allowed_hosts.iter().find(|h| h.is_empty() || h.contains(['/', ' ', ':'])) {
+        anyhow::bail!("server.allowed_hosts: `{h}` is not a host name (no port, scheme or path)");
     }
     if config.server.max_inflight_ingest == 0 {
         anyhow::bail!("server.max_inflight_ingest: must be at least 1");

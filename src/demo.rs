@@ -285,7 +285,9 @@ impl Settings {
             }
         }
         let text = toml::to_string(&config)?;
-        Ok(format!("# anchorwatch demo: examples/demo.toml as this run uses it (written by `anchorwatch demo`).\n{text}"))
+        Ok(format!(
+            "# anchorwatch demo: examples/demo.toml as this run uses it (written by `anchorwatch demo`).\n{text}"
+        ))
     }
 }
 

@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
 use anchorwatch::config;
 use anchorwatch::logging::{self, LogFormat};
 use anchorwatch::server::{self, Server};
 use anchorwatch_analyzer::sql;
 use anchorwatch_collector::store::Store;
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// anchorwatch watches machine-learning models in production: it captures what a model sees and
 /// says into Parquet, finds drift and accuracy decay, alerts, and closes the loop by retraining.
@@ -221,7 +221,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             limits.max_rows = max_rows.unwrap_or(limits.max_rows);
             let ctx = sql::session(&store, &model, schema, limits.memory_limit).await?;
             let out = sql::run(&ctx, &sql, &limits).await?;
-            print_batches(&out, format)?;
+            print_batches(&out, format, limits.memory_limit)?;
             if out.truncated {
                 eprintln!("(output cut at {} rows; raise --max-rows)", limits.max_rows);
             }
@@ -238,13 +238,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-fn print_batches(out: &sql::QueryOutput, format: OutputFormat) -> anyhow::Result<()> {
+fn print_batches(out: &sql::QueryOutput, format: OutputFormat, max_bytes: usize) -> anyhow::Result<()> {
     use std::io::Write;
     let mut stdout = std::io::stdout().lock();
     match format {
         OutputFormat::Table => writeln!(stdout, "{}", arrow::util::pretty::pretty_format_batches(&out.batches)?)?,
         OutputFormat::Json => {
-            stdout.write_all(&sql::to_json_rows(&out.batches)?)?;
+            stdout.write_all(&sql::to_json_rows(&out.batches, max_bytes)?)?;
             writeln!(stdout)?;
         }
         OutputFormat::Csv => {

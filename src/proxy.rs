@@ -22,12 +22,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::http::header;
-use axum::response::IntoResponse;
 use anchorwatch_collector::Collector;
 use anchorwatch_collector::config::units::{parse_bytes, parse_duration};
 use anchorwatch_collector::metrics::Metrics as CollectorMetrics;
 use anchorwatch_collector::store::Store;
+use axum::http::header;
+use axum::response::IntoResponse;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;

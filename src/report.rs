@@ -10,10 +10,10 @@ pub mod config;
 mod read;
 mod summary;
 
+use anchorwatch_dashboards::report::{DatasetVerdict, Outcome, Report, Role, Sides, Skipped};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
 use datafusion::prelude::SessionContext;
-use anchorwatch_dashboards::report::{DatasetVerdict, Outcome, Report, Role, Sides, Skipped};
 use read::Class;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -22,8 +22,10 @@ use std::time::Instant;
 
 /// Arguments of `anchorwatch report`.
 #[derive(clap::Args, Debug)]
-#[command(after_long_help = "Examples:\n  anchorwatch report --reference train.parquet --current last_week.parquet\n  \
-    anchorwatch report --reference ref.csv --current cur.csv --config report.toml --output drift.html")]
+#[command(
+    after_long_help = "Examples:\n  anchorwatch report --reference train.parquet --current last_week.parquet\n  \
+    anchorwatch report --reference ref.csv --current cur.csv --config report.toml --output drift.html"
+)]
 pub struct ReportArgs {
     /// The reference dataset: what "no drift" looks like (typically training data).
     ///

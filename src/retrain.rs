@@ -12,14 +12,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{DataType, Float64Type};
-use bytes::Bytes;
 use anchorwatch_analyzer::monitor::ModelMonitor;
 use anchorwatch_collector::config::units;
 use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use anchorwatch_collector::store::Store;
 use anchorwatch_trainer::{self as trainer, TrainSpec};
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{DataType, Float64Type};
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -948,8 +948,8 @@ pub fn routes(retrainer: Arc<Retrainer>) -> axum::Router {
 }
 
 fn trigger_error(e: TriggerError) -> anchorwatch_collector::ApiError {
-    use axum::http::StatusCode;
     use anchorwatch_collector::ApiError;
+    use axum::http::StatusCode;
     let message = e.to_string();
     match e {
         TriggerError::UnknownModel(_) => ApiError::new(StatusCode::NOT_FOUND, "unknown_model", message).field("model"),

@@ -1,21 +1,24 @@
 //! The HTTP server: wires the collector, queries, metrics and probes into one router.
 
+mod limits;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use anchorwatch_analyzer::monitor::{self, ModelMonitor, Monitor};
+use anchorwatch_analyzer::sql::{self, QueryError};
+use anchorwatch_collector::api::IngestState;
+use anchorwatch_collector::decode::EVENT_TIMES_US;
+use anchorwatch_collector::metrics::Metrics as CollectorMetrics;
+use anchorwatch_collector::schema::ModelSchema;
+use anchorwatch_collector::store::Store;
+use anchorwatch_collector::{ApiError, Collector};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use anchorwatch_analyzer::monitor::{self, ModelMonitor, Monitor};
-use anchorwatch_analyzer::sql::{self, QueryError};
-use anchorwatch_collector::api::IngestState;
-use anchorwatch_collector::metrics::Metrics as CollectorMetrics;
-use anchorwatch_collector::schema::ModelSchema;
-use anchorwatch_collector::store::Store;
-use anchorwatch_collector::{ApiError, Collector};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, oneshot};
@@ -202,7 +205,7 @@ impl Server {
             inflight: Arc::new(Semaphore::new(config.server.max_inflight_ingest)),
             inflight_kib: Arc::new(Semaphore::new((config.server.max_inflight_body_bytes / 1024) as usize)),
         });
-        let auth = Arc::new(crate::auth::Auth::new(&config.auth)?);
+        let auth = Arc::new(crate::auth::Auth::new(&config.auth, &config.server)?);
         let app = Router::new()
             .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
             .route("/readyz", get(readyz))
@@ -240,14 +243,21 @@ impl Server {
                     "this endpoint does not take that method; see /openapi.json",
                 )
             })
-            .layer(axum::middleware::from_fn_with_state(auth, crate::auth::check));
+            // Innermost first: bodies up to max_body_bytes for every route (ingest checks its
+            // own, streaming), read within body_read_timeout; then authentication; then every
+            // plain-text refusal turned into the JSON error; then the pages' security headers.
+            .layer(axum::extract::DefaultBodyLimit::max(config.server.max_body_bytes as usize))
+            .layer(axum::middleware::from_fn_with_state(config.server.body_read_timeout, limits::body_deadline))
+            .layer(axum::middleware::from_fn_with_state(auth, crate::auth::check))
+            .layer(axum::middleware::from_fn(limits::json_errors))
+            .layer(axum::middleware::from_fn(limits::page_headers));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            axum::serve(listener, app)
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
@@ -385,7 +395,7 @@ async fn query(State(state): State<AppState>, body: axum::body::Bytes) -> Respon
         let ctx =
             sql::session(&state.collector.store, &request.model, schema, state.query.memory_limit as usize).await?;
         let out = sql::run(&ctx, &request.sql, &state.query.limits()).await?;
-        let rows = sql::to_json_rows(&out.batches)?;
+        let rows = sql::to_json_rows(&out.batches, state.query.memory_limit as usize)?;
         Ok::<_, QueryError>((out, rows))
     }
     .await;
@@ -443,10 +453,17 @@ struct Range {
     window: Option<String>,
 }
 
+/// An RFC 3339 bound as the results tables compare it. Windows only exist within the accepted
+/// event times ([`EVENT_TIMES_US`]), so a bound outside them is moved to their edge: any valid
+/// time is a valid bound, and the comparison never leaves what the query engine can represent.
 fn bound(value: &Option<String>, field: &str, default: &str) -> Result<String, ApiError> {
     let Some(v) = value else { return Ok(default.to_string()) };
     chrono::DateTime::parse_from_rfc3339(v)
-        .map(|t| t.to_utc().to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+        .map(|t| {
+            let us = t.timestamp_micros().clamp(EVENT_TIMES_US.start, EVENT_TIMES_US.end);
+            let t = chrono::DateTime::from_timestamp_micros(us).expect("within the accepted event times");
+            t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+        })
         .map_err(|e| {
             ApiError::bad_request("invalid_parameter", format!("`{field}` must be an RFC 3339 time: {e}"))
                 .field(field)
@@ -498,7 +515,7 @@ async fn results(
 
         let out = sql::run(&ctx, &sql, &state.query.limits()).await.map_err(query_error)?;
         let rows: Vec<serde_json::Value> =
-            serde_json::from_slice(&sql::to_json_rows(&out.batches).map_err(query_error)?)
+            serde_json::from_slice(&sql::to_json_rows(&out.batches, state.query.memory_limit as usize).map_err(query_error)?)
                 .map_err(|e| ApiError::internal(&e))?;
         let items = match table {
             "drift" => "columns",

@@ -6,11 +6,6 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
-use axum::http::{StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use anchorwatch_alerts::Engine;
 use anchorwatch_analyzer::monitor::Monitor;
 use anchorwatch_analyzer::sql;
@@ -20,6 +15,11 @@ use anchorwatch_dashboards::ui::{
     ActiveAlert, AlertEvent, Distribution, FeatureScores, Flash, ModelPage, ModelSummary, Overview, RunItem, Series,
     Status, VersionItem, Window,
 };
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -151,7 +151,7 @@ async fn rows(s: &Sources, model: &str, query: &str) -> Result<Vec<Value>, ApiEr
         .await
         .map_err(crate::server::query_error)?;
     let out = sql::run(&ctx, query, &s.query.limits()).await.map_err(crate::server::query_error)?;
-    let bytes = sql::to_json_rows(&out.batches).map_err(crate::server::query_error)?;
+    let bytes = sql::to_json_rows(&out.batches, s.query.memory_limit as usize).map_err(crate::server::query_error)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(&e))
 }
 
@@ -261,7 +261,10 @@ async fn summary(s: &Sources, model: &str) -> Result<(ModelSummary, Windows), Ap
     let retraining = s.retrainer.runs(model).await.unwrap_or_default().iter().any(|r| r.status == RunStatus::Running);
     let latest = w.windows.last().map(|(w, _, _)| w);
     let drift_share = latest.map(|w| w.drift_share);
-    let status = if retraining {
+    let failing = s.monitor.model(model).and_then(|m| m.failing());
+    let status = if failing.is_some() {
+        Status::Failing
+    } else if retraining {
         Status::Retraining
     } else if firing > 0 {
         Status::Alerting
@@ -277,6 +280,12 @@ async fn summary(s: &Sources, model: &str) -> Result<(ModelSummary, Windows), Ap
         champion,
         drift_share,
         firing_alerts: firing,
+        analysis_error: failing.map(|f| {
+            let since = chrono::DateTime::from_timestamp_micros(f.since)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                .unwrap_or_default();
+            format!("{} runs in a row since {since}; the last one: {}", f.runs, f.error)
+        }),
     };
     Ok((m, w))
 }

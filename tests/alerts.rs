@@ -208,7 +208,7 @@ annotations = {{ summary = "{{{{ model }}}}: {{{{ value }}}} of the features dri
 name = "hook"
 type = "webhook"
 url = "http://{hooks}/hook"
-secret_env = "DW_TEST_HOOK_SECRET"
+secret_env = "ANCHORWATCH_TEST_HOOK_SECRET"
 
 [[alerts.receivers]]
 name = "slack"
@@ -305,7 +305,7 @@ fn drift_pends_fires_survives_a_crash_and_resolves() {
     let hooks = Receiver::start();
     let smtp = Smtp::start(dir.path());
     let config = write_config(dir.path(), hooks.addr, smtp.as_ref().map(|s| s.port));
-    let env = [("DW_TEST_HOOK_SECRET", SECRET)];
+    let env = [("ANCHORWATCH_TEST_HOOK_SECRET", SECRET)];
     let mut rng = StdRng::seed_from_u64(42);
     let counts = |smtp: &Option<Smtp>| {
         (
@@ -422,7 +422,7 @@ fn silences_are_validated_and_listed() {
     let dir = tempfile::tempdir().unwrap();
     let hooks = Receiver::start();
     let config = write_config(dir.path(), hooks.addr, None);
-    let server = Server::start_with_env(&config, &[("DW_TEST_HOOK_SECRET", SECRET)]);
+    let server = Server::start_with_env(&config, &[("ANCHORWATCH_TEST_HOOK_SECRET", SECRET)]);
     let (status, body) = server.post_json("/v1/silences", &json!({"matchers": {}, "duration": "1h"}));
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["details"]["field"], "matchers");

@@ -54,11 +54,11 @@ fn openapi_describes_exactly_the_routes_served() {
 #[test]
 fn tokens_and_scopes_guard_the_api() {
     let dir = tempfile::tempdir().unwrap();
-    let auth = "[auth]\ntokens = [\n  { name = \"sidecar\", token_env = \"DW_TEST_INGEST\", scopes = [\"ingest\"] },\n  { name = \"analyst\", token = \"read-token-0123456789\", scopes = [\"read\"] },\n  { name = \"ops\", token_env = \"DW_TEST_ADMIN\", scopes = [\"admin\"] },\n]\n";
+    let auth = "[auth]\ntokens = [\n  { name = \"sidecar\", token_env = \"ANCHORWATCH_TEST_INGEST\", scopes = [\"ingest\"] },\n  { name = \"analyst\", token = \"read-token-0123456789\", scopes = [\"read\"] },\n  { name = \"ops\", token_env = \"ANCHORWATCH_TEST_ADMIN\", scopes = [\"admin\"] },\n]\n";
     let cfg = config(dir.path(), auth);
     let server = Server::start_with_env(
         &cfg,
-        &[("DW_TEST_INGEST", "ingest-token-0123456789"), ("DW_TEST_ADMIN", "admin-token-0123456789")],
+        &[("ANCHORWATCH_TEST_INGEST", "ingest-token-0123456789"), ("ANCHORWATCH_TEST_ADMIN", "admin-token-0123456789")],
     );
     let record = json!({"features": {"vip": true}, "prediction": "good"});
     let post = |path: &str, token: Option<&str>, body: &Value| {

@@ -293,7 +293,10 @@ fn bad_input_gets_a_precise_4xx_and_stores_nothing() {
 
     // Rejections are counted by bounded reason; unknown models never become a label value.
     let metrics = server.metrics();
-    assert!(metrics.contains(r#"anchorwatch_ingest_rejected_total{model="credit",reason="wrong_type"} 6"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"anchorwatch_ingest_rejected_total{model="credit",reason="wrong_type"} 6"#),
+        "{metrics}"
+    );
     assert!(
         metrics.contains(r#"anchorwatch_ingest_rejected_total{model="_unknown",reason="unknown_model"} 1"#),
         "{metrics}"

@@ -49,7 +49,8 @@ fn every_command_has_useful_help() {
 
 #[test]
 fn check_config_accepts_the_example_and_names_the_bad_field() {
-    let (ok, stdout, stderr) = run(&["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/anchorwatch.toml")]);
+    let (ok, stdout, stderr) =
+        run(&["check-config", concat!(env!("CARGO_MANIFEST_DIR"), "/examples/anchorwatch.toml")]);
     assert!(ok, "{stderr}");
     assert!(stdout.contains("valid") && stdout.contains("credit"), "{stdout}");
 
@@ -61,8 +62,8 @@ fn check_config_accepts_the_example_and_names_the_bad_field() {
         ("[[models]]\nname = \"m\"\nschema.features = [{ name = \"prediction\", kind = \"numerical\" }]\n", "reserved"),
         ("[[models]]\nname = \"m\"\nschema.infer_from = \"missing.parquet\"\n", "cannot open reference file"),
         (
-            "[auth]\ntokens = [{ name = \"t\", token_env = \"DW_UNSET_VARIABLE\", scopes = [\"read\"] }]\n[[models]]\nname = \"m\"\nschema.features = [{ name = \"x\", kind = \"numerical\" }]\n",
-            "DW_UNSET_VARIABLE is not set",
+            "[auth]\ntokens = [{ name = \"t\", token_env = \"ANCHORWATCH_UNSET_VARIABLE\", scopes = [\"read\"] }]\n[[models]]\nname = \"m\"\nschema.features = [{ name = \"x\", kind = \"numerical\" }]\n",
+            "ANCHORWATCH_UNSET_VARIABLE is not set",
         ),
     ] {
         let path = dir.path().join("bad.toml");

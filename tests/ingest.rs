@@ -168,7 +168,10 @@ fn every_format_lands_in_parquet_and_reads_back_exactly() {
     assert_eq!(read_parquet(&store.join("labels")).iter().map(RecordBatch::num_rows).sum::<usize>(), 505);
 
     let metrics = server.metrics();
-    assert!(metrics.contains("anchorwatch_ingest_rows_total{model=\"credit\",table=\"predictions\"} 1006"), "{metrics}");
+    assert!(
+        metrics.contains("anchorwatch_ingest_rows_total{model=\"credit\",table=\"predictions\"} 1006"),
+        "{metrics}"
+    );
     assert!(metrics.contains("anchorwatch_ingest_rows_total{model=\"credit\",table=\"labels\"} 505"), "{metrics}");
 
     // A graceful stop writes what is still in the WAL.

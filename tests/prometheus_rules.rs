@@ -76,7 +76,7 @@ fn prometheus_config_is_valid() {
 fn alerting_rules_are_valid() {
     let Some(promtool) = promtool("alerting_rules_are_valid") else { return };
     let text = run(&promtool, &["check", "rules", "anchorwatch-alerts.yml"]);
-    assert!(text.contains("SUCCESS: 8 rules found"), "expected the 8 default alerts:\n{text}");
+    assert!(text.contains("SUCCESS: 9 rules found"), "expected the 9 shipped alerts:\n{text}");
 }
 
 #[test]

@@ -1,9 +1,9 @@
 //! `anchorwatch report` end to end: the real binary on Parquet and CSV files generated here
 //! with fixed seeds, checked against the analyzer called directly on the same values.
 
+use anchorwatch_analyzer::drift::{self, ColumnData, ColumnOptions};
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
-use anchorwatch_analyzer::drift::{self, ColumnData, ColumnOptions};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::Value;

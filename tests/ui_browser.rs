@@ -296,7 +296,7 @@ fn sign_in(server: &Server, token: &str, next: &str, headers: &[(&str, &str)]) -
     request.send().unwrap()
 }
 
-/// `dw_session=<id>` from a sign-in's Set-Cookie.
+/// `anchorwatch_session=<id>` from a sign-in's Set-Cookie.
 fn session_of(response: &reqwest::blocking::Response) -> String {
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
     cookie.split(';').next().unwrap().to_string()
@@ -392,7 +392,7 @@ fn with_tokens_the_ui_signs_in_through_its_login_page() {
     }
     assert!(!set_cookie.contains("Secure"), "plain HTTP: {set_cookie}");
     let viewer = session_of(&response);
-    let id = viewer.strip_prefix("dw_session=").unwrap();
+    let id = viewer.strip_prefix("anchorwatch_session=").unwrap();
     assert!(id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()), "32 random bytes in hex: {id}");
     let with =
         |cookie: &str, request: reqwest::blocking::RequestBuilder| request.header("cookie", cookie).send().unwrap();

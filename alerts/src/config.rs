@@ -364,8 +364,8 @@ fn model_label() -> Vec<String> {
 
 /// The built-in rules, the same as the Prometheus rules shipped in
 /// `grafana/prometheus/anchorwatch-alerts.yml` (a test holds them together), except
-/// `AnchorwatchAnalysisStale`: an analysis that stopped cannot report itself, so only an outside
-/// observer such as Prometheus can raise it.
+/// `AnchorwatchAnalysisFailing` and `AnchorwatchAnalysisStale`: an analysis that fails or stopped
+/// cannot be trusted to report itself, so an outside observer such as Prometheus raises them.
 pub fn default_rules() -> Vec<RuleConfig> {
     let rule =
         |name: &str, watch: Watch, op: Op, threshold: f64, for_: Duration, severity: &str, summary: &str| RuleConfig {
@@ -548,7 +548,7 @@ mod tests {
         let names: Vec<&str> = blocks.iter().map(|b| b.lines().next().unwrap().trim()).collect();
         let rules = default_rules();
         let mut expected: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
-        expected.push("AnchorwatchAnalysisStale");
+        expected.extend(["AnchorwatchAnalysisFailing", "AnchorwatchAnalysisStale"]);
         assert_eq!(names, expected);
         for (rule, block) in rules.iter().zip(&blocks) {
             let field = |key: &str| {

@@ -11,12 +11,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, Once};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::State as AxumState;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use anchorwatch_alerts::config::ReceiverConfig;
 use anchorwatch_alerts::model::{Alert, Notification, State};
 use anchorwatch_alerts::notify::{Notifier, RetrainHook};
+use axum::body::Bytes;
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use hmac::{KeyInit, Mac};
@@ -32,7 +32,7 @@ fn env() {
     ONCE.call_once(|| {
         // SAFETY: runs before any test thread reads the environment (every test calls this first).
         unsafe {
-            std::env::set_var("DW_TEST_NOTIFY_SECRET", SECRET);
+            std::env::set_var("ANCHORWATCH_TEST_NOTIFY_SECRET", SECRET);
         }
     });
 }
@@ -188,7 +188,7 @@ async fn webhook_posts_the_signed_alertmanager_payload() {
     let server = HttpReceiver::start(200, "").await;
     let n = notifier(json!({
         "name": "hook", "type": "webhook", "url": server.url("/hooks/anchorwatch"),
-        "secret_env": "DW_TEST_NOTIFY_SECRET", "timeout": "5s",
+        "secret_env": "ANCHORWATCH_TEST_NOTIFY_SECRET", "timeout": "5s",
     }));
     assert_eq!(n.name(), "hook");
     assert!(n.send_resolved());
@@ -227,19 +227,19 @@ fn missing_environment_variables_are_named() {
     let hook: Arc<dyn RetrainHook> = Arc::new(RecordingHook::default());
     let build = |config: Value| Notifier::new(&receiver(config), hook.clone()).err().expect("refused");
 
-    let e = build(json!({ "name": "team-slack", "type": "slack", "url_env": "DW_TEST_NOTIFY_UNSET_URL" }));
-    assert!(e.contains("team-slack") && e.contains("DW_TEST_NOTIFY_UNSET_URL"), "{e}");
+    let e = build(json!({ "name": "team-slack", "type": "slack", "url_env": "ANCHORWATCH_TEST_NOTIFY_UNSET_URL" }));
+    assert!(e.contains("team-slack") && e.contains("ANCHORWATCH_TEST_NOTIFY_UNSET_URL"), "{e}");
 
     let e = build(json!({
-        "name": "signed", "type": "webhook", "url": "http://127.0.0.1:9/", "secret_env": "DW_TEST_NOTIFY_UNSET_SECRET",
+        "name": "signed", "type": "webhook", "url": "http://127.0.0.1:9/", "secret_env": "ANCHORWATCH_TEST_NOTIFY_UNSET_SECRET",
     }));
-    assert!(e.contains("signed") && e.contains("DW_TEST_NOTIFY_UNSET_SECRET"), "{e}");
+    assert!(e.contains("signed") && e.contains("ANCHORWATCH_TEST_NOTIFY_UNSET_SECRET"), "{e}");
 
     let e = build(json!({
         "name": "mail", "type": "email", "smtp_host": "127.0.0.1", "from": "a@example.com", "to": ["b@example.com"],
-        "username": "u", "password_env": "DW_TEST_NOTIFY_UNSET_PASSWORD",
+        "username": "u", "password_env": "ANCHORWATCH_TEST_NOTIFY_UNSET_PASSWORD",
     }));
-    assert!(e.contains("mail") && e.contains("DW_TEST_NOTIFY_UNSET_PASSWORD"), "{e}");
+    assert!(e.contains("mail") && e.contains("ANCHORWATCH_TEST_NOTIFY_UNSET_PASSWORD"), "{e}");
 }
 
 #[tokio::test]
@@ -313,7 +313,7 @@ async fn retrain_posts_to_the_pipeline_when_firing_only() {
     let server = HttpReceiver::start(202, "").await;
     let n = notifier(json!({
         "name": "retrain", "type": "retrain", "url": server.url("/retrain"),
-        "secret_env": "DW_TEST_NOTIFY_SECRET", "timeout": "5s",
+        "secret_env": "ANCHORWATCH_TEST_NOTIFY_SECRET", "timeout": "5s",
     }));
     let firing = notification(State::Firing);
     n.send(&firing).await.expect("delivered");
@@ -542,7 +542,10 @@ async fn email_roundtrip(mode: Mode) {
     assert_eq!(header("From").as_deref(), Some("anchorwatch <alerts@example.com>"));
     let to = header("To").unwrap();
     assert!(to.contains("oncall@example.com") && to.contains("ml-team@example.com"), "{to}");
-    assert_eq!(header("Subject").as_deref(), Some("[FIRING:2] churn: AnchorwatchDatasetDrift, AnchorwatchFeatureDrift"));
+    assert_eq!(
+        header("Subject").as_deref(),
+        Some("[FIRING:2] churn: AnchorwatchDatasetDrift, AnchorwatchFeatureDrift")
+    );
     assert_eq!(header("X-Anchorwatch-Notification-Id").as_deref(), Some(sent.id.as_str()));
     assert_eq!(mail.ctype.mimetype, "multipart/alternative");
 

@@ -8,14 +8,14 @@ use std::collections::BTreeMap;
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
-use arrow::datatypes::{DataType, Float64Type};
 use anchorwatch_analyzer::monitor::metrics::Metrics;
 use anchorwatch_analyzer::monitor::{AnalysisConfig, ModelMonitor};
 use anchorwatch_analyzer::sql::{self, QueryLimits};
 use anchorwatch_collector::compact;
 use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
 use anchorwatch_collector::store::Store;
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
+use arrow::datatypes::{DataType, Float64Type};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;

@@ -24,10 +24,12 @@ pub struct IngestState {
     pub collector: Arc<Collector>,
     /// Largest accepted request body, in bytes; more answers 413.
     pub max_body_bytes: usize,
-    /// Ingest requests being decoded or written at once; more answer 429.
+    /// Ingest requests being decoded or written at once; more answer 429. Taken once the body
+    /// has arrived, so slow senders cannot hold these permits.
     pub inflight: Arc<Semaphore>,
     /// Body memory held by requests in flight, in KiB permits; more answer 429. A request holds
-    /// its declared length, or `max_body_bytes` when it declares none (chunked).
+    /// what it has sent so far, taken as its bytes arrive: a client that declares 16 MiB and
+    /// trickles holds only what it trickled.
     pub inflight_kib: Arc<Semaphore>,
 }
 
@@ -109,21 +111,10 @@ async fn accept(
         return Err(too_large());
     }
     let format = Format::from_content_type(headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()))?;
+    let (bytes, _memory) = read_body(state, body, declared.unwrap_or(0), too_large).await?;
     let Ok(_permit) = state.inflight.try_acquire() else {
         return Err(ApiError::overloaded("too many ingest requests at once; retry later", 1));
     };
-    let kib = (declared.unwrap_or(state.max_body_bytes) / 1024 + 1).min(u32::MAX as usize) as u32;
-    let Ok(_memory) = state.inflight_kib.try_acquire_many(kib) else {
-        return Err(ApiError::overloaded("too much request data in flight; retry later", 1));
-    };
-    let bytes = axum::body::to_bytes(body, state.max_body_bytes).await.map_err(|e| {
-        let limit = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-        if limit {
-            too_large()
-        } else {
-            ApiError::bad_request("body_read", format!("could not read the request body: {e}"))
-        }
-    })?;
     let receipt = collector.ingest(table, format, &bytes).await?;
     let ids = matches!(table, Table::Predictions).then(|| receipt.prediction_ids().collect());
     let accepted = Accepted { accepted: receipt.rows(), prediction_ids: ids };
@@ -134,4 +125,35 @@ async fn accept(
         }
     }
     Ok(response)
+}
+
+/// Reads the body whole, at most `max_body_bytes`, taking a KiB permit of `inflight_kib` for
+/// each KiB as it arrives; the permits are held until the request is answered.
+async fn read_body<'s>(
+    state: &'s IngestState,
+    mut body: Body,
+    declared: usize,
+    too_large: impl Fn() -> ApiError,
+) -> Result<(Vec<u8>, tokio::sync::SemaphorePermit<'s>), ApiError> {
+    use http_body_util::BodyExt;
+    let busy = || ApiError::overloaded("too much request data in flight; retry later", 1);
+    let mut memory = state.inflight_kib.try_acquire_many(1).map_err(|_| busy())?;
+    let mut held_kib = 1usize;
+    let mut bytes = Vec::with_capacity(declared.min(state.max_body_bytes));
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::bad_request("body_read", format!("could not read the request body: {e}")))?;
+        let Ok(data) = frame.into_data() else { continue };
+        if bytes.len() + data.len() > state.max_body_bytes {
+            return Err(too_large());
+        }
+        bytes.extend_from_slice(&data);
+        let needed = bytes.len() / 1024 + 1;
+        if needed > held_kib {
+            let more = u32::try_from(needed - held_kib).map_err(|_| busy())?;
+            memory.merge(state.inflight_kib.try_acquire_many(more).map_err(|_| busy())?);
+            held_kib = needed;
+        }
+    }
+    Ok((bytes, memory))
 }

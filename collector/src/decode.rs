@@ -116,3 +116,45 @@ pub fn new_prediction_id() -> String {
 
 /// Longest accepted `prediction_id`, in bytes.
 pub const MAX_ID_LEN: usize = 128;
+
+/// Longest accepted string value (a categorical or text feature, a label, a prediction, a model
+/// version), in bytes. A value is one cell of a table that is scanned, grouped and profiled: a
+/// longer one is almost always a mistake (a whole document in a category) and costs every reader.
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+
+/// Event times accepted at ingest, in microseconds since the Unix epoch: from
+/// 1970-01-01T00:00:00Z up to, not including, 2200-01-01T00:00:00Z. Every reader of the store can
+/// place such a time (DataFusion and pandas compute in nanoseconds, which end in 2262), and its
+/// partition keeps a four-digit year.
+pub const EVENT_TIMES_US: std::ops::Range<i64> = 0..7_258_118_400_000_000;
+
+/// `us` if it lies in [`EVENT_TIMES_US`], else 400 `out_of_range` naming the row and the field.
+pub(crate) fn event_time(us: i64, row: usize, field: &str) -> Result<i64, ApiError> {
+    if EVENT_TIMES_US.contains(&us) {
+        return Ok(us);
+    }
+    let got = chrono::DateTime::from_timestamp_micros(us)
+        .map_or_else(|| format!("{us} µs since the epoch"), |t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+    Err(out_of_range(row, field, got))
+}
+
+/// 400 `out_of_range` for an event time outside [`EVENT_TIMES_US`].
+pub(crate) fn out_of_range(row: usize, field: &str, got: String) -> ApiError {
+    let expected = "a time from 1970-01-01T00:00:00Z up to 2200-01-01T00:00:00Z";
+    ApiError::bad_request("out_of_range", format!("row {row}, field `{field}`: expected {expected}, got {got}"))
+        .at(row, field)
+        .expected_got(expected, got)
+}
+
+/// `s` if it is at most [`MAX_VALUE_BYTES`] long, else 400 `value_too_large` naming the row and
+/// the field.
+pub(crate) fn bounded<'s>(s: &'s str, row: usize, field: &str) -> Result<&'s str, ApiError> {
+    if s.len() <= MAX_VALUE_BYTES {
+        return Ok(s);
+    }
+    let expected = format!("a string of at most {MAX_VALUE_BYTES} bytes");
+    let got = format!("a string of {} bytes", s.len());
+    Err(ApiError::bad_request("value_too_large", format!("row {row}, field `{field}`: expected {expected}, got {got}"))
+        .at(row, field)
+        .expected_got(expected, got))
+}

@@ -208,6 +208,14 @@ impl Store {
         Ok(())
     }
 
+    /// The rows of the Parquet file at `path`, from its footer (the file is read whole: for the
+    /// rare file that is counted, not analysed).
+    pub async fn parquet_rows(&self, path: &Path) -> Result<u64> {
+        let data = self.inner.get(path).await?.bytes().await?;
+        let metadata = parquet::file::metadata::ParquetMetaDataReader::new().parse_and_finish(&data)?;
+        Ok(metadata.file_metadata().num_rows().max(0) as u64)
+    }
+
     /// Deletes an object; one that is already gone is no error.
     pub async fn delete(&self, path: &Path) -> Result<()> {
         match self.inner.delete(path).await {

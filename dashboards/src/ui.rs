@@ -20,6 +20,8 @@ use crate::html::{escape, format_number};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
+    /// The analysis has failed since its last success: drift and decay go unseen.
+    Failing,
     /// A retraining run is in progress.
     Retraining,
     /// An alert is firing.
@@ -34,6 +36,7 @@ impl Status {
     /// The word shown (and used as a CSS class).
     pub fn as_str(self) -> &'static str {
         match self {
+            Status::Failing => "failing",
             Status::Retraining => "retraining",
             Status::Alerting => "alerting",
             Status::Drifting => "drifting",
@@ -57,6 +60,9 @@ pub struct ModelSummary {
     pub drift_share: Option<f64>,
     /// Alerts firing for it.
     pub firing_alerts: usize,
+    /// Why its analysis fails, since when and how often in a row; `None` while it succeeds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub analysis_error: Option<String>,
 }
 
 /// The front page.
@@ -275,6 +281,7 @@ th{background:#f6f8fa}
 .status.healthy{background:#dafbe1;color:#116329}
 .status.drifting{background:#fff1c2;color:#7d4e00}
 .status.alerting{background:#ffd8d3;color:#a40e26}
+.status.failing{background:#3d0a14;color:#fff}
 .status.retraining{background:#ddf4ff;color:#0550ae}
 section{margin:1.5rem 0}
 section h2{font-size:1.1rem;border-bottom:1px solid #e6e8eb;padding-bottom:.25rem}
@@ -377,6 +384,13 @@ pub fn render_model(p: &ModelPage) -> String {
         champion = m.champion.map(|v| format!("v{v}")).unwrap_or_else(|| "none".into()),
         n = p.windows.len(),
     );
+    if let Some(e) = &m.analysis_error {
+        let _ = write!(
+            b,
+            r#"<p id="analysis-failing" class="flash failed" role="alert">The analysis is failing: {}</p>"#,
+            escape(e)
+        );
+    }
 
     b.push_str(
         r#"<section id="drift" aria-labelledby="drift-title"><h2 id="drift-title">Dataset drift share over time</h2>"#,
@@ -643,6 +657,7 @@ mod tests {
             champion: Some(2),
             drift_share: Some(0.75),
             firing_alerts: 0,
+            analysis_error: None,
         }
     }
 

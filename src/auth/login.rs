@@ -1,18 +1,20 @@
 //! `GET /login`, `POST /login` and `POST /logout`: the UI's sign-in with an access token. A
 //! token with the `read` or `admin` scope starts a [`Session`](super::Session) whose id the
-//! browser keeps in the `dw_session` cookie. Without tokens configured, both just send the
+//! browser keeps in the `anchorwatch_session` cookie. Without tokens configured, both just send the
 //! browser on: the UI is open.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use anchorwatch_dashboards::ui::{LoginError, LoginPage, render_login};
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use anchorwatch_dashboards::ui::{LoginError, LoginPage, render_login};
 use serde::Deserialize;
 
 use super::{Auth, SESSION_COOKIE, Scope, query_value, safe_next, session_cookie, session_id};
@@ -42,16 +44,27 @@ async fn page(State(auth): State<Arc<Auth>>, Query(q): Query<PageQuery>) -> Resp
     ([(header::CACHE_CONTROL, "no-store")], Html(render_login(&LoginPage { next, error }))).into_response()
 }
 
-async fn sign_in(State(auth): State<Arc<Auth>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_in(
+    State(auth): State<Arc<Auth>>,
+    client: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = form_fields(&body);
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     let next = safe_next(field("next"));
     if auth.is_open() {
         return see_other(&next, None);
     }
+    let client = client.map(|c| c.0.0.ip());
+    if let Err(e) = auth.attempts().allowed(client, Instant::now()) {
+        tracing::warn!("UI sign-in refused: too many failed attempts from this address");
+        return e.into_response();
+    }
     let refused = |error: &str| see_other(&format!("/login?error={error}&next={}", query_value(&next)), None);
     let Some(token) = auth.token(field("token").unwrap_or("").trim()) else {
         tracing::warn!("UI sign-in refused: the token matches none configured");
+        auth.attempts().failed(client, Instant::now());
         return refused("invalid");
     };
     if !token.scopes.iter().any(|s| matches!(s, Scope::Read | Scope::Admin)) {

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
+use anchorwatch_collector::ApiError;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use anchorwatch_collector::ApiError;
 use serde_json::{Value, json};
 
 use super::input;

@@ -8,15 +8,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use anchorwatch_collector::ApiError;
+use anchorwatch_collector::decode::Table;
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
+use anchorwatch_collector::{Collector, ModelCollector};
 use arrow::array::{
     ArrayRef, BooleanBuilder, FixedSizeListBuilder, Float32Builder, Float64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use arrow::record_batch::RecordBatch;
-use anchorwatch_collector::ApiError;
-use anchorwatch_collector::decode::Table;
-use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
-use anchorwatch_collector::{Collector, ModelCollector};
 use futures::FutureExt;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -391,10 +391,10 @@ fn prediction_column(kind: ValueKind, items: &[Answered]) -> Result<ArrayRef, Mi
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float32Type, Float64Type};
     use anchorwatch_collector::decode::{DecodeContext, decode_batches};
     use anchorwatch_collector::schema::FeatureConfig;
+    use arrow::array::{Array, AsArray};
+    use arrow::datatypes::{Float32Type, Float64Type};
 
     use super::*;
 

@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use anchorwatch_collector::store::Store;
+use anyhow::Context;
 
 use super::predictor::Lifecycle;
 use super::registry::{ModelRecord, NewVersion};

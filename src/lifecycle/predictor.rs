@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
-use axum::http::StatusCode;
-use bytes::Bytes;
 use anchorwatch_collector::schema::{ModelSchema, ValueKind};
 use anchorwatch_collector::store::Store;
 use anchorwatch_collector::{ApiError, Collector};
+use axum::http::StatusCode;
+use bytes::Bytes;
 use ort::session::Session;
 use ort::value::{DynValue, Tensor};
 use serde_json::{Value, json};

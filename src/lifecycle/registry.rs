@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
-use bytes::Bytes;
 use anchorwatch_collector::ApiError;
 use anchorwatch_collector::schema::ModelSchema;
 use anchorwatch_collector::store::Store;
+use axum::http::StatusCode;
+use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use anchorwatch_collector::ModelCollector;
+use bytes::Bytes;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 

@@ -4,10 +4,10 @@ use super::config::Settings;
 use super::read::{Table, numbers, strings, view_categories};
 use super::summary::{self, Counts, Sorted};
 use super::{ColumnPlan, Progress};
-use anyhow::Context;
-use arrow::array::ArrayRef;
 use anchorwatch_analyzer::drift::{self, ColumnData, ColumnKind, Prepared, infer_kind, infer_kind_sorted};
 use anchorwatch_dashboards::report::{ColumnReport, Outcome, Summary};
+use anyhow::Context;
+use arrow::array::ArrayRef;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -1,7 +1,7 @@
 //! The optional `--config` TOML of `anchorwatch report` (documented in docs/report.md).
 
-use anyhow::{Context, bail};
 use anchorwatch_analyzer::drift::{ColumnKind, ColumnOptions, StatTest};
+use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;

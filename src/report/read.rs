@@ -1,12 +1,12 @@
 //! Reading the two datasets through DataFusion, and viewing Arrow columns as the analyzer's
 //! [`ColumnData`] without copying strings.
 
+use anchorwatch_analyzer::drift::{self, Prepared};
+use anchorwatch_analyzer::hash::FastMap;
 use anyhow::{Context, bail};
 use arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use arrow::datatypes::{DataType, Schema};
 use datafusion::prelude::{CsvReadOptions, DataFrame, ParquetReadOptions, SessionContext};
-use anchorwatch_analyzer::drift::{self, Prepared};
-use anchorwatch_analyzer::hash::FastMap;
 use std::path::{Path, PathBuf};
 
 /// Rows DataFusion looks at to infer a CSV file's column types: enough that a column whose

@@ -21,11 +21,11 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use anchorwatch_collector::store::Store;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, new_null_array};
 use arrow::compute::{cast, concat_batches, take_record_batch};
 use arrow::datatypes::{SchemaRef, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
-use anchorwatch_collector::store::Store;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;

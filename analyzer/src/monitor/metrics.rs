@@ -2,7 +2,7 @@
 //! window. Label values come from bounded sets: configured models, their first
 //! `max_exported_features` features, test names, metric names and check names.
 
-use prometheus::{GaugeVec, Histogram, HistogramOpts, Opts, Registry};
+use prometheus::{GaugeVec, Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
 /// Analyzer metrics.
 #[derive(Clone)]
@@ -29,6 +29,11 @@ pub struct Metrics {
     pub duration: Histogram,
     /// `anchorwatch_last_analysis_timestamp_seconds{model}`: end of the last completed run.
     pub last_run: GaugeVec,
+    /// `anchorwatch_analysis_failures_total{model}`: analysis runs that failed.
+    pub failures: IntCounterVec,
+    /// `anchorwatch_analysis_skipped_rows_total{model,reason}`: stored rows the analysis cannot
+    /// place and leaves out; `reason` is `event_time_out_of_range`.
+    pub skipped_rows: IntCounterVec,
 }
 
 impl Metrics {
@@ -86,6 +91,17 @@ impl Metrics {
                 "Unix time at which the last analysis run of the model completed.",
                 &["model"],
             )?,
+            failures: IntCounterVec::new(
+                Opts::new("anchorwatch_analysis_failures_total", "Analysis runs of the model that failed."),
+                &["model"],
+            )?,
+            skipped_rows: IntCounterVec::new(
+                Opts::new(
+                    "anchorwatch_analysis_skipped_rows_total",
+                    "Stored rows the analysis cannot place and leaves out, by reason (event_time_out_of_range).",
+                ),
+                &["model", "reason"],
+            )?,
         };
         for c in [
             &m.drift_score,
@@ -102,6 +118,8 @@ impl Metrics {
             registry.register(Box::new(c.clone()))?;
         }
         registry.register(Box::new(m.duration.clone()))?;
+        registry.register(Box::new(m.failures.clone()))?;
+        registry.register(Box::new(m.skipped_rows.clone()))?;
         Ok(m)
     }
 }

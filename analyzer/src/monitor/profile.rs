@@ -725,8 +725,8 @@ fn quality_rows(name: &str, profile: &ColumnProfile, reference: &Reference) -> O
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
     use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
+    use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 
     use super::*;
     use crate::monitor::reference::{self, Profile};

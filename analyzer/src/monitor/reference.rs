@@ -9,10 +9,10 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use arrow::array::RecordBatch;
 use arrow::datatypes::{Field, Schema};
 use bytes::Bytes;
-use anchorwatch_collector::schema::{FeatureKind, ModelSchema, ValueKind};
 use serde::{Deserialize, Serialize};
 
 use super::data::{Column, Frame};

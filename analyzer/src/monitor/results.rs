@@ -4,13 +4,13 @@
 
 use std::sync::Arc;
 
+use anchorwatch_collector::schema::timestamp_type;
+use anchorwatch_collector::store::Store;
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use bytes::Bytes;
-use anchorwatch_collector::schema::timestamp_type;
-use anchorwatch_collector::store::Store;
 use object_store::path::Path;
 use parquet::arrow::ArrowWriter;
 

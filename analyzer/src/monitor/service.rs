@@ -5,13 +5,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anchorwatch_collector::compact;
+use anchorwatch_collector::decode::EVENT_TIMES_US;
+use anchorwatch_collector::schema::ModelSchema;
+use anchorwatch_collector::store::Store;
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
 use bytes::Bytes;
 use datafusion::prelude::SessionContext;
-use anchorwatch_collector::compact;
-use anchorwatch_collector::schema::ModelSchema;
-use anchorwatch_collector::store::Store;
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
@@ -109,6 +110,22 @@ pub struct ModelMonitor {
     basis: std::sync::Mutex<Option<Arc<Basis>>>,
     state: Mutex<State>,
     published: watch::Sender<Published>,
+    /// The failures since the last successful run; `None` while runs succeed.
+    failing: std::sync::Mutex<Option<Failing>>,
+    /// Prediction files left out because their hour lies outside the accepted event times,
+    /// counted once each.
+    out_of_range: std::sync::Mutex<BTreeSet<String>>,
+}
+
+/// Analysis runs that failed in a row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failing {
+    /// When the first of them failed (µs since the epoch).
+    pub since: i64,
+    /// How many failed.
+    pub runs: u64,
+    /// The last one's error.
+    pub error: String,
 }
 
 fn rfc3339(us: i64) -> String {
@@ -213,6 +230,8 @@ impl ModelMonitor {
             basis: std::sync::Mutex::default(),
             state: Mutex::new(state),
             published,
+            failing: std::sync::Mutex::new(None),
+            out_of_range: std::sync::Mutex::new(BTreeSet::new()),
         };
         if let Some((_, latest)) = &monitor.state.lock().await.latest {
             monitor.export(latest);
@@ -372,7 +391,28 @@ impl ModelMonitor {
     async fn list(&self, table: &str) -> Result<BTreeMap<String, u64>> {
         let prefix = Path::from(format!("{}/{table}", self.name));
         let metas = compact::live_files(self.store.object_store().as_ref(), &prefix).await?;
-        Ok(metas.into_iter().map(|m| (m.location.to_string(), m.size)).collect())
+        let mut files: BTreeMap<String, u64> = metas.into_iter().map(|m| (m.location.to_string(), m.size)).collect();
+        if table == "predictions" {
+            self.leave_out_of_range(&mut files).await;
+        }
+        Ok(files)
+    }
+
+    /// Leaves out the prediction files whose hour lies outside the event times ingest accepts
+    /// (written by an older version or another writer): no window can hold them, and the query
+    /// engine cannot compare times that far out. Their rows are counted once, from the footer.
+    async fn leave_out_of_range(&self, files: &mut BTreeMap<String, u64>) {
+        let outside: Vec<String> =
+            files.keys().filter(|p| hour_of(p).is_some_and(|h| !EVENT_TIMES_US.contains(&h))).cloned().collect();
+        for path in outside {
+            files.remove(&path);
+            if !self.out_of_range.lock().expect("not poisoned").insert(path.clone()) {
+                continue;
+            }
+            let rows = self.store.parquet_rows(&Path::from(path.as_str())).await.unwrap_or(0);
+            tracing::warn!(model = %self.name, file = %path, rows, "left out of the analysis: its event times lie outside 1970-01-01 to 2200-01-01");
+            self.metrics.skipped_rows.with_label_values(&[&self.name, "event_time_out_of_range"]).inc_by(rows);
+        }
     }
 
     /// `files` as `seen` before, with the files that compaction made out of seen files given their
@@ -760,8 +800,34 @@ impl ModelMonitor {
         Ok(done)
     }
 
-    /// Analyses every window whose data changed since the last run.
+    /// Analyses every window whose data changed since the last run. A failure is counted
+    /// (`anchorwatch_analysis_failures_total`) and kept, with the failures before it, until a
+    /// run succeeds ([`ModelMonitor::failing`]).
     pub async fn run_once(&self) -> Result<RunSummary> {
+        let result = self.analyse_changes().await;
+        let mut failing = self.failing.lock().expect("not poisoned");
+        match &result {
+            Ok(_) => *failing = None,
+            Err(e) => {
+                self.metrics.failures.with_label_values(&[&self.name]).inc();
+                let now = chrono::Utc::now().timestamp_micros();
+                let before = failing.take();
+                *failing = Some(Failing {
+                    since: before.as_ref().map_or(now, |f| f.since),
+                    runs: before.map_or(0, |f| f.runs) + 1,
+                    error: e.to_string(),
+                });
+            }
+        }
+        result
+    }
+
+    /// The analysis runs that failed since the last success; `None` while runs succeed.
+    pub fn failing(&self) -> Option<Failing> {
+        self.failing.lock().expect("not poisoned").clone()
+    }
+
+    async fn analyse_changes(&self) -> Result<RunSummary> {
         let mut state = self.state.lock().await;
         let started = Instant::now();
         let Some(reference) = self.reference().await? else {

@@ -69,9 +69,80 @@ pub(super) fn decode(cx: &DecodeContext<'_>, table: Table, body: &[u8]) -> Resul
     let bad_stream = |e: arrow::error::ArrowError| {
         ApiError::bad_request("malformed_arrow", format!("not a readable Arrow IPC stream: {e}"))
     };
-    let reader = StreamReader::try_new(Cursor::new(body), None).map_err(bad_stream)?;
-    let schema = reader.schema();
-    decode_batches(cx, table, &schema, reader.map(|b| b.map_err(bad_stream)))
+    check_framing(body)
+        .map_err(|m| ApiError::bad_request("malformed_arrow", format!("not a readable Arrow IPC stream: {m}")))?;
+    // The framing is sound, so every allocation the reader makes is bounded by the body's size.
+    // A panic left in the reader on some other inconsistency refuses the request, not the process.
+    let read = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let reader = StreamReader::try_new(Cursor::new(body), None).map_err(bad_stream)?;
+        let schema = reader.schema();
+        let batches: Vec<_> = reader.map(|b| b.map_err(bad_stream)).collect();
+        Ok::<_, ApiError>((schema, batches))
+    }));
+    let (schema, batches) = read.map_err(|_| {
+        ApiError::bad_request("malformed_arrow", "not a readable Arrow IPC stream: its buffers are inconsistent")
+    })??;
+    decode_batches(cx, table, &schema, batches)
+}
+
+/// Walks the stream's messages and checks that every declared length (metadata, body, each
+/// buffer) lies within the bytes actually sent, before the reader allocates by those lengths:
+/// a 248-byte stream must not make it reserve gigabytes. Compressed bodies are refused here too
+/// (their buffers declare an uncompressed size the reader would allocate).
+fn check_framing(body: &[u8]) -> Result<(), String> {
+    let mut at = 0usize;
+    let mut index = 0usize;
+    let word = |at: usize| -> Option<i32> { Some(i32::from_le_bytes(body.get(at..at + 4)?.try_into().ok()?)) };
+    loop {
+        let Some(mut len) = word(at) else {
+            // A stream may end without its end-of-stream marker.
+            return if at == body.len() { Ok(()) } else { Err(format!("message {index}: truncated length prefix")) };
+        };
+        at += 4;
+        if len == -1 {
+            len = word(at).ok_or_else(|| format!("message {index}: truncated length prefix"))?;
+            at += 4;
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        let remaining = body.len() - at;
+        let meta_len = usize::try_from(len).map_err(|_| format!("message {index}: negative metadata length {len}"))?;
+        if meta_len > remaining {
+            return Err(format!("message {index}: declares {meta_len} bytes of metadata, {remaining} bytes follow"));
+        }
+        let message = arrow::ipc::root_as_message(&body[at..at + meta_len])
+            .map_err(|e| format!("message {index}: malformed metadata: {e}"))?;
+        at += meta_len;
+        let remaining = body.len() - at;
+        let body_len = usize::try_from(message.bodyLength()).ok().filter(|n| *n <= remaining).ok_or_else(|| {
+            format!("message {index}: declares a body of {} bytes, {remaining} bytes follow", message.bodyLength())
+        })?;
+        let batch =
+            message.header_as_record_batch().or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+        if let Some(batch) = batch {
+            if batch.compression().is_some() {
+                return Err(format!(
+                    "message {index}: compressed bodies are not accepted; send the stream uncompressed"
+                ));
+            }
+            for (i, buffer) in batch.buffers().into_iter().flatten().enumerate() {
+                let end = u64::try_from(buffer.offset())
+                    .ok()
+                    .zip(u64::try_from(buffer.length()).ok())
+                    .and_then(|(o, l)| o.checked_add(l));
+                if end.is_none_or(|end| end > body_len as u64) {
+                    return Err(format!(
+                        "message {index}, buffer {i}: offset {} and length {} lie outside the body of {body_len} bytes",
+                        buffer.offset(),
+                        buffer.length()
+                    ));
+                }
+            }
+        }
+        at += body_len;
+        index += 1;
+    }
 }
 
 /// Converts and validates batches of one input schema into one batch of the stored schema: the
@@ -189,6 +260,13 @@ fn convert(
                     )
                     .field(name)
                 })?;
+                if rule == Rule::Time {
+                    // A cast that overflows microseconds gives null: that row's time is out of range.
+                    if let Some(i) = (0..col.len()).find(|&i| col.is_valid(i) && cast_to.is_null(i)) {
+                        let got = format!("{} beyond what microseconds since the epoch can hold", col.data_type());
+                        return Err(super::out_of_range(offset + i, name, got));
+                    }
+                }
                 fill_and_check(cx, cast_to, rule, nullable, name, offset, table, seen_ids)?
             }
         };
@@ -257,8 +335,16 @@ fn fill_and_check(
             }
             Ok(Arc::new(StringArray::from(filled)))
         }
-        Rule::Time if col.null_count() > 0 => {
+        Rule::Time => {
             let t = col.as_primitive::<arrow::datatypes::TimestampMicrosecondType>();
+            for (i, v) in t.iter().enumerate() {
+                if let Some(us) = v {
+                    super::event_time(us, at(i), name)?;
+                }
+            }
+            if col.null_count() == 0 {
+                return Ok(col);
+            }
             Ok(Arc::new(
                 t.iter()
                     .map(|v| Some(v.unwrap_or(cx.now_us)))
@@ -286,6 +372,14 @@ fn fill_and_check(
                 }
                 _ => None,
             };
+            if matches!(rule, Rule::Version | Rule::Category | Rule::Text) {
+                let strings = col.as_string::<i32>();
+                for (i, v) in strings.iter().enumerate() {
+                    if let Some(v) = v {
+                        super::bounded(v, at(i), name)?;
+                    }
+                }
+            }
             if let Some(i) = non_finite {
                 return Err(ApiError::bad_request(
                     "non_finite",

@@ -17,7 +17,7 @@ use arrow::array::{
 use arrow::record_batch::RecordBatch;
 use serde_json::{Map, Value};
 
-use super::{DecodeContext, MAX_ID_LEN, Table, new_prediction_id};
+use super::{DecodeContext, MAX_ID_LEN, Table, bounded, event_time, new_prediction_id};
 use crate::error::ApiError;
 use crate::schema::{FeatureConfig, FeatureKind, ValueKind};
 
@@ -162,7 +162,7 @@ impl Column {
         let wrong = || ApiError::wrong_type(row, &field(), &accepts.expected(), describe(v));
         match (self, v) {
             (Column::F64(b), Value::Number(n)) => b.append_value(n.as_f64().ok_or_else(wrong)?),
-            (Column::Str(b), Value::String(s)) => b.append_value(s),
+            (Column::Str(b), Value::String(s)) => b.append_value(bounded(s, row, &field())?),
             (Column::Str(b), Value::Number(n))
                 if matches!(accepts, Accepts::Category) && (n.is_i64() || n.is_u64()) =>
             {
@@ -218,10 +218,11 @@ fn timestamp_us(v: &Value, row: usize, field: &str) -> Result<i64, ApiError> {
     let expected = "an RFC 3339 time (e.g. \"2026-11-25T13:00:00Z\") or Unix epoch seconds";
     let us = match v {
         Value::String(s) => chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.timestamp_micros()),
-        Value::Number(n) => n.as_f64().filter(|s| s.is_finite() && s.abs() < 9.2e12).map(|s| (s * 1e6).round() as i64),
+        // Seconds beyond i64's microseconds saturate, and are then refused as out of range.
+        Value::Number(n) => n.as_f64().filter(|s| s.is_finite()).map(|s| (s * 1e6).round() as i64),
         _ => None,
     };
-    us.ok_or_else(|| ApiError::wrong_type(row, field, expected, describe(v)))
+    event_time(us.ok_or_else(|| ApiError::wrong_type(row, field, expected, describe(v)))?, row, field)
 }
 
 fn prediction_id<'v>(v: Option<&'v Value>, row: usize) -> Result<Option<&'v str>, ApiError> {
@@ -287,7 +288,7 @@ fn predictions(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, Ap
         });
         match record.get("model_version") {
             None | Some(Value::Null) => versions.append_null(),
-            Some(Value::String(s)) => versions.append_value(s),
+            Some(Value::String(s)) => versions.append_value(bounded(s, row, "model_version")?),
             Some(other) => return Err(ApiError::wrong_type(row, "model_version", "a string", describe(other))),
         }
 
@@ -428,6 +429,7 @@ fn labels(cx: &DecodeContext<'_>, rows: &[Value]) -> Result<RecordBatch, ApiErro
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::MAX_VALUE_BYTES;
     use crate::schema::ModelSchema;
     use arrow::array::{Array, AsArray};
     use arrow::datatypes::Float64Type;
@@ -465,6 +467,40 @@ mod tests {
             assert_eq!(b.column_by_name("score_yes").unwrap().as_primitive::<Float64Type>().value(0), 0.8);
             assert!(b.column_by_name("timestamp").unwrap().is_valid(0));
         }
+    }
+
+    #[test]
+    fn event_times_are_accepted_from_1970_up_to_2200() {
+        let at = |t: &str| run(&format!(r#"{{"timestamp": {t}, "features": {{"vip": true}}, "prediction": "no"}}"#));
+        for good in ["\"1970-01-01T00:00:00Z\"", "\"2199-12-31T23:59:59.999999Z\"", "0", "1795132800.5"] {
+            assert!(at(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "\"1969-12-31T23:59:59Z\"",
+            "\"2200-01-01T00:00:00Z\"",
+            "\"1600-01-01T00:00:00Z\"",
+            "\"9999-12-31T23:59:59Z\"",
+            "-1e12",
+            "1e300",
+        ] {
+            let e = at(bad).unwrap_err();
+            assert_eq!(
+                (e.code, e.details.row, e.details.field.as_deref()),
+                ("out_of_range", Some(0), Some("timestamp")),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_string_value_is_at_most_64_kib() {
+        let with = |n: usize| {
+            run(&format!(r#"{{"features": {{"city": "{}", "vip": true}}, "prediction": "no"}}"#, "c".repeat(n)))
+        };
+        assert!(with(MAX_VALUE_BYTES).is_ok());
+        let e = with(MAX_VALUE_BYTES + 1).unwrap_err();
+        assert_eq!((e.code, e.details.field.as_deref()), ("value_too_large", Some("features.city")));
+        assert_eq!(e.details.got.as_deref(), Some("a string of 65537 bytes"));
     }
 
     #[test]
