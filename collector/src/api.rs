@@ -139,7 +139,8 @@ async fn read_body<'s>(
     let busy = || ApiError::overloaded("too much request data in flight; retry later", 1);
     let mut memory = state.inflight_kib.try_acquire_many(1).map_err(|_| busy())?;
     let mut held_kib = 1usize;
-    let mut bytes = Vec::with_capacity(declared.min(state.max_body_bytes));
+    // What a client declares is reserved up to 1 MiB; beyond, the buffer grows with what arrives.
+    let mut bytes = Vec::with_capacity(declared.min(state.max_body_bytes).min(1 << 20));
     while let Some(frame) = body.frame().await {
         let frame =
             frame.map_err(|e| ApiError::bad_request("body_read", format!("could not read the request body: {e}")))?;

@@ -402,8 +402,12 @@ impl ModelMonitor {
     /// (written by an older version or another writer): no window can hold them, and the query
     /// engine cannot compare times that far out. Their rows are counted once, from the footer.
     async fn leave_out_of_range(&self, files: &mut BTreeMap<String, u64>) {
-        let outside: Vec<String> =
-            files.keys().filter(|p| hour_of(p).is_some_and(|h| !EVENT_TIMES_US.contains(&h))).cloned().collect();
+        // A date no calendar parses (`date=-29719-04-05`) lies outside too.
+        let outside: Vec<String> = files
+            .keys()
+            .filter(|p| p.contains("date=") && hour_of(p).is_none_or(|h| !EVENT_TIMES_US.contains(&h)))
+            .cloned()
+            .collect();
         for path in outside {
             files.remove(&path);
             if !self.out_of_range.lock().expect("not poisoned").insert(path.clone()) {
