@@ -19,6 +19,7 @@ pub mod binning;
 pub mod chisquare;
 pub mod cramer_von_mises;
 pub mod domain_classifier;
+pub mod embedding_drift;
 pub mod energy_distance;
 pub mod fisher_exact;
 pub mod g_test;
