@@ -4,9 +4,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anchorwatch_analyzer::stats::text_descriptors::Descriptor;
 use anchorwatch_collector::CollectorConfig;
 use anchorwatch_collector::config::units;
-use anchorwatch_collector::schema::{ModelSchema, SchemaConfig, is_valid_name};
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema, SchemaConfig, is_valid_name};
 use anchorwatch_collector::store::Location;
 use serde::{Deserialize, Serialize};
 
@@ -248,7 +249,15 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
         }
         let schema = ModelSchema::from_config(&model.schema, base)
             .map_err(|e| anyhow::anyhow!("models[{i}].schema (model `{}`): {e}", model.name))?;
-        let features: Vec<&str> = schema.features.iter().map(|f| f.name.as_str()).collect();
+        // A text feature's descriptors (`review.text_length`) take overrides like features.
+        let descriptors: Vec<String> = schema
+            .features
+            .iter()
+            .filter(|f| f.kind == FeatureKind::Text)
+            .flat_map(|f| Descriptor::ALL.map(|d| format!("{}.{}", f.name, d.name())))
+            .collect();
+        let features: Vec<&str> =
+            schema.features.iter().map(|f| f.name.as_str()).chain(descriptors.iter().map(String::as_str)).collect();
         model.analysis.validate(&format!("models[{i}].analysis"), &features).map_err(anyhow::Error::msg)?;
         model.retrain.validate(&format!("models[{i}].retrain"), &schema).map_err(anyhow::Error::msg)?;
         if let Some(reference) = &model.analysis.reference {

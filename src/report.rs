@@ -10,6 +10,7 @@ pub mod config;
 mod read;
 mod summary;
 
+use anchorwatch_analyzer::drift::ColumnKind;
 use anchorwatch_dashboards::report::{DatasetVerdict, Outcome, Report, Role, Sides, Skipped};
 use anyhow::{Context, bail};
 use clap::ValueEnum;
@@ -91,8 +92,10 @@ impl Progress {
 pub(crate) struct ColumnPlan {
     name: String,
     role: Role,
-    /// Read as numbers (else as categories).
+    /// Read as numbers (else as categories, or as vectors when `embedding`).
     numeric: bool,
+    /// Lists of numbers: tested with an embedding drift method.
+    embedding: bool,
     /// Integer Arrow type in (reference, current).
     integer: (bool, bool),
 }
@@ -212,8 +215,11 @@ async fn build(
         // scoped threads borrow the Arrow data instead of copying it into 'static tasks.
         columns.extend(compute::all(chunk, &rt, &ct, settings, threads, progress, (columns.len(), plan.len()))?);
     }
+    // Evidently's dataset drift counts tabular and text columns; an embedding column gives
+    // its own verdict beside it.
     let computed: Vec<bool> = columns
         .iter()
+        .filter(|c| c.kind != ColumnKind::Embedding.name())
         .filter_map(|c| match c.outcome {
             Outcome::Computed { drifted, .. } => Some(drifted),
             Outcome::Failed { .. } => None,
@@ -267,7 +273,10 @@ fn plan(
             continue;
         };
         let (rc, cc) = (read::class_of(rf.data_type()), read::class_of(cf.data_type()));
+        let embedding =
+            matches!((rc, cc), (Class::Embedding, Class::Embedding | Class::Null) | (Class::Null, Class::Embedding));
         let numeric = match (rc, cc) {
+            _ if embedding => false,
             (Class::Unsupported, _) | (_, Class::Unsupported) => {
                 let ty = if rc == Class::Unsupported { rf.data_type() } else { cf.data_type() };
                 skipped.push(Skipped { name: name.clone(), reason: format!("unsupported type {ty}") });
@@ -291,7 +300,7 @@ fn plan(
         } else {
             Role::Feature
         };
-        plan.push(ColumnPlan { name: name.clone(), role, numeric, integer: (integer(rc), integer(cc)) });
+        plan.push(ColumnPlan { name: name.clone(), role, numeric, embedding, integer: (integer(rc), integer(cc)) });
     }
     for cf in cs.fields() {
         if settings.selects(cf.name()) && rs.field_with_name(cf.name()).is_err() {

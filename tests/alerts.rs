@@ -6,76 +6,19 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{Server, wait_until};
+use support::{Receiver, Server, wait_until};
 
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
 const ROWS: usize = 400;
 const SECRET: &str = "s3cret-for-the-hmac-test";
-
-/// One recorded HTTP request.
-#[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{} sent invalid JSON: {e}", self.path))
-    }
-}
-
-/// An HTTP server on loopback that records every request and answers 200.
-struct Receiver {
-    addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Receiver {
-    fn start() -> Self {
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let recorded = requests.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
-                    let recorded = recorded.clone();
-                    async move {
-                        let (parts, body) = request.into_parts();
-                        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
-                        let headers = parts
-                            .headers
-                            .iter()
-                            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-                            .collect();
-                        recorded.lock().unwrap().push(Received { path: parts.uri.path().to_string(), headers, body });
-                        "ok"
-                    }
-                });
-                axum::serve(listener, app).await.unwrap();
-            });
-        });
-        Self { addr: rx.recv().unwrap(), requests }
-    }
-
-    fn at(&self, path: &str) -> Vec<Received> {
-        self.requests.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
-    }
-}
 
 /// A real SMTP server (Python's aiosmtpd) writing each message into a Maildir.
 struct Smtp {

@@ -8,6 +8,7 @@
 //! Everything here is a pure function of borrowed slices: columns can be processed on any
 //! number of threads at once, and a column is copied only when NaN or ±inf must be dropped.
 
+pub mod embedding;
 mod stattest;
 pub mod text;
 
@@ -71,15 +72,19 @@ pub enum ColumnKind {
     /// Free text: the domain-classifier text-content drift ([`text`]). Never inferred, as in
     /// Evidently's column mapping: a column is text only when declared so.
     Text,
+    /// Fixed-length vectors: one of Evidently's embedding drift methods over the whole vector
+    /// ([`embedding`]). Declared by the schema or read from a list column, never inferred.
+    Embedding,
 }
 
 impl ColumnKind {
-    /// "num", "cat" or "text", Evidently's short names.
+    /// "num", "cat" or "text", Evidently's short names, and "embedding".
     pub fn name(self) -> &'static str {
         match self {
             ColumnKind::Numerical => "num",
             ColumnKind::Categorical => "cat",
             ColumnKind::Text => "text",
+            ColumnKind::Embedding => "embedding",
         }
     }
 }
@@ -404,6 +409,11 @@ fn column_drift_inner(
     let kind = options.kind.unwrap_or_else(|| infer_kind(reference, current));
     if kind == ColumnKind::Text {
         return text::text_drift(reference, current, options).map(|t| t.result);
+    }
+    if kind == ColumnKind::Embedding {
+        // Vectors are tested as a whole by [`embedding::embedding_drift`], never per value.
+        let test = options.stattest.map_or("a column test", StatTest::name);
+        return Err(Error::NotApplicable { test, kind: kind.name() });
     }
     let prepared = Prepared::new(reference, current)?;
     prepared_drift(&prepared, kind, sorted, options)

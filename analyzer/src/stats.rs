@@ -33,6 +33,7 @@ pub mod mt19937;
 pub mod psi;
 pub mod special;
 pub mod t_test;
+pub mod text_descriptors;
 pub mod tvd;
 pub mod wasserstein;
 pub mod z;

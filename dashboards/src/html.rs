@@ -6,7 +6,9 @@
 //! the URL fragment (`#sort=score` or `#sort=score-desc`), which makes a sorted view shareable.
 
 use crate::Result;
-use crate::report::{CategoricalSummary, ColumnReport, NumericalSummary, Outcome, Report, Summary, TextSummary};
+use crate::report::{
+    CategoricalSummary, ColumnReport, EmbeddingSummary, NumericalSummary, Outcome, Report, Summary, TextSummary,
+};
 use crate::svg;
 use std::fmt::Write as _;
 
@@ -205,6 +207,7 @@ fn column_section(out: &mut String, i: usize, c: &ColumnReport) {
         (Summary::Numerical(r), Summary::Numerical(cur)) => numerical(out, r, cur),
         (Summary::Categorical(r), Summary::Categorical(cur)) => categorical(out, r, cur),
         (Summary::Text(r), Summary::Text(cur)) => texts(out, r, cur),
+        (Summary::Embedding(r), Summary::Embedding(cur)) => embeddings(out, r, cur),
         // Only a config forcing a kind the data cannot have mixes shapes; show each side's counts.
         (r, cur) => {
             let _ = writeln!(
@@ -278,6 +281,29 @@ fn texts(out: &mut String, r: &TextSummary, c: &TextSummary) {
         }
         out.push_str("</p>\n");
     }
+}
+
+fn embeddings(out: &mut String, r: &EmbeddingSummary, c: &EmbeddingSummary) {
+    let (rn, cn) = (&r.norm, &c.norm);
+    let chart = svg::histogram(&rn.histogram.edges, &rn.histogram.counts, &cn.histogram.counts);
+    let _ = write!(
+        out,
+        "<div class=\"figure\"><p class=\"caption\">Vector norm</p>{chart}</div>\n<table class=\"summary\">\n<tr><th></th><th>reference</th><th>current</th></tr>\n"
+    );
+    for (label, a, b) in
+        [("count", r.count, c.count), ("missing", r.missing, c.missing), ("dimensions", r.dims, c.dims)]
+    {
+        let _ = writeln!(out, "<tr><th>{label}</th><td>{a}</td><td>{b}</td></tr>");
+    }
+    let floats = [
+        ("norm of the mean", r.mean_norm, c.mean_norm),
+        ("mean norm", rn.mean, cn.mean),
+        ("median norm", rn.p50, cn.p50),
+    ];
+    for (label, a, b) in floats {
+        let _ = writeln!(out, "<tr><th>{label}</th><td>{}</td><td>{}</td></tr>", opt(a), opt(b));
+    }
+    out.push_str("</table>\n");
 }
 
 fn categorical(out: &mut String, r: &CategoricalSummary, c: &CategoricalSummary) {

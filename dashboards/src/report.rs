@@ -62,7 +62,7 @@ pub struct ColumnReport {
     pub name: String,
     /// Feature, prediction or target.
     pub role: Role,
-    /// Evidently's short kind name: `num`, `cat` or `text`.
+    /// Evidently's short kind name: `num`, `cat` or `text`, or `embedding`.
     pub kind: String,
     /// The test's result, or why it could not run.
     #[serde(flatten)]
@@ -112,6 +112,8 @@ pub enum Summary {
     Categorical(CategoricalSummary),
     /// For `text` columns.
     Text(TextSummary),
+    /// For `embedding` columns.
+    Embedding(EmbeddingSummary),
 }
 
 impl Summary {
@@ -121,8 +123,25 @@ impl Summary {
             Summary::Numerical(s) => s.count,
             Summary::Categorical(s) => s.count,
             Summary::Text(s) => s.count,
+            Summary::Embedding(s) => s.count,
         }
     }
+}
+
+/// Embeddings: how many, their length, and the Euclidean norms of the vectors.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct EmbeddingSummary {
+    /// Rows with a complete vector (every value finite).
+    pub count: u64,
+    /// Null rows and rows holding a missing or infinite value (left out of the test).
+    pub missing: u64,
+    /// Values per vector.
+    pub dims: u64,
+    /// Euclidean norm of the mean vector (the centroid's distance from the origin).
+    pub mean_norm: Option<f64>,
+    /// Euclidean norm of each vector: moments, quantiles and a histogram over edges shared
+    /// with the other side (`count`/`missing` as above, `infinite` always 0).
+    pub norm: NumericalSummary,
 }
 
 /// Texts: their lengths, and the words the drift classifier found typical of this side.

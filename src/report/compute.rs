@@ -1,10 +1,11 @@
 //! Drift and summaries of every column, in parallel across columns.
 
 use super::config::Settings;
-use super::read::{Table, numbers, strings, view_categories};
+use super::read::{Table, numbers, strings, vectors, view_categories};
 use super::summary::{self, Counts, Sorted};
 use super::{ColumnPlan, Progress};
 use anchorwatch_analyzer::drift::{self, ColumnData, ColumnKind, Prepared, infer_kind, infer_kind_sorted};
+use anchorwatch_analyzer::stats;
 use anchorwatch_dashboards::report::{ColumnReport, Outcome, Summary};
 use anyhow::Context;
 use arrow::array::ArrayRef;
@@ -77,7 +78,28 @@ fn one(
     settings: &Settings,
 ) -> anyhow::Result<ColumnReport> {
     let name = column.name.as_str();
-    let (kind, outcome, reference, current) = if column.numeric {
+    let (kind, outcome, reference, current) = if column.embedding {
+        let (r, c) = (vectors(reference)?, vectors(current)?);
+        let result = if r.dims == c.dims || r.dims == 0 || c.dims == 0 {
+            drift::embedding::embedding_drift(&r.values, &c.values, r.dims.max(c.dims), &settings.embedding(name))
+        } else {
+            Err(drift::Error::Stats(stats::Error::Invalid(format!(
+                "the reference's embeddings have {} dimensions, the current's {}",
+                r.dims, c.dims
+            ))))
+        };
+        let outcome = match result {
+            Ok(e) => Outcome::Computed {
+                stattest: e.method.to_string(),
+                score: e.score,
+                threshold: e.threshold,
+                drifted: e.drifted,
+            },
+            Err(e) => Outcome::Failed { error: e.to_string() },
+        };
+        let (rs, cs) = summary::embeddings(&r, &c);
+        (ColumnKind::Embedding, outcome, Summary::Embedding(rs), Summary::Embedding(cs))
+    } else if column.numeric {
         let (r, r_null) = numbers(reference)?;
         let (c, c_null) = numbers(current)?;
         // pandas holds an integer column with missing values as floats, and Evidently decides
@@ -100,7 +122,7 @@ fn one(
                 )
             }
             // Numbers declared as text: the outcome says why no test ran; show their counts.
-            ColumnKind::Categorical | ColumnKind::Text => {
+            ColumnKind::Categorical | ColumnKind::Text | ColumnKind::Embedding => {
                 let (rs, cs) = Counts::numbers(&r, &c).summaries();
                 (Summary::Categorical(rs), Summary::Categorical(cs))
             }

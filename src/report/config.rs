@@ -1,6 +1,7 @@
 //! The optional `--config` TOML of `anchorwatch report` (documented in docs/report.md).
 
 use anchorwatch_analyzer::drift::{ColumnKind, ColumnOptions, StatTest};
+use anchorwatch_analyzer::stats::embedding_drift::Spec;
 use anyhow::{Context, bail};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -72,6 +73,10 @@ pub struct ColumnConfig {
     pub stattest: Option<String>,
     /// The threshold, e.g. `0.1`.
     pub threshold: Option<f64>,
+    /// For an embedding column (a list of numbers per row): the method and its options, e.g.
+    /// `embedding = { method = "distance", dist = "cosine" }` (default: Evidently's domain
+    /// classifier; docs/drift.md lists the methods and options).
+    pub embedding: Option<Spec>,
 }
 
 fn default_share() -> f64 {
@@ -166,6 +171,9 @@ impl Settings {
             };
             let test = parse_test(&format!("{field}.stattest"), &c.stattest)?;
             check_threshold(&format!("{field}.threshold"), c.threshold)?;
+            if let Some(spec) = &c.embedding {
+                spec.validate(&format!("{field}.embedding")).map_err(anyhow::Error::msg)?;
+            }
             columns.insert(name.clone(), ColumnOptions { kind, stattest: test, threshold: c.threshold });
         }
         Ok(Settings { config, stattest, num_stattest, cat_stattest, text_stattest, columns })
@@ -199,12 +207,22 @@ impl Settings {
             ColumnKind::Numerical => (self.num_stattest, c.num_threshold),
             ColumnKind::Categorical => (self.cat_stattest, c.cat_threshold),
             ColumnKind::Text => (self.text_stattest, c.text_threshold),
+            ColumnKind::Embedding => (None, None),
         };
         ColumnOptions {
             kind: Some(kind),
             stattest: own.stattest.or(kind_test).or(self.stattest),
             threshold: own.threshold.or(kind_threshold).or(c.threshold),
         }
+    }
+
+    /// The embedding method of a column: its `embedding` table, with the column's own
+    /// `threshold` when the table gives none.
+    pub fn embedding(&self, name: &str) -> Spec {
+        let column = self.config.columns.get(name);
+        let mut spec = column.and_then(|c| c.embedding.clone()).unwrap_or_default();
+        spec.threshold = spec.threshold.or(column.and_then(|c| c.threshold));
+        spec
     }
 
     /// The forced kind of a column, if the config sets one.

@@ -1,6 +1,7 @@
 //! Reading the two datasets through DataFusion, and viewing Arrow columns as the analyzer's
 //! [`ColumnData`] without copying strings.
 
+use anchorwatch_analyzer::drift::embedding::Vectors;
 use anchorwatch_analyzer::drift::{self, Prepared};
 use anchorwatch_analyzer::hash::FastMap;
 use anyhow::{Context, bail};
@@ -118,6 +119,8 @@ pub enum Class {
     Categorical,
     /// Arrow's Null type (a CSV column with no value at all): takes the other side's class.
     Null,
+    /// Lists of numbers, one vector per row: an embedding column.
+    Embedding,
     /// Anything else (dates, binary, lists...): the column is skipped.
     Unsupported,
 }
@@ -142,6 +145,7 @@ pub fn class_of(dt: &DataType) -> Class {
         | DataType::Decimal256(..) => Class::Numeric { integer: false },
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Boolean => Class::Categorical,
         DataType::Null => Class::Null,
+        dt if drift::embedding::is_vector_type(dt) => Class::Embedding,
         DataType::Dictionary(_, value) => match class_of(value) {
             Class::Categorical => Class::Categorical,
             Class::Numeric { integer } => Class::Numeric { integer },
@@ -177,6 +181,15 @@ pub fn numbers(chunks: &[ArrayRef]) -> anyhow::Result<(Vec<f64>, bool)> {
         }
     }
     Ok((out, any_null))
+}
+
+/// The column's vectors, row after row (a null row as NaNs).
+pub fn vectors(chunks: &[ArrayRef]) -> anyhow::Result<Vectors> {
+    let mut out = Vectors::default();
+    for chunk in chunks {
+        out.append(chunk.as_ref())?;
+    }
+    Ok(out)
 }
 
 /// The column's values as borrowed strings (`None` for null); booleans read "true"/"false".

@@ -1,9 +1,12 @@
 //! Per-side summaries shown beside each verdict: what the report embeds instead of raw rows.
 
 use anchorwatch_analyzer::drift::Prepared;
+use anchorwatch_analyzer::drift::embedding::Vectors;
 use anchorwatch_analyzer::hash::FastMap;
 use anchorwatch_analyzer::stats::{self, binning};
-use anchorwatch_dashboards::report::{CategoricalSummary, CategoryCount, Histogram, NumericalSummary, TextSummary};
+use anchorwatch_dashboards::report::{
+    CategoricalSummary, CategoryCount, EmbeddingSummary, Histogram, NumericalSummary, TextSummary,
+};
 use std::collections::HashSet;
 
 /// Categories listed by name; the rest are counted as "other" (and new ones beyond this many
@@ -122,6 +125,38 @@ pub fn texts(
         TextSummary { count: length.count, missing: length.missing, unique, mean_words, length, typical_words }
     };
     (summary(&rl, rw, ru, words_reference), summary(&cl, cw, cu, words_current))
+}
+
+/// Summaries of two embedding sides: counts, length, the norm of the mean vector and the norms
+/// of the vectors (Sturges bins shared by both sides). A row with a missing or infinite value
+/// counts as missing, as the test leaves it out.
+pub fn embeddings(reference: &Vectors, current: &Vectors) -> (EmbeddingSummary, EmbeddingSummary) {
+    let norms = |side: &Vectors| -> (Sorted, Option<f64>) {
+        let dims = side.dims.max(1);
+        let mut sum = vec![0.0; side.dims];
+        let mut complete = 0usize;
+        let norms: Vec<f64> = (0..side.rows)
+            .map(|i| {
+                let row = side.values.get(i * dims..(i + 1) * dims).unwrap_or(&[]);
+                if row.is_empty() || row.iter().any(|v| !v.is_finite()) {
+                    return f64::NAN;
+                }
+                complete += 1;
+                sum.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+                row.iter().map(|v| v * v).sum::<f64>().sqrt()
+            })
+            .collect();
+        let mean_norm = (complete > 0).then(|| sum.iter().map(|s| (s / complete as f64).powi(2)).sum::<f64>().sqrt());
+        (Sorted::new(&norms), mean_norm)
+    };
+    let (rn, rm) = norms(reference);
+    let (cn, cm) = norms(current);
+    let edges = shared_edges(&rn, &cn, false);
+    let summary = |sorted: &Sorted, dims: usize, mean_norm| {
+        let norm = numerical(sorted, &edges);
+        EmbeddingSummary { count: norm.count, missing: norm.missing, dims: dims as u64, mean_norm, norm }
+    };
+    (summary(&rn, reference.dims, rm), summary(&cn, current.dims, cm))
 }
 
 /// Category counts of both sides: `(category, reference count, current count)`.

@@ -368,3 +368,58 @@ impl Drop for RemoteProxy {
         let _ = self.child.wait();
     }
 }
+
+/// One recorded HTTP request.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("{} sent invalid JSON: {e}", self.path))
+    }
+}
+
+/// An HTTP server on loopback that records every request and answers 200.
+pub struct Receiver {
+    pub addr: std::net::SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    pub fn start() -> Self {
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let recorded = requests.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                tx.send(listener.local_addr().unwrap()).unwrap();
+                let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+                    let recorded = recorded.clone();
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap().to_vec();
+                        let headers = parts
+                            .headers
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                            .collect();
+                        recorded.lock().unwrap().push(Received { path: parts.uri.path().to_string(), headers, body });
+                        "ok"
+                    }
+                });
+                axum::serve(listener, app).await.unwrap();
+            });
+        });
+        Self { addr: rx.recv().unwrap(), requests }
+    }
+
+    pub fn at(&self, path: &str) -> Vec<Received> {
+        self.requests.lock().unwrap().iter().filter(|r| r.path == path).cloned().collect()
+    }
+}

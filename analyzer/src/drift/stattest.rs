@@ -151,7 +151,9 @@ impl StatTest {
     pub fn applies_to(self, kind: ColumnKind) -> bool {
         match self {
             StatTest::AbsTextContentDrift | StatTest::PercTextContentDrift => kind == ColumnKind::Text,
-            StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => kind != ColumnKind::Text,
+            StatTest::Psi | StatTest::JensenShannon | StatTest::KlDiv | StatTest::Hellinger => {
+                matches!(kind, ColumnKind::Numerical | ColumnKind::Categorical)
+            }
             StatTest::ChiSquare | StatTest::Z | StatTest::GTest | StatTest::FisherExact | StatTest::Tvd => {
                 kind == ColumnKind::Categorical
             }

@@ -8,6 +8,7 @@ use anchorwatch_collector::config::units;
 use serde::{Deserialize, Serialize};
 
 use crate::drift::StatTest;
+use crate::stats::embedding_drift::Spec;
 
 /// Analysis settings of one model. Every field has a default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -124,6 +125,10 @@ pub struct ColumnOverride {
     pub stattest: Option<String>,
     /// The threshold; its meaning follows the test (a p-value or a distance).
     pub threshold: Option<f64>,
+    /// For an `embedding` feature: the method and its options, e.g.
+    /// `embedding = { method = "distance", dist = "cosine" }` (default: Evidently's domain
+    /// classifier, docs/drift.md).
+    pub embedding: Option<Spec>,
 }
 
 impl Default for AnalysisConfig {
@@ -216,6 +221,9 @@ impl AnalysisConfig {
                         names.join(", ")
                     ));
                 }
+            }
+            if let Some(spec) = &o.embedding {
+                spec.validate(&format!("{at}.columns.{name}.embedding"))?;
             }
         }
         Ok(())

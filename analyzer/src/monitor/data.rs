@@ -9,6 +9,7 @@ use arrow::record_batch::RecordBatch;
 
 use super::Result;
 use crate::drift::ColumnData;
+use crate::drift::embedding::{Vectors, is_vector_type};
 
 /// One column's values.
 #[derive(Debug, Clone)]
@@ -17,10 +18,13 @@ pub enum Column {
     Numbers(Vec<f64>),
     /// Categories as text (booleans as `true`/`false`); a missing value is null.
     Strings(StringArray),
+    /// Embeddings, from a list column whatever `numeric` said; a missing row holds NaNs.
+    Vectors(Vectors),
 }
 
 impl Column {
-    /// Joins the pieces of one column, as numbers when `numeric`, else as text.
+    /// Joins the pieces of one column: as vectors when they are lists, else as numbers when
+    /// `numeric`, else as text.
     pub fn from_arrays(arrays: &[&dyn Array], numeric: bool) -> Result<Self> {
         let mut column = ColumnBuilder::new(numeric);
         for a in arrays {
@@ -34,6 +38,7 @@ impl Column {
         match self {
             Column::Numbers(v) => v.len(),
             Column::Strings(a) => a.len(),
+            Column::Vectors(v) => v.rows,
         }
     }
 
@@ -47,10 +52,12 @@ impl Column {
         match self {
             Column::Numbers(v) => v.iter().filter(|x| !x.is_finite()).count(),
             Column::Strings(a) => a.null_count(),
+            Column::Vectors(v) => v.missing(),
         }
     }
 
-    /// Calls `f` with the column as the drift tests take it, borrowing the values.
+    /// Calls `f` with the column as the drift tests take it, borrowing the values (vectors
+    /// have no such form: they are tested whole, and read as no values here).
     pub fn with_data<R>(&self, f: impl FnOnce(&ColumnData<'_>) -> R) -> R {
         match self {
             Column::Numbers(values) => f(&ColumnData::Numerical { values, integer: false }),
@@ -58,6 +65,16 @@ impl Column {
                 let refs: Vec<Option<&str>> = array.iter().collect();
                 f(&ColumnData::Categorical(&refs))
             }
+            Column::Vectors(_) => f(&ColumnData::Numerical { values: &[], integer: false }),
+        }
+    }
+
+    /// The rows `rows`, in that order.
+    pub fn select(&self, rows: &[usize]) -> Column {
+        match self {
+            Column::Numbers(v) => Column::Numbers(rows.iter().map(|&i| v[i]).collect()),
+            Column::Strings(a) => Column::Strings(rows.iter().map(|&i| a.is_valid(i).then(|| a.value(i))).collect()),
+            Column::Vectors(v) => Column::Vectors(v.select(rows.iter().copied())),
         }
     }
 }
@@ -67,6 +84,7 @@ impl Column {
 enum ColumnBuilder {
     Numbers(Vec<f64>),
     Strings(Vec<ArrayRef>),
+    Vectors(Vectors),
 }
 
 impl ColumnBuilder {
@@ -75,6 +93,14 @@ impl ColumnBuilder {
     }
 
     fn push(&mut self, piece: &dyn Array) -> Result<()> {
+        let empty = match self {
+            ColumnBuilder::Numbers(v) => v.is_empty(),
+            ColumnBuilder::Strings(p) => p.is_empty(),
+            ColumnBuilder::Vectors(_) => false,
+        };
+        if empty && is_vector_type(piece.data_type()) {
+            *self = ColumnBuilder::Vectors(Vectors::default());
+        }
         match self {
             ColumnBuilder::Numbers(values) => {
                 // Timestamps become µs since the epoch (Arrow casts them to integers, not floats).
@@ -99,6 +125,7 @@ impl ColumnBuilder {
                 }
             }
             ColumnBuilder::Strings(pieces) => pieces.push(cast(piece, &DataType::Utf8)?),
+            ColumnBuilder::Vectors(vectors) => vectors.append(piece)?,
         }
         Ok(())
     }
@@ -114,6 +141,7 @@ impl ColumnBuilder {
                 };
                 Column::Strings(joined.as_string::<i32>().clone())
             }
+            ColumnBuilder::Vectors(vectors) => Column::Vectors(vectors),
         })
     }
 }
@@ -186,6 +214,7 @@ impl Frame {
                 let part = match c {
                     Column::Numbers(v) => Column::Numbers(v[offset..offset + len].to_vec()),
                     Column::Strings(a) => Column::Strings(a.slice(offset, len)),
+                    Column::Vectors(v) => Column::Vectors(v.select(offset..offset + len)),
                 };
                 (name.clone(), part)
             })

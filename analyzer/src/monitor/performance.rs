@@ -16,14 +16,14 @@ use crate::performance::{self as perf, Average, BinaryCbpe, StdMultipliers, Thre
 fn numbers<'a>(frame: &'a Frame, name: &str) -> Option<&'a [f64]> {
     match frame.get(name)? {
         Column::Numbers(v) => Some(v),
-        Column::Strings(_) => None,
+        Column::Strings(_) | Column::Vectors(_) => None,
     }
 }
 
 fn strings<'a>(frame: &'a Frame, name: &str) -> Option<Vec<Option<&'a str>>> {
     match frame.get(name)? {
         Column::Strings(a) => Some(a.iter().collect()),
-        Column::Numbers(_) => None,
+        Column::Numbers(_) | Column::Vectors(_) => None,
     }
 }
 

@@ -192,6 +192,8 @@ impl Basis {
                             counts: Some(counts),
                         }
                     }
+                    // Embeddings are tested on their rows, never from a profile.
+                    Column::Vectors(_) => return None,
                 })
             })
             .collect();
@@ -334,6 +336,8 @@ impl BasisColumn {
                 }
                 out
             }
+            // Not profiled (see `Basis::new`): the column is read raw.
+            Column::Vectors(_) => Vec::new(),
             Column::Strings(array) => {
                 // (rows, missing, counts) of each segment.
                 type Counted = (u64, u64, Option<BTreeMap<String, u64>>);
@@ -726,7 +730,7 @@ mod tests {
     use std::sync::Arc;
 
     use anchorwatch_collector::schema::{FeatureConfig, FeatureKind, ModelSchema, ValueKind};
-    use arrow::array::{Array, ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 
     use super::*;
     use crate::monitor::reference::{self, Profile};
@@ -902,19 +906,7 @@ mod tests {
                 };
                 let window = Frame {
                     rows: keep.len(),
-                    columns: rows
-                        .columns
-                        .iter()
-                        .map(|(name, c)| {
-                            let c = match c {
-                                Column::Numbers(v) => Column::Numbers(keep.iter().map(|&i| v[i]).collect()),
-                                Column::Strings(a) => {
-                                    Column::Strings(keep.iter().map(|&i| a.is_valid(i).then(|| a.value(i))).collect())
-                                }
-                            };
-                            (name.clone(), c)
-                        })
-                        .collect(),
+                    columns: rows.columns.iter().map(|(name, c)| (name.clone(), c.select(&keep))).collect(),
                 };
                 assert_eq!(merged.rows as usize, window.rows);
                 let exact = window::analyse(&window, &reference, &schema, &config);

@@ -39,15 +39,11 @@ pub struct Profile {
     pub performance: std::collections::BTreeMap<String, f64>,
 }
 
-/// The columns the analysis reads: every feature except embeddings, the prediction, the label
-/// and the scores, with whether each is numeric.
+/// The columns the analysis reads: every feature, the prediction, the label and the scores,
+/// with whether each is numeric (embeddings are read as vectors either way).
 pub fn analysed_columns(schema: &ModelSchema) -> Vec<(String, bool)> {
-    let mut out: Vec<(String, bool)> = schema
-        .features
-        .iter()
-        .filter(|f| f.kind != FeatureKind::Embedding)
-        .map(|f| (f.name.clone(), f.kind == FeatureKind::Numerical))
-        .collect();
+    let mut out: Vec<(String, bool)> =
+        schema.features.iter().map(|f| (f.name.clone(), f.kind == FeatureKind::Numerical)).collect();
     out.push(("prediction".into(), schema.prediction == ValueKind::Numerical));
     out.push(("label".into(), schema.label == ValueKind::Numerical));
     out.extend(schema.scores.iter().map(|c| (ModelSchema::score_column(c), true)));
@@ -154,6 +150,7 @@ impl Reference {
                 Column::Strings(a) => {
                     categories.insert(name.clone(), a.iter().flatten().map(str::to_string).collect());
                 }
+                Column::Vectors(_) => {}
             }
         }
         Ok(Self { profile, frame, ranges, categories, baseline: std::sync::OnceLock::new() })

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anchorwatch_collector::compact;
 use anchorwatch_collector::decode::EVENT_TIMES_US;
-use anchorwatch_collector::schema::ModelSchema;
+use anchorwatch_collector::schema::{FeatureKind, ModelSchema};
 use anchorwatch_collector::store::Store;
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Int64Type};
@@ -522,8 +522,14 @@ impl ModelMonitor {
         match &*basis {
             Some(b) if b.version == reference.profile.version && b.window_us == window_us => b.clone(),
             _ => {
+                // Text and embedding tests need the rows: only those columns are read raw.
+                let raw: BTreeSet<&str> = (self.schema.features.iter())
+                    .filter(|f| matches!(f.kind, FeatureKind::Text | FeatureKind::Embedding))
+                    .map(|f| f.name.as_str())
+                    .collect();
                 let mut columns = reference::analysed_columns(&self.schema);
-                columns.retain(|(name, _)| name != "label" && !name.starts_with("score_"));
+                columns
+                    .retain(|(name, _)| name != "label" && !name.starts_with("score_") && !raw.contains(name.as_str()));
                 let b = Arc::new(Basis::new(reference, window_us, &columns));
                 *basis = Some(b.clone());
                 b
@@ -992,7 +998,14 @@ impl ModelMonitor {
             .collect();
         m.drift_score.reset();
         m.drifted.reset();
-        for d in r.drift.iter().filter(|d| exported.contains(d.column.as_str()) && d.error.is_none()) {
+        // A descriptor row (`review.text_length`) goes with its text feature.
+        fn feature_of(d: &window::DriftRow) -> &str {
+            match d.role {
+                window::Role::Descriptor => d.column.rsplit_once('.').map_or(d.column.as_str(), |(feature, _)| feature),
+                _ => d.column.as_str(),
+            }
+        }
+        for d in r.drift.iter().filter(|d| exported.contains(feature_of(d)) && d.error.is_none()) {
             let labels = [name, d.column.as_str(), d.stattest.as_str()];
             m.drift_score.with_label_values(&labels).set(d.score);
             m.drifted.with_label_values(&labels).set(if d.drifted { 1.0 } else { 0.0 });

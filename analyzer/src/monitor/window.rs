@@ -7,8 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::config::AnalysisConfig;
 use super::data::{Column, Frame};
 use super::reference::Reference;
-use crate::drift::{self, ColumnKind, ColumnOptions, StatTest};
+use crate::drift::{self, ColumnData, ColumnKind, ColumnOptions, StatTest};
 use crate::hash::FastMap;
+use crate::stats::embedding_drift::Spec;
+use crate::stats::text_descriptors::Descriptor;
 
 /// What a drifted column is to the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +22,10 @@ pub enum Role {
     Prediction,
     /// The true label (target drift), on the labeled rows of the window.
     Target,
+    /// A text descriptor of a text feature (`review.text_length`), tested as a numerical
+    /// column. Not counted in the dataset's drift share, as Evidently's descriptor drift is
+    /// apart from its dataset drift.
+    Descriptor,
 }
 
 impl Role {
@@ -29,6 +35,7 @@ impl Role {
             Role::Feature => "feature",
             Role::Prediction => "prediction",
             Role::Target => "target",
+            Role::Descriptor => "descriptor",
         }
     }
 }
@@ -40,9 +47,10 @@ pub struct DriftRow {
     pub column: String,
     /// Its role.
     pub role: Role,
-    /// `num` or `cat`.
+    /// `num`, `cat`, `text` or `embedding`.
     pub kind: String,
-    /// Evidently's name of the test.
+    /// Evidently's name of the test (for embeddings, of the method: `model`, `distance`,
+    /// `ratio` or `mmd`).
     pub stattest: String,
     /// The test's score (p-value or distance); NaN when it could not be computed.
     pub score: f64,
@@ -115,9 +123,13 @@ pub(crate) fn tested_columns(schema: &ModelSchema) -> Vec<(String, Role, ColumnK
     let mut out: Vec<(String, Role, ColumnKind)> = schema
         .features
         .iter()
-        .filter(|f| f.kind != FeatureKind::Embedding)
         .map(|f| {
-            let kind = if f.kind == FeatureKind::Numerical { ColumnKind::Numerical } else { ColumnKind::Categorical };
+            let kind = match f.kind {
+                FeatureKind::Numerical => ColumnKind::Numerical,
+                FeatureKind::Categorical | FeatureKind::Boolean => ColumnKind::Categorical,
+                FeatureKind::Text => ColumnKind::Text,
+                FeatureKind::Embedding => ColumnKind::Embedding,
+            };
             (f.name.clone(), Role::Feature, kind)
         })
         .collect();
@@ -168,6 +180,8 @@ pub(crate) fn drift_row(
     }
 }
 
+/// A column's drift rows: one, or for a text feature its content drift and then one per
+/// [descriptor](Descriptor).
 fn drift_one(
     name: &str,
     role: Role,
@@ -175,10 +189,76 @@ fn drift_one(
     current: &Column,
     reference: &Column,
     config: &AnalysisConfig,
-) -> DriftRow {
+) -> Vec<DriftRow> {
     let options = column_options(name, kind, config);
-    let result = reference.with_data(|r| current.with_data(|c| drift::column_drift(r, c, &options)));
-    drift_row(name, role, kind, &options, result)
+    match (kind, reference, current) {
+        (ColumnKind::Embedding, Column::Vectors(r), Column::Vectors(c)) => {
+            let spec = config.columns.get(name).and_then(|o| o.embedding.clone()).unwrap_or_default();
+            let result = if r.dims == c.dims || r.dims == 0 || c.dims == 0 {
+                drift::embedding::embedding_drift(&r.values, &c.values, r.dims.max(c.dims), &spec)
+            } else {
+                Err(drift::Error::Stats(crate::stats::Error::Invalid(format!(
+                    "the reference's embeddings have {} dimensions, the window's {}",
+                    r.dims, c.dims
+                ))))
+            };
+            vec![embedding_row(name, role, &spec, result)]
+        }
+        (ColumnKind::Text, Column::Strings(r), Column::Strings(c)) => {
+            let (r, c): (Vec<Option<&str>>, Vec<Option<&str>>) = (r.iter().collect(), c.iter().collect());
+            let (rd, cd) = (ColumnData::Categorical(&r), ColumnData::Categorical(&c));
+            let content = drift::text::text_drift(&rd, &cd, &options).map(|t| t.result);
+            let mut rows = vec![drift_row(name, role, kind, &options, content)];
+            for descriptor in Descriptor::ALL {
+                let column = format!("{name}.{}", descriptor.name());
+                let (rv, cv) = (descriptor.column(&r), descriptor.column(&c));
+                let options = column_options(&column, ColumnKind::Numerical, config);
+                let result = drift::column_drift(
+                    &ColumnData::Numerical { values: &rv, integer: descriptor.integer() },
+                    &ColumnData::Numerical { values: &cv, integer: descriptor.integer() },
+                    &options,
+                );
+                rows.push(drift_row(&column, Role::Descriptor, ColumnKind::Numerical, &options, result));
+            }
+            rows
+        }
+        _ => {
+            let result = reference.with_data(|r| current.with_data(|c| drift::column_drift(r, c, &options)));
+            vec![drift_row(name, role, kind, &options, result)]
+        }
+    }
+}
+
+/// An embedding column's drift row from its method's outcome.
+fn embedding_row(
+    name: &str,
+    role: Role,
+    spec: &Spec,
+    result: drift::Result<drift::embedding::EmbeddingDrift>,
+) -> DriftRow {
+    let kind = ColumnKind::Embedding.name().into();
+    match result {
+        Ok(r) => DriftRow {
+            column: name.into(),
+            role,
+            kind,
+            stattest: r.method.into(),
+            score: r.score,
+            threshold: r.threshold,
+            drifted: r.drifted,
+            error: None,
+        },
+        Err(e) => DriftRow {
+            column: name.into(),
+            role,
+            kind,
+            stattest: spec.method.clone().unwrap_or_else(|| "model".into()),
+            score: f64::NAN,
+            threshold: spec.threshold.unwrap_or(f64::NAN),
+            drifted: false,
+            error: Some(e.to_string()),
+        },
+    }
 }
 
 /// Labeled rows only: the target drift compares the labels that arrived with the reference's.
@@ -186,6 +266,7 @@ fn labeled(column: &Column) -> Column {
     match column {
         Column::Numbers(v) => Column::Numbers(v.iter().copied().filter(|x| x.is_finite()).collect()),
         Column::Strings(a) => Column::Strings(a.iter().flatten().map(Some).collect()),
+        Column::Vectors(v) => Column::Vectors(v.clone()),
     }
 }
 
@@ -243,6 +324,7 @@ fn quality_of(name: &str, column: &Column, reference: &Reference) -> Vec<Quality
                 out.push(row("new_category_share", new_rows as f64 / rows));
             }
         }
+        Column::Vectors(_) => {}
     }
     out
 }
@@ -298,18 +380,19 @@ pub fn analyse_with(
         schema
             .features
             .iter()
-            .filter(|f| f.kind != FeatureKind::Embedding && !done.quality.contains_key(&f.name))
+            .filter(|f| !done.quality.contains_key(&f.name))
             .filter_map(|f| Some(Task::Quality(f.name.as_str(), current.get(&f.name)?))),
     );
     // The slowest tasks (numerical drift: sorting) start first; results keep the tasks' order.
     let mut order: Vec<usize> = (0..tasks.len()).collect();
     order.sort_by_key(|&i| match &tasks[i] {
-        Task::Drift(_, _, ColumnKind::Numerical, ..) => 0,
-        Task::Drift(..) => 1,
-        Task::Quality(..) => 2,
+        Task::Drift(_, _, ColumnKind::Embedding | ColumnKind::Text, ..) => 0,
+        Task::Drift(_, _, ColumnKind::Numerical, ..) => 1,
+        Task::Drift(..) => 2,
+        Task::Quality(..) => 3,
     });
     let outputs = parallel_map(&order, |&i| match &tasks[i] {
-        Task::Drift(n, role, kind, cur, r) => (i, vec![drift_one(n, *role, *kind, cur, r, config)], Vec::new()),
+        Task::Drift(n, role, kind, cur, r) => (i, drift_one(n, *role, *kind, cur, r, config), Vec::new()),
         Task::Quality(n, column) => (i, Vec::new(), quality_of(n, column, reference)),
     });
     let mut outputs: Vec<_> = outputs.into_iter().collect();
@@ -332,6 +415,10 @@ pub fn analyse_with(
             drift.push(row.clone());
         } else if computed_drift.peek().is_some_and(|r| r.column == *name && r.role == *role) {
             drift.extend(computed_drift.next());
+            // A text feature's descriptor rows follow it.
+            while let Some(d) = computed_drift.next_if(|r| r.role == Role::Descriptor) {
+                drift.push(d);
+            }
         }
     }
     let quality: Vec<QualityRow> = schema

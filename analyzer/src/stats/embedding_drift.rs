@@ -30,6 +30,7 @@ pub mod mmd;
 pub mod model;
 pub mod pca;
 pub mod ratio;
+pub mod spec;
 
 use super::{Error, Result};
 
@@ -37,6 +38,7 @@ pub use distance::{Distance, DistanceOptions, distance};
 pub use mmd::{MmdOptions, mmd};
 pub use model::{ModelOptions, model};
 pub use ratio::{RatioOptions, ratio, ratio_with};
+pub use spec::Spec;
 
 /// Bootstrap rounds of the `distance` and `mmd` methods (Evidently's `N_BOOTSTRAP`) and of the
 /// random classifiers of `model`.
