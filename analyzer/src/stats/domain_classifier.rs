@@ -499,8 +499,9 @@ impl Tfidf {
     }
 }
 
-/// scikit-learn's `our_rand_r` (xorshift, reduced to 31 bits).
-fn our_rand_r(seed: &mut u32) -> u32 {
+/// scikit-learn's `our_rand_r` (xorshift, reduced to 31 bits), which drives the per-epoch
+/// Fisher-Yates shuffle of the training rows of its SGD classifiers.
+pub(crate) fn our_rand_r(seed: &mut u32) -> u32 {
     if *seed == 0 {
         *seed = 1;
     }

@@ -15,7 +15,7 @@
 //! are within an ulp of each other.
 
 use super::{EmbeddingDrift, Embeddings, N_BOOTSTRAP, check_pair, dot, np_percentile, with_pca};
-use crate::stats::domain_classifier::roc_auc;
+use crate::stats::domain_classifier::{our_rand_r, roc_auc};
 use crate::stats::mt19937::Mt19937;
 use crate::stats::{Error, Result};
 
@@ -230,18 +230,6 @@ pub fn sgd_log_loss(rows: &[&[f64]], labels: &[bool]) -> Result<Fit> {
     Ok(Fit { weights: w, intercept, epochs })
 }
 
-/// scikit-learn's `our_rand_r` (xorshift, reduced to 31 bits), which drives the per-epoch
-/// Fisher-Yates shuffle of the training rows.
-fn our_rand_r(seed: &mut u32) -> u32 {
-    if *seed == 0 {
-        *seed = 1;
-    }
-    *seed ^= *seed << 13;
-    *seed ^= *seed >> 17;
-    *seed ^= *seed << 5;
-    *seed % 0x8000_0000
-}
-
 /// `CyHalfBinomialLoss.cy_loss`: log(1 + eᵖ) − y·p, with scikit-learn's branches.
 fn loss(y: f64, p: f64) -> f64 {
     let log1pexp = if p <= -37.0 {
@@ -276,12 +264,6 @@ fn expit(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn our_rand_r_reference_value() {
-        let mut s = 1u32;
-        assert_eq!(our_rand_r(&mut s), 270_369);
-    }
 
     #[test]
     fn loss_and_gradient_agree() {
