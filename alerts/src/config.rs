@@ -79,6 +79,11 @@ pub enum Watch {
     FeatureDriftScore,
     /// 1 when a feature drifted, else 0; per `feature`.
     FeatureDrifted,
+    /// A multivariate drift value of the features together; per `method`
+    /// (`data_reconstruction`).
+    MultivariateDrift,
+    /// 1 when the multivariate value is outside the reference's band, else 0; per `method`.
+    MultivariateDrifted,
     /// A performance metric; per `metric` and `kind` (realized, estimated).
     ModelPerformance,
     /// 1 while a metric is outside its threshold; per `metric` and `kind`.
@@ -102,6 +107,8 @@ impl Watch {
             Watch::DatasetDriftShare => "dataset_drift_share",
             Watch::FeatureDriftScore => "feature_drift_score",
             Watch::FeatureDrifted => "feature_drifted",
+            Watch::MultivariateDrift => "multivariate_drift",
+            Watch::MultivariateDrifted => "multivariate_drifted",
             Watch::ModelPerformance => "model_performance",
             Watch::PerformanceThresholdBreached => "performance_threshold_breached",
             Watch::PerformanceDecayRatio => "performance_decay_ratio",

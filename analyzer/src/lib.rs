@@ -8,6 +8,7 @@
 pub mod drift;
 pub mod hash;
 pub mod monitor;
+pub mod multivariate;
 pub mod performance;
 pub mod sql;
 pub mod stats;

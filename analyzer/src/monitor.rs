@@ -3,7 +3,7 @@
 //! Per model, on a schedule ([`config::AnalysisConfig::interval`]): list the store's Parquet
 //! files, find the tumbling event-time windows whose files changed since the last run (late rows
 //! land in the window they belong to), recompute those windows — drift per feature, prediction
-//! drift, target drift, data quality, realized and estimated performance — persist them as the
+//! drift, target drift, multivariate drift, data quality, realized and estimated performance — persist them as the
 //! `drift`, `performance` and `quality` tables under `<root>/<model>/results/`, and export the
 //! latest window as Prometheus gauges. The state of what was analysed is stored beside the
 //! results, so a restart resumes without recomputing old windows.
@@ -12,6 +12,7 @@ pub mod config;
 pub mod data;
 mod labels;
 pub mod metrics;
+pub mod multivariate;
 pub mod performance;
 pub mod profile;
 pub mod reference;

@@ -67,6 +67,10 @@ pub struct AnalysisConfig {
     /// verdict that bound leaves open is read raw, so verdicts are always the exact ones.
     /// Row-count and rolling windows always read rows. Default `false`.
     pub profiles: bool,
+    /// Multivariate drift of the tabular features together (NannyML's data reconstruction
+    /// error, docs/drift.md), for models with at least two numerical, categorical or boolean
+    /// features. With `profiles`, it reads those features' rows of each window. Default `true`.
+    pub multivariate: bool,
     /// Per-column overrides: `columns.age = { stattest = "psi", threshold = 0.2 }`.
     pub columns: BTreeMap<String, ColumnOverride>,
     /// Per-metric performance thresholds, constant or calibrated on the reference:
@@ -149,6 +153,7 @@ impl Default for AnalysisConfig {
             max_exported_features: 100,
             positive_class: None,
             profiles: false,
+            multivariate: true,
             columns: BTreeMap::new(),
             thresholds: BTreeMap::new(),
         }

@@ -11,6 +11,11 @@ pub struct Metrics {
     pub drift_score: GaugeVec,
     /// `anchorwatch_feature_drifted{model,feature,stattest}`: 1 when the column drifted.
     pub drifted: GaugeVec,
+    /// `anchorwatch_multivariate_drift{model,method}`: a multivariate method's value (for
+    /// `data_reconstruction`, the mean reconstruction error).
+    pub multivariate: GaugeVec,
+    /// `anchorwatch_multivariate_drifted{model,method}`: 1 when it is outside the reference's band.
+    pub multivariate_drifted: GaugeVec,
     /// `anchorwatch_dataset_drift_share{model}`: share of drifted features.
     pub drift_share: GaugeVec,
     /// `anchorwatch_model_performance{model,metric,kind}`: kind is `realized` or `estimated`.
@@ -50,6 +55,16 @@ impl Metrics {
                 "anchorwatch_feature_drifted",
                 "1 when the column drifted in the latest window.",
                 &["model", "feature", "stattest"],
+            )?,
+            multivariate: g(
+                "anchorwatch_multivariate_drift",
+                "Multivariate drift value of the tabular features together in the latest window (data_reconstruction: mean reconstruction error).",
+                &["model", "method"],
+            )?,
+            multivariate_drifted: g(
+                "anchorwatch_multivariate_drifted",
+                "1 when the multivariate drift value is outside the reference's band in the latest window.",
+                &["model", "method"],
             )?,
             drift_share: g(
                 "anchorwatch_dataset_drift_share",
@@ -106,6 +121,8 @@ impl Metrics {
         for c in [
             &m.drift_score,
             &m.drifted,
+            &m.multivariate,
+            &m.multivariate_drifted,
             &m.breached,
             &m.drift_share,
             &m.performance,

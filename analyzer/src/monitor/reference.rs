@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Column, Frame};
 use super::{Error, Result};
+use crate::multivariate::reconstruction::Reconstruction;
 
 /// How a stored reference file names the prediction and the label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,6 +63,7 @@ pub struct Reference {
     /// Categories seen in each categorical column.
     pub categories: HashMap<String, HashSet<String>>,
     baseline: std::sync::OnceLock<super::performance::Baseline>,
+    multivariate: std::sync::OnceLock<Option<Result<Reconstruction, String>>>,
 }
 
 /// Fingerprint of reference bytes.
@@ -153,7 +155,20 @@ impl Reference {
                 Column::Vectors(_) => {}
             }
         }
-        Ok(Self { profile, frame, ranges, categories, baseline: std::sync::OnceLock::new() })
+        Ok(Self {
+            profile,
+            frame,
+            ranges,
+            categories,
+            baseline: std::sync::OnceLock::new(),
+            multivariate: std::sync::OnceLock::new(),
+        })
+    }
+
+    /// The multivariate drift method fitted on this reference (or why it cannot be), computed
+    /// on first use; `None` for a model with fewer than two tabular features.
+    pub fn multivariate(&self, schema: &ModelSchema) -> Option<&Result<Reconstruction, String>> {
+        self.multivariate.get_or_init(|| super::multivariate::fit(&self.frame, schema)).as_ref()
     }
 
     /// The model's performance on its own reference, and the estimator fitted there; computed

@@ -601,8 +601,11 @@ impl ModelMonitor {
         // the labels come from the label join state of the window's hours.
         let mut read = self.wanted();
         let label_numeric = read.iter().any(|(name, numeric)| name == "label" && *numeric);
+        let joint = super::multivariate::rows_needed(&self.schema, &self.config);
         read.retain(|(name, _)| {
-            !settled.precomputed.quality.contains_key(name) && name != "label" && name != "label_timestamp"
+            (!settled.precomputed.quality.contains_key(name) || joint.contains(&name.as_str()))
+                && name != "label"
+                && name != "label_timestamp"
         });
         read.push(("prediction_id".into(), false));
         let mut frame = self.window_frame(ctx, "predictions", &read, start, end).await?;
@@ -1009,6 +1012,16 @@ impl ModelMonitor {
             let labels = [name, d.column.as_str(), d.stattest.as_str()];
             m.drift_score.with_label_values(&labels).set(d.score);
             m.drifted.with_label_values(&labels).set(if d.drifted { 1.0 } else { 0.0 });
+        }
+        m.multivariate.reset();
+        m.multivariate_drifted.reset();
+        for d in r.drift.iter().filter(|d| d.role == window::Role::Multivariate && d.error.is_none()) {
+            m.multivariate.with_label_values(&[name, d.stattest.as_str()]).set(d.score);
+            m.multivariate_drifted.with_label_values(&[name, d.stattest.as_str()]).set(if d.drifted {
+                1.0
+            } else {
+                0.0
+            });
         }
         m.drift_share.with_label_values(&[name]).set(r.drift_share);
         m.rows.with_label_values(&[name]).set(r.rows as f64);

@@ -26,6 +26,9 @@ pub enum Role {
     /// column. Not counted in the dataset's drift share, as Evidently's descriptor drift is
     /// apart from its dataset drift.
     Descriptor,
+    /// A multivariate drift method over the tabular features together (`data_reconstruction`).
+    /// Not counted in the drift share: it is a verdict on the features jointly, not a feature.
+    Multivariate,
 }
 
 impl Role {
@@ -36,6 +39,7 @@ impl Role {
             Role::Prediction => "prediction",
             Role::Target => "target",
             Role::Descriptor => "descriptor",
+            Role::Multivariate => "multivariate",
         }
     }
 }
@@ -432,6 +436,9 @@ pub fn analyse_with(
     let drifted = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none() && r.drifted).count();
     let drift_share = if tested == 0 { 0.0 } else { drifted as f64 / tested as f64 };
 
+    if let Some(fitted) = reference.multivariate(schema).filter(|_| config.multivariate) {
+        drift.push(super::multivariate::window_row(fitted, current, schema));
+    }
     let labeled_rows = labels.as_ref().map_or(0, Column::len);
     let performance = super::performance::window_performance(current, reference, schema, config);
     WindowResult {

@@ -226,7 +226,7 @@ fn leading_columns(m: &Matrix, k: usize) -> Matrix {
 
 /// `svd_flip(u, v, u_based_decision=False)`: each row of `components` (and the matching
 /// column of `us`) times the sign of its entry of largest magnitude, the first on ties.
-fn flip_signs(components: &mut Matrix, mut us: Option<&mut Matrix>) {
+pub(crate) fn flip_signs(components: &mut Matrix, mut us: Option<&mut Matrix>) {
     for c in 0..components.rows {
         let row = components.row(c);
         let mut best = 0;
