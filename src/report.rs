@@ -3,10 +3,12 @@
 //!
 //! Flow: open both files through DataFusion (schemas only), decide the columns to compare,
 //! read just those, compute every column's drift and summaries in parallel with the analyzer's
-//! Evidently-exact statistics, apply the dataset share rule, write the output.
+//! Evidently-exact statistics, apply the dataset share rule, test the tabular features jointly
+//! (NannyML's data reconstruction drift), write the output.
 
 mod compute;
 pub mod config;
+mod multivariate;
 mod read;
 mod summary;
 
@@ -217,6 +219,8 @@ async fn build(
     }
     // Evidently's dataset drift counts tabular and text columns; an embedding column gives
     // its own verdict beside it.
+    progress.line(format_args!("testing the features taken jointly"));
+    let multivariate = multivariate::data_reconstruction(&r, &c, &plan, &columns).await?;
     let computed: Vec<bool> = columns
         .iter()
         .filter(|c| c.kind != ColumnKind::Embedding.name())
@@ -240,6 +244,7 @@ async fn build(
         columns,
         rows,
         skipped,
+        multivariate,
         files: Sides { reference: reference.display().to_string(), current: current.display().to_string() },
     })
 }

@@ -484,3 +484,71 @@ fn declared_text_columns_get_the_domain_classifier() {
     let plain = run_json(&args[..4]);
     assert_eq!(column(&plain, "review")["kind"], "cat");
 }
+
+/// Two numbers that grow together in the reference and apart in the current file, each with
+/// the same distribution in both, and a category drawn the same way.
+fn joint_csv(path: &Path, rng: &mut StdRng, n: usize, apart: bool) -> (Vec<f64>, Vec<f64>, Vec<&'static str>) {
+    let even = [("a", 0.34), ("b", 0.33), ("c", 0.33)];
+    let (mut x, mut y, mut k) = (Vec::new(), Vec::new(), Vec::new());
+    let mut csv = String::from("x,y,k\n");
+    for _ in 0..n {
+        let xi = normal(rng);
+        let yi = if apart { -xi } else { xi } + 0.3 * normal(rng);
+        let ki = pick(rng, &even);
+        csv += &format!("{xi},{yi},{ki}\n");
+        x.push(xi);
+        y.push(yi);
+        k.push(ki);
+    }
+    std::fs::write(path, csv).unwrap();
+    // The values as the report reads them back from the CSV text.
+    let reread = |v: Vec<f64>| v.iter().map(|x| x.to_string().parse().unwrap()).collect();
+    (reread(x), reread(y), k)
+}
+
+#[test]
+fn features_taken_jointly_drift_when_only_their_relation_changes() {
+    use anchorwatch_analyzer::multivariate::reconstruction::{Reconstruction, ReconstructionOptions};
+    use anchorwatch_analyzer::multivariate::{Column, Table};
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let (rp, same, apart) = (dir.path().join("r.csv"), dir.path().join("same.csv"), dir.path().join("apart.csv"));
+    let r = joint_csv(&rp, &mut rng, 2000, false);
+    joint_csv(&same, &mut rng, 2000, false);
+    let c = joint_csv(&apart, &mut rng, 2000, true);
+
+    let report = run_json(&["--reference", rp.to_str().unwrap(), "--current", apart.to_str().unwrap()]);
+    for name in ["x", "y", "k"] {
+        assert_eq!(column(&report, name)["drifted"], false, "{name} alone keeps its distribution");
+    }
+    let m = &report["multivariate"][0];
+    assert_eq!(m["method"], "data_reconstruction", "{report}");
+    assert_eq!(m["features"], serde_json::json!(["x", "y", "k"]));
+    assert_eq!(m["drifted"], true, "{m}");
+    assert_eq!(m["reference_chunks"].as_array().unwrap().len(), 10);
+
+    // The same numbers as the analyzer's reconstruction on the same values.
+    let cats = |k: &[&'static str]| -> Vec<Option<&'static str>> { k.iter().map(|s| Some(*s)).collect() };
+    let (rk, ck) = (cats(&r.2), cats(&c.2));
+    let table =
+        |x, y, k| Table::new([Column::numerical("x", x), Column::numerical("y", y), Column::categorical("k", k)]);
+    let fitted = Reconstruction::fit(&table(&r.0, &r.1, &rk).unwrap(), &ReconstructionOptions::default()).unwrap();
+    let chunk = fitted.window(&table(&c.0, &c.1, &ck).unwrap()).unwrap();
+    assert_eq!(m["value"].as_f64(), Some(chunk.value));
+    assert_eq!(m["upper"].as_f64(), fitted.bounds().upper);
+
+    let report = run_json(&["--reference", rp.to_str().unwrap(), "--current", same.to_str().unwrap()]);
+    assert_eq!(report["multivariate"][0]["drifted"], false, "{}", report["multivariate"]);
+    // With one tabular feature there is nothing joint to test.
+    let one = dir.path().join("one.toml");
+    std::fs::write(&one, "include = [\"x\"]\n").unwrap();
+    let report = run_json(&[
+        "--reference",
+        rp.to_str().unwrap(),
+        "--current",
+        apart.to_str().unwrap(),
+        "--config",
+        one.to_str().unwrap(),
+    ]);
+    assert_eq!(report["multivariate"], serde_json::json!([]));
+}

@@ -7,7 +7,8 @@
 
 use crate::Result;
 use crate::report::{
-    CategoricalSummary, ColumnReport, EmbeddingSummary, NumericalSummary, Outcome, Report, Summary, TextSummary,
+    CategoricalSummary, ColumnReport, EmbeddingSummary, Multivariate, MultivariateOutcome, NumericalSummary, Outcome,
+    Report, Summary, TextSummary,
 };
 use crate::svg;
 use std::fmt::Write as _;
@@ -112,6 +113,7 @@ pub fn render(report: &Report) -> String {
         }
         out.push_str("</ul>\n");
     }
+    multivariate(&mut out, &report.multivariate);
     out.push_str("<h2>Per column</h2>\n");
     for (i, c) in report.columns.iter().enumerate() {
         column_section(&mut out, i, c);
@@ -281,6 +283,39 @@ fn texts(out: &mut String, r: &TextSummary, c: &TextSummary) {
         }
         out.push_str("</p>\n");
     }
+}
+
+/// The features taken together: one line per method.
+fn multivariate(out: &mut String, results: &[Multivariate]) {
+    if results.is_empty() {
+        return;
+    }
+    out.push_str("<h2>Features taken jointly</h2>\n<table id=\"multivariate\" class=\"summary\">\n<tr><th>method</th><th>features</th><th>value</th><th>band</th><th>verdict</th></tr>\n");
+    for m in results {
+        let features = m.features.iter().map(|f| escape(f)).collect::<Vec<_>>().join(", ");
+        match &m.outcome {
+            MultivariateOutcome::Computed { value, lower, upper, drifted, .. } => {
+                let (class, verdict) = if *drifted { ("drifted", "Drift detected") } else { ("ok", "No drift") };
+                let _ = writeln!(
+                    out,
+                    "<tr class=\"{class}\"><td><code>{}</code></td><td>{features}</td><td>{}</td><td>{} – {}</td><td>{verdict}</td></tr>",
+                    escape(&m.method),
+                    format_number(*value),
+                    opt(*lower),
+                    opt(*upper)
+                );
+            }
+            MultivariateOutcome::Failed { error } => {
+                let _ = writeln!(
+                    out,
+                    "<tr><td><code>{}</code></td><td>{features}</td><td colspan=\"3\" class=\"error\">Not computed: {}</td></tr>",
+                    escape(&m.method),
+                    escape(error)
+                );
+            }
+        }
+    }
+    out.push_str("</table>\n");
 }
 
 fn embeddings(out: &mut String, r: &EmbeddingSummary, c: &EmbeddingSummary) {
@@ -456,6 +491,7 @@ mod tests {
             }],
             rows: Sides { reference: 2, current: 2 },
             skipped: vec![],
+            multivariate: vec![],
             files: Sides { reference: "a&b.csv".into(), current: "c.csv".into() },
         }
     }

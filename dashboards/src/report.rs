@@ -15,8 +15,46 @@ pub struct Report {
     pub rows: Sides<u64>,
     /// Columns present in the inputs but not compared, with the reason.
     pub skipped: Vec<Skipped>,
+    /// Drift of the tabular features taken together (empty with fewer than two of them).
+    pub multivariate: Vec<Multivariate>,
     /// The input files as given on the command line.
     pub files: Sides<String>,
+}
+
+/// A multivariate method's verdict on the features together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Multivariate {
+    /// The method: `data_reconstruction` (NannyML's data reconstruction drift).
+    pub method: String,
+    /// The features it read, in order.
+    pub features: Vec<String>,
+    /// The result, or why it could not be computed.
+    #[serde(flatten)]
+    pub outcome: MultivariateOutcome,
+}
+
+/// A multivariate method's result, flattened into its JSON object.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum MultivariateOutcome {
+    /// The method ran.
+    Computed {
+        /// The current dataset's value (for `data_reconstruction`, the mean reconstruction error).
+        value: f64,
+        /// The band's lower bound from the reference chunks (`null`: none).
+        lower: Option<f64>,
+        /// The band's upper bound (`null`: none).
+        upper: Option<f64>,
+        /// Whether the value is outside the band.
+        drifted: bool,
+        /// The value of each reference chunk the band comes from.
+        reference_chunks: Vec<f64>,
+    },
+    /// The method could not run.
+    Failed {
+        /// Why, for people.
+        error: String,
+    },
 }
 
 /// A pair of values, one per dataset.
