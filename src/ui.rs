@@ -166,7 +166,7 @@ async fn windows(s: &Sources, model: &str) -> Result<Windows, ApiError> {
         s,
         model,
         &format!(
-            "SELECT window_start, window_index, window_end, computed_at, rows, \"column\", stattest, score, drifted, \
+            "SELECT window_start, window_index, window_end, computed_at, rows, \"column\", stattest, score, threshold, drifted, \
              dataset_drift_share, dataset_drifted FROM drift WHERE window = '{kind}' ORDER BY window_start, window_index"
         ),
     )
@@ -202,12 +202,15 @@ async fn windows(s: &Sources, model: &str) -> Result<Windows, ApiError> {
                 stattest: row["stattest"].as_str().unwrap_or_default().to_string(),
                 scores: Vec::new(),
                 drifted: Vec::new(),
+                thresholds: Vec::new(),
             });
             out.features.len() - 1
         });
         let feature = &mut out.features[f];
         feature.scores.resize(w + 1, None);
         feature.drifted.resize(w + 1, false);
+        feature.thresholds.resize(w + 1, None);
+        feature.thresholds[w] = row["threshold"].as_f64();
         feature.scores[w] = row["score"].as_f64();
         feature.drifted[w] = row["drifted"].as_bool().unwrap_or(false);
     }
@@ -215,6 +218,7 @@ async fn windows(s: &Sources, model: &str) -> Result<Windows, ApiError> {
     for f in &mut out.features {
         f.scores.resize(n, None);
         f.drifted.resize(n, false);
+        f.thresholds.resize(n, None);
     }
     let performance = rows(
         s,

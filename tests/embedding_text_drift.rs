@@ -243,6 +243,9 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
     let page = support::client().get(server.url("/models/reviews")).send().unwrap();
     assert_eq!(page.status(), 200);
     let page = page.text().unwrap();
+    let joint = &page[page.find("id=\"multivariate\"").expect("the features-taken-jointly chart")..];
+    let joint = &joint[..joint.find("</svg>").unwrap()];
+    assert_eq!(joint.matches("<circle class=\"point\"").count(), 6, "error and upper bound in 3 windows: {joint}");
     for column in ["vec", "data_reconstruction"] {
         let cell = format!("data-feature=\"{column}\" data-window=\"2\"");
         assert!(page.contains(&cell), "a heatmap cell for {column} in the last window");

@@ -104,6 +104,10 @@ pub struct FeatureScores {
     pub scores: Vec<Option<f64>>,
     /// Whether it drifted, per window.
     pub drifted: Vec<bool>,
+    /// The threshold the score was compared with, per window (for a multivariate method, the
+    /// upper bound of the reference's band).
+    #[serde(default)]
+    pub thresholds: Vec<Option<f64>>,
 }
 
 /// Reference and current values of one feature in one window.
@@ -406,6 +410,20 @@ pub fn render_model(p: &ModelPage) -> String {
             &[charts::Line { name: "drift share".into(), color: "#cf222e", values: &shares }],
             Some((0.0, 1.0)),
         ));
+        // The features taken jointly: the multivariate value against its band, per window.
+        if let Some(joint) = p.features.iter().find(|f| f.name == "data_reconstruction") {
+            b.push_str(r#"<h3 id="multivariate-title">Features taken jointly: reconstruction error</h3>"#);
+            b.push_str(&charts::line(
+                "multivariate",
+                "mean reconstruction error of the tabular features per window, and the upper bound of the reference's band",
+                &labels,
+                &[
+                    charts::Line { name: "reconstruction error".into(), color: "#8250df", values: &joint.scores },
+                    charts::Line { name: "upper bound".into(), color: "#999999", values: &joint.thresholds },
+                ],
+                None,
+            ));
+        }
     }
     b.push_str("</section>");
 
@@ -702,6 +720,7 @@ mod tests {
                 stattest: "psi".into(),
                 scores: (0..24).map(|i| Some((f * i) as f64 / 1000.0)).collect(),
                 drifted: (0..24).map(|i| i > 12).collect(),
+                thresholds: vec![None; 24],
             })
             .collect();
         let page = ModelPage {
