@@ -22,6 +22,8 @@
 //!   reference's own (integers, rounded numbers) it is 0. When the score lies
 //!   within that bound of the threshold, the verdict is not certain and the column is read raw,
 //!   so verdicts always equal the exact ones;
+//! - exact up to the order of additions: the `distance` method (without bootstrap or PCA) of an
+//!   embedding column, from the summed vectors of the window's complete rows;
 //! - everything else (`ks`, `TVD`, the Sturges-binned tests of numerical columns, `anderson`,
 //!   …), the target and performance read the window's raw rows of just those columns.
 
@@ -33,7 +35,9 @@ use super::config::AnalysisConfig;
 use super::data::{Column, Frame};
 use super::reference::Reference;
 use super::window::{self, DriftRow, Precomputed, QualityRow, Role};
+use crate::drift::embedding::{EmbeddingDrift, Vectors};
 use crate::drift::{self, ColumnKind, Prepared, StatTest};
+use crate::stats::embedding_drift::Method;
 
 /// Equal-mass bins cut at the reference's quantiles, per numerical column.
 pub const BINS: usize = 1000;
@@ -56,6 +60,15 @@ pub enum ColumnProfile {
         sketch: Option<Sketch>,
         /// Distinct finite values and their counts, ascending; `None` past [`MAX_VALUES`].
         values: Option<Vec<(f64, u64)>>,
+    },
+    /// An embedding column: what the `distance` method needs.
+    Vectors {
+        /// Rows, missing ones included.
+        rows: u64,
+        /// Rows with a missing or infinite value (left out of the test).
+        missing: u64,
+        /// Σ of the complete rows' vectors; `None` when files disagree on the length.
+        sums: Option<Vec<f64>>,
     },
     /// A categorical column.
     Categories {
@@ -139,6 +152,8 @@ pub struct BasisColumn {
     /// Numbers: the reference's distinct values with counts when there are at most 20 (numbers
     /// then drift as categories); categories: every category's count.
     pub counts: Option<Vec<(Key, u64)>>,
+    /// Embeddings: the mean of the reference's complete rows (empty for other columns).
+    pub mean: Vec<f64>,
 }
 
 /// A category, or a distinct number.
@@ -175,7 +190,7 @@ impl Basis {
                         let edges = quantile_edges(&sorted);
                         let norm = crate::stats::np_std(&sorted).max(0.001);
                         let counts = small_value_counts(&sorted, 20);
-                        BasisColumn { name: name.clone(), numeric: true, edges, sorted, norm, counts }
+                        BasisColumn { name: name.clone(), numeric: true, edges, sorted, norm, counts, mean: Vec::new() }
                     }
                     Column::Strings(a) => {
                         let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
@@ -190,10 +205,23 @@ impl Basis {
                             sorted: Vec::new(),
                             norm: 1.0,
                             counts: Some(counts),
+                            mean: Vec::new(),
                         }
                     }
-                    // Embeddings are tested on their rows, never from a profile.
-                    Column::Vectors(_) => return None,
+                    // Only the sums the `distance` method needs; the caller profiles an
+                    // embedding only when that method settles it.
+                    Column::Vectors(v) => {
+                        let (sums, complete) = vector_sums(v, (0..v.rows).map(|_| true));
+                        BasisColumn {
+                            name: name.clone(),
+                            numeric: false,
+                            edges: Vec::new(),
+                            sorted: Vec::new(),
+                            norm: 1.0,
+                            counts: None,
+                            mean: sums.iter().map(|s| s / complete as f64).collect(),
+                        }
+                    }
                 })
             })
             .collect();
@@ -336,8 +364,14 @@ impl BasisColumn {
                 }
                 out
             }
-            // Not profiled (see `Basis::new`): the column is read raw.
-            Column::Vectors(_) => Vec::new(),
+            Column::Vectors(v) => (0..segments)
+                .map(|segment| {
+                    let mine = segment_of.iter().map(|s| *s == segment);
+                    let rows = segment_of.iter().filter(|s| **s == segment).count() as u64;
+                    let (sums, complete) = vector_sums(v, mine);
+                    ColumnProfile::Vectors { rows, missing: rows - complete as u64, sums: Some(sums) }
+                })
+                .collect(),
             Column::Strings(array) => {
                 // (rows, missing, counts) of each segment.
                 type Counted = (u64, u64, Option<BTreeMap<String, u64>>);
@@ -404,6 +438,20 @@ impl ColumnProfile {
                     _ => None,
                 };
             }
+            (
+                ColumnProfile::Vectors { rows, missing, sums },
+                ColumnProfile::Vectors { rows: r, missing: m, sums: s },
+            ) => {
+                *rows += r;
+                *missing += m;
+                *sums = match (sums.take(), s) {
+                    (Some(mut a), Some(b)) if a.len() == b.len() => {
+                        a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                        Some(a)
+                    }
+                    _ => None,
+                };
+            }
             // A column whose type changed between files: nothing exact can be said.
             (this, _) => {
                 if let ColumnProfile::Numbers { sketch, values, .. } = this {
@@ -411,6 +459,8 @@ impl ColumnProfile {
                     *values = None;
                 } else if let ColumnProfile::Categories { counts, .. } = this {
                     *counts = None;
+                } else if let ColumnProfile::Vectors { sums, .. } = this {
+                    *sums = None;
                 }
             }
         }
@@ -600,6 +650,9 @@ fn drift_row(
     basis: &BasisColumn,
     config: &AnalysisConfig,
 ) -> Option<DriftRow> {
+    if let ColumnProfile::Vectors { rows, missing, sums } = profile {
+        return vector_drift_row(name, role, (*rows - *missing, sums.as_deref()?), basis, config);
+    }
     let options = window::column_options(name, kind, config);
     let ref_counts = basis.counts.as_ref();
     let n_reference =
@@ -612,11 +665,12 @@ fn drift_row(
         ColumnProfile::Categories { counts, .. } => {
             Some(counts.as_ref()?.iter().map(|(k, n)| (Key::Text(k.clone()), *n)).collect())
         }
+        ColumnProfile::Vectors { .. } => None,
     };
     let present = match profile {
-        ColumnProfile::Numbers { rows, missing, .. } | ColumnProfile::Categories { rows, missing, .. } => {
-            rows - missing
-        }
+        ColumnProfile::Numbers { rows, missing, .. }
+        | ColumnProfile::Categories { rows, missing, .. }
+        | ColumnProfile::Vectors { rows, missing, .. } => rows - missing,
     };
     if n_reference == 0 {
         return None;
@@ -671,6 +725,58 @@ fn drift_row(
     None
 }
 
+/// Σ of the complete rows (every value finite) among those `keep` selects, and their number.
+fn vector_sums(v: &Vectors, keep: impl Iterator<Item = bool>) -> (Vec<f64>, usize) {
+    let mut sums = vec![0.0; v.dims];
+    let mut complete = 0;
+    for (row, keep) in v.values.chunks_exact(v.dims.max(1)).zip(keep) {
+        if keep && row.iter().all(|x| x.is_finite()) {
+            sums.iter_mut().zip(row).for_each(|(s, x)| *s += x);
+            complete += 1;
+        }
+    }
+    (sums, complete)
+}
+
+/// Whether an embedding column's method can be settled from profiles: `distance` without
+/// bootstrap or PCA, which needs only the two means.
+pub fn vectors_mergeable(name: &str, config: &AnalysisConfig) -> bool {
+    let spec = config.columns.get(name).and_then(|o| o.embedding.clone()).unwrap_or_default();
+    matches!(spec.method(0), Method::Distance(o) if !o.bootstrap && o.pca_components.is_none_or(|k| k == 0))
+}
+
+/// An embedding column's drift row from the sums of its `present` complete rows, or `None`
+/// when its method needs the rows.
+fn vector_drift_row(
+    name: &str,
+    role: Role,
+    (present, sums): (u64, &[f64]),
+    basis: &BasisColumn,
+    config: &AnalysisConfig,
+) -> Option<DriftRow> {
+    let spec = config.columns.get(name).and_then(|o| o.embedding.clone()).unwrap_or_default();
+    let Method::Distance(options) = spec.method(0) else { return None };
+    if !vectors_mergeable(name, config) || basis.mean.is_empty() {
+        return None;
+    }
+    let result = if present == 0 {
+        Err(drift::Error::EmptyColumn("current"))
+    } else if sums.len() != basis.mean.len() {
+        let what =
+            format!("the reference's embeddings have {} dimensions, the window's {}", basis.mean.len(), sums.len());
+        Err(drift::Error::Stats(crate::stats::Error::Invalid(what)))
+    } else {
+        let mean: Vec<f64> = sums.iter().map(|s| s / present as f64).collect();
+        options.dist.between(&basis.mean, &mean).map_err(drift::Error::from).map(|score| EmbeddingDrift {
+            method: "distance",
+            score,
+            threshold: options.threshold,
+            drifted: score > options.threshold,
+        })
+    };
+    Some(window::embedding_row(name, role, &spec, result))
+}
+
 /// Keys of both sides in ascending order, with each side's counts.
 fn union_counts(reference: &[(Key, u64)], current: &[(Key, u64)]) -> (Vec<Key>, Vec<u64>, Vec<u64>) {
     let mut all: Vec<(Key, u64, u64)> = reference
@@ -710,6 +816,9 @@ fn quality_rows(name: &str, profile: &ColumnProfile, reference: &Reference) -> O
                 out.push(row("out_of_range_share", (s.below + s.above) as f64 / n));
             }
             Some(out)
+        }
+        ColumnProfile::Vectors { rows, missing, .. } => {
+            Some(vec![row("missing_share", *missing as f64 / (*rows).max(1) as f64)])
         }
         ColumnProfile::Categories { rows, missing, counts } => {
             let n = (*rows).max(1) as f64;
@@ -758,6 +867,7 @@ mod tests {
             norm: crate::stats::np_std(&sorted).max(0.001),
             counts: small_value_counts(&sorted, 20),
             sorted,
+            mean: Vec::new(),
         }
     }
 
@@ -834,6 +944,7 @@ mod tests {
                 feature("few", FeatureKind::Numerical),
                 feature("city", FeatureKind::Categorical),
                 feature("ids", FeatureKind::Categorical),
+                FeatureConfig { name: "emb".into(), kind: FeatureKind::Embedding, dim: Some(3), nullable: true },
             ],
             prediction: ValueKind::Numerical,
             label: ValueKind::Numerical,
@@ -852,6 +963,14 @@ mod tests {
             .map(|i| Some(if shift > 0.0 && i % 7 == 0 { "Nuuk" } else { cities[(i * 3 + seed as usize) % 4] }))
             .collect();
         let ids: StringArray = (0..n).map(|i| Some(format!("{seed}-{i}"))).collect();
+        // Every 9th vector missing, every 13th holding a NaN: both left out of the means.
+        let emb = arrow::array::FixedSizeListArray::from_iter_primitive::<arrow::datatypes::Float64Type, _, _>(
+            z.iter().enumerate().map(|(i, v)| {
+                (i % 9 != 4)
+                    .then(|| vec![Some(v + shift), Some(if i % 13 == 5 { f64::NAN } else { v * 0.5 }), Some(1.0)])
+            }),
+            3,
+        );
         let prediction: Float64Array = z.iter().map(|v| Some(v * 2.0 + shift)).collect();
         let time: Int64Array = (0..n as i64).map(|i| Some(first_time + i * (2 * HOUR / n as i64))).collect();
         let columns: Vec<(&str, ArrayRef)> = vec![
@@ -859,6 +978,7 @@ mod tests {
             ("few", Arc::new(few)),
             ("city", Arc::new(city)),
             ("ids", Arc::new(ids)),
+            ("emb", Arc::new(emb)),
             ("prediction", Arc::new(prediction)),
             ("timestamp", Arc::new(time)),
         ];
@@ -881,7 +1001,13 @@ mod tests {
         let mut wanted = reference::analysed_columns(&schema);
         wanted.push(("timestamp".into(), true));
         let basis = Basis::new(&reference, HOUR, &wanted);
-        let config = AnalysisConfig::default();
+        // The embedding's `distance` method needs only means: profiles settle it.
+        let mut config = AnalysisConfig::default();
+        let distance = crate::stats::embedding_drift::Spec { method: Some("distance".into()), ..Default::default() };
+        config.columns.insert(
+            "emb".into(),
+            super::super::config::ColumnOverride { embedding: Some(distance), ..Default::default() },
+        );
         let columns = window::tested_columns(&schema);
         for (shift, seed) in [(0.0, 21), (0.05, 22), (0.4, 23)] {
             // Three files spanning two one-hour windows.

@@ -524,7 +524,11 @@ impl ModelMonitor {
             _ => {
                 // Text and embedding tests need the rows: only those columns are read raw.
                 let raw: BTreeSet<&str> = (self.schema.features.iter())
-                    .filter(|f| matches!(f.kind, FeatureKind::Text | FeatureKind::Embedding))
+                    .filter(|f| match f.kind {
+                        FeatureKind::Text => true,
+                        FeatureKind::Embedding => !super::profile::vectors_mergeable(&f.name, &self.config),
+                        _ => false,
+                    })
                     .map(|f| f.name.as_str())
                     .collect();
                 let mut columns = reference::analysed_columns(&self.schema);

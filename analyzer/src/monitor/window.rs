@@ -234,7 +234,7 @@ fn drift_one(
 }
 
 /// An embedding column's drift row from its method's outcome.
-fn embedding_row(
+pub(crate) fn embedding_row(
     name: &str,
     role: Role,
     spec: &Spec,
