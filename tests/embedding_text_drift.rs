@@ -202,6 +202,18 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
         }
     }
 
+    // Data quality: free text and embeddings have missing values, not categories to be new to.
+    let quality: Value =
+        support::client().get(server.url("/v1/models/reviews/quality")).send().unwrap().json().unwrap();
+    let last = quality["windows"].as_array().and_then(|w| w.last()).unwrap_or_else(|| panic!("{quality}"));
+    for feature in ["review", "vec"] {
+        let checks: Vec<&str> = (last["checks"].as_array().unwrap().iter())
+            .filter(|c| c["feature"] == feature)
+            .map(|c| c["check"].as_str().unwrap())
+            .collect();
+        assert_eq!(checks, ["missing_share"], "{feature}: {last}");
+    }
+
     // /metrics: the embedding's verdict, the descriptors beside their text feature, the
     // multivariate method's value and verdict.
     let metrics = server.metrics();

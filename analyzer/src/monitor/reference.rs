@@ -149,6 +149,9 @@ impl Reference {
                         ranges.insert(name.clone(), (lo, hi));
                     }
                 }
+                // Free text has no categories to be new to: every text would be one.
+                Column::Strings(_)
+                    if schema.features.iter().any(|f| f.name == *name && f.kind == FeatureKind::Text) => {}
                 Column::Strings(a) => {
                     categories.insert(name.clone(), a.iter().flatten().map(str::to_string).collect());
                 }
