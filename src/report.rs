@@ -220,7 +220,8 @@ async fn build(
     // Evidently's dataset drift counts tabular and text columns; an embedding column gives
     // its own verdict beside it.
     progress.line(format_args!("testing the features taken jointly"));
-    let multivariate = multivariate::data_reconstruction(&r, &c, &plan, &columns).await?;
+    let multivariate =
+        multivariate::data_reconstruction(&r, &c, &plan, &columns, settings.config.domain_classifier).await?;
     let computed: Vec<bool> = columns
         .iter()
         .filter(|c| c.kind != ColumnKind::Embedding.name())

@@ -96,6 +96,7 @@ features = [
 reference_rows = {ROWS}
 window = "1h"
 interval = "1h"
+domain_classifier = true
 
 [alerts]
 default_rules = false
@@ -182,13 +183,15 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
                 "review.sentence_count",
                 "vec",
                 "prediction",
-                "data_reconstruction"
+                "data_reconstruction",
+                "domain_classifier"
             ],
             "window {i}: every feature, the text's descriptors after it, the prediction, the multivariate method"
         );
         for (column, role, kind, stattest, drifted, error, score) in columns {
             assert!(error.is_null(), "window {i} {column}: {error}");
-            let expected_drift = i == 2 && (column == "vec" || column == "data_reconstruction");
+            let expected_drift =
+                i == 2 && ["vec", "data_reconstruction", "domain_classifier"].contains(&column.as_str());
             assert_eq!(*drifted, expected_drift, "window {i} {column} ({stattest}, score {score})");
             match column.as_str() {
                 "vec" => {
@@ -196,7 +199,9 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
                 }
                 "review" => assert_eq!((kind.as_str(), stattest.as_str()), ("text", "perc_text_content_drift")),
                 d if d.starts_with("review.") => assert_eq!((role.as_str(), kind.as_str()), ("descriptor", "num")),
-                "data_reconstruction" => assert_eq!((role.as_str(), kind.as_str()), ("multivariate", "multivariate")),
+                "data_reconstruction" | "domain_classifier" => {
+                    assert_eq!((role.as_str(), kind.as_str(), stattest), ("multivariate", "multivariate", column))
+                }
                 _ => {}
             }
         }
@@ -223,16 +228,18 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
         r#"anchorwatch_feature_drifted{feature="amount",model="reviews",stattest="ks"} 0"#,
         r#"anchorwatch_feature_drifted{feature="discount",model="reviews",stattest="ks"} 0"#,
         r#"anchorwatch_multivariate_drifted{method="data_reconstruction",model="reviews"} 1"#,
+        r#"anchorwatch_multivariate_drifted{method="domain_classifier",model="reviews"} 1"#,
     ] {
         assert!(metrics.contains(line), "{line} in {metrics}");
     }
     assert!(metrics.contains(r#"anchorwatch_multivariate_drift{method="data_reconstruction",model="reviews"} "#));
 
-    // Both alerts fire and reach the webhook, with the series' labels.
+    // The alerts fire and reach the webhook, with the series' labels: the joint rule once per
+    // method.
     let delivered = || -> Vec<Value> {
         hooks.at("/hook").iter().flat_map(|r| r.json()["alerts"].as_array().cloned().unwrap_or_default()).collect()
     };
-    wait_until(Duration::from_secs(60), "both alerts to be delivered", || delivered().len() >= 2);
+    wait_until(Duration::from_secs(60), "the alerts to be delivered", || delivered().len() >= 3);
     let mut alerts: Vec<(String, String, String)> = delivered()
         .iter()
         .map(|a| {
@@ -245,7 +252,8 @@ fn embedding_drift_shows_in_windows_metrics_alerts_and_the_ui() {
         alerts,
         [
             ("EmbeddingDrift".into(), "vec".into(), String::new()),
-            ("JointDrift".into(), String::new(), "data_reconstruction".into())
+            ("JointDrift".into(), String::new(), "data_reconstruction".into()),
+            ("JointDrift".into(), String::new(), "domain_classifier".into())
         ]
     );
     assert!(hooks.at("/hook").iter().all(|r| r.json()["status"] == "firing"));

@@ -539,6 +539,26 @@ fn features_taken_jointly_drift_when_only_their_relation_changes() {
 
     let report = run_json(&["--reference", rp.to_str().unwrap(), "--current", same.to_str().unwrap()]);
     assert_eq!(report["multivariate"][0]["drifted"], false, "{}", report["multivariate"]);
+    assert_eq!(report["multivariate"].as_array().unwrap().len(), 1, "the domain classifier only when asked");
+
+    // The domain classifier, when the config asks: trees tell the related from the unrelated.
+    let both = dir.path().join("both.toml");
+    std::fs::write(&both, "domain_classifier = true\n").unwrap();
+    for (current, drifted) in [(&apart, true), (&same, false)] {
+        let report = run_json(&[
+            "--reference",
+            rp.to_str().unwrap(),
+            "--current",
+            current.to_str().unwrap(),
+            "--config",
+            both.to_str().unwrap(),
+        ]);
+        let d = &report["multivariate"][1];
+        assert_eq!((&d["method"], &d["drifted"]), (&Value::from("domain_classifier"), &Value::from(drifted)), "{d}");
+        assert_eq!((d["lower"].as_f64(), d["upper"].as_f64()), (Some(0.45), Some(0.65)));
+        let auc = d["value"].as_f64().unwrap();
+        assert!(if drifted { auc > 0.9 } else { (0.45..0.65).contains(&auc) }, "{d}");
+    }
     // With one tabular feature there is nothing joint to test.
     let one = dir.path().join("one.toml");
     std::fs::write(&one, "include = [\"x\"]\n").unwrap();

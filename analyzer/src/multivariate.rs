@@ -30,6 +30,7 @@
 //! value, categorical as `&[Option<&str>]` with `None` for a missing value. A boolean feature
 //! is categorical: pass it as `"True"` / `"False"`.
 
+pub mod domain_classifier;
 pub mod reconstruction;
 
 use std::fmt;
@@ -114,6 +115,10 @@ pub enum MultivariateError {
     /// A deserialised model is inconsistent (shapes that do not fit together).
     #[error("corrupt fitted model: {0}")]
     Corrupt(String),
+    /// The classifier of a domain classifier could not be trained or could not predict (the
+    /// trainer's message; its checks are run beforehand, so this is not expected).
+    #[error("classifier: {0}")]
+    Classifier(String),
 }
 
 /// Result alias for the multivariate module.

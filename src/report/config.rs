@@ -55,6 +55,11 @@ pub struct ReportConfig {
     /// AUC for `abs_text_content_drift`, a confidence for `perc_text_content_drift`).
     #[serde(default)]
     pub text_threshold: Option<f64>,
+    /// Also test the tabular features jointly with NannyML's domain classifier (gradient-boosted
+    /// trees, 5 folds; docs/drift.md), beside the data reconstruction drift, e.g.
+    /// `domain_classifier = true` (default false: it trains 55 classifiers).
+    #[serde(default)]
+    pub domain_classifier: bool,
     /// Per-column settings, e.g. `[columns.age]` then `kind = "cat"`, `stattest = "chisquare"`,
     /// `threshold = 0.01`; they win over every setting above.
     #[serde(default)]
@@ -99,6 +104,7 @@ impl Default for ReportConfig {
             num_threshold: None,
             cat_threshold: None,
             text_threshold: None,
+            domain_classifier: false,
             columns: BTreeMap::new(),
         }
     }

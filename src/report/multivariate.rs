@@ -1,14 +1,18 @@
-//! The features taken together: NannyML's data reconstruction drift of the current file against
-//! the reference, the current file read as one chunk (docs/drift.md, "Features taken jointly").
+//! The features taken together: NannyML's data reconstruction drift (and, when the config asks,
+//! its domain classifier) of the current file against the reference, the current file read as
+//! one chunk (docs/drift.md, "Features taken jointly").
 
 use super::ColumnPlan;
 use super::read::{Input, numbers, strings};
+use anchorwatch_analyzer::multivariate::domain_classifier::{DomainClassifier, DomainClassifierOptions};
 use anchorwatch_analyzer::multivariate::reconstruction::{Reconstruction, ReconstructionOptions};
-use anchorwatch_analyzer::multivariate::{self, Table};
+use anchorwatch_analyzer::multivariate::{self, Bounds, Table};
 use anchorwatch_dashboards::report::{ColumnReport, Multivariate, MultivariateOutcome, Role};
 
-/// The method's name in the report.
+/// The methods' names in the report.
 const DATA_RECONSTRUCTION: &str = "data_reconstruction";
+/// See [`DATA_RECONSTRUCTION`].
+const DOMAIN_CLASSIFIER: &str = "domain_classifier";
 
 /// One side's feature values, owned, in the forms a reconstruction table borrows.
 enum Values {
@@ -23,6 +27,7 @@ pub async fn data_reconstruction(
     current: &Input,
     plan: &[ColumnPlan],
     columns: &[ColumnReport],
+    domain_classifier: bool,
 ) -> anyhow::Result<Vec<Multivariate>> {
     // (name, numerical?) of the tabular features, as the column tests saw their kinds.
     let features: Vec<(&str, bool)> = (plan.iter().zip(columns))
@@ -51,18 +56,55 @@ pub async fn data_reconstruction(
             .collect()
     };
     let (r, c) = (side(&rt)?, side(&ct)?);
-    let outcome = match fit_and_score(&names, &r, &c) {
-        Ok((chunk_value, alert, fitted)) => MultivariateOutcome::Computed {
-            value: chunk_value,
-            lower: fitted.bounds().lower,
-            upper: fitted.bounds().upper,
-            drifted: alert,
-            reference_chunks: fitted.reference_chunks().iter().map(|c| c.value).collect(),
-        },
-        Err(e) => MultivariateOutcome::Failed { error: e.to_string() },
+    let (rb, cb) = (borrowed(&r), borrowed(&c));
+    let (rt, ct) = (table(&names, &r, &rb), table(&names, &c, &cb));
+    let tables = || -> multivariate::Result<(&Table<'_>, &Table<'_>)> {
+        Ok((rt.as_ref().map_err(Clone::clone)?, ct.as_ref().map_err(Clone::clone)?))
     };
-    let features = names.iter().map(|n| n.to_string()).collect();
-    Ok(vec![Multivariate { method: DATA_RECONSTRUCTION.into(), features, outcome }])
+    let features: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let entry = |method: &str, result: multivariate::Result<Computed>| Multivariate {
+        method: method.into(),
+        features: features.clone(),
+        outcome: match result {
+            Ok(c) => MultivariateOutcome::Computed {
+                value: c.value,
+                lower: c.bounds.lower,
+                upper: c.bounds.upper,
+                drifted: c.drifted,
+                reference_chunks: c.reference_chunks,
+            },
+            Err(e) => MultivariateOutcome::Failed { error: e.to_string() },
+        },
+    };
+    let mut out = vec![entry(
+        DATA_RECONSTRUCTION,
+        tables().and_then(|(r, c)| {
+            let fitted = Reconstruction::fit(r, &ReconstructionOptions::default())?;
+            let chunk = fitted.window(c)?;
+            let reference_chunks = fitted.reference_chunks().iter().map(|c| c.value).collect();
+            Ok(Computed { value: chunk.value, bounds: fitted.bounds(), drifted: chunk.alert, reference_chunks })
+        }),
+    )];
+    if domain_classifier {
+        out.push(entry(
+            DOMAIN_CLASSIFIER,
+            tables().and_then(|(r, c)| {
+                let fitted = DomainClassifier::fit(r, &DomainClassifierOptions::default())?;
+                let chunk = fitted.window(c)?;
+                let reference_chunks = fitted.reference_chunks().iter().map(|c| c.value).collect();
+                Ok(Computed { value: chunk.value, bounds: fitted.bounds(), drifted: chunk.alert, reference_chunks })
+            }),
+        ));
+    }
+    Ok(out)
+}
+
+/// A method's result on the current file.
+struct Computed {
+    value: f64,
+    bounds: Bounds,
+    drifted: bool,
+    reference_chunks: Vec<f64>,
 }
 
 /// Borrowed categories of each side's categorical columns (empty for numerical ones).
@@ -85,16 +127,4 @@ fn table<'a>(
         Values::Numbers(n) => multivariate::Column::numerical(name, n),
         Values::Categories(_) => multivariate::Column::categorical(name, s),
     }))
-}
-
-/// Fits on the reference and scores the whole current file as one chunk.
-fn fit_and_score(
-    names: &[&str],
-    reference: &[Values],
-    current: &[Values],
-) -> multivariate::Result<(f64, bool, Reconstruction)> {
-    let (rb, cb) = (borrowed(reference), borrowed(current));
-    let fitted = Reconstruction::fit(&table(names, reference, &rb)?, &ReconstructionOptions::default())?;
-    let chunk = fitted.window(&table(names, current, &cb)?)?;
-    Ok((chunk.value, chunk.alert, fitted))
 }

@@ -71,6 +71,11 @@ pub struct AnalysisConfig {
     /// error, docs/drift.md), for models with at least two numerical, categorical or boolean
     /// features. With `profiles`, it reads those features' rows of each window. Default `true`.
     pub multivariate: bool,
+    /// Also NannyML's domain classifier over the same features (docs/drift.md): the
+    /// cross-validated ROC AUC of gradient-boosted trees telling the window's rows from the
+    /// reference's, drift outside 0.45–0.65. It trains 5 classifiers per window (and 50 once per
+    /// reference), so it is off unless turned on. Default `false`.
+    pub domain_classifier: bool,
     /// Per-column overrides: `columns.age = { stattest = "psi", threshold = 0.2 }`.
     pub columns: BTreeMap<String, ColumnOverride>,
     /// Per-metric performance thresholds, constant or calibrated on the reference:
@@ -154,6 +159,7 @@ impl Default for AnalysisConfig {
             positive_class: None,
             profiles: false,
             multivariate: true,
+            domain_classifier: false,
             columns: BTreeMap::new(),
             thresholds: BTreeMap::new(),
         }

@@ -17,7 +17,6 @@ use serde::{Deserialize, Serialize};
 
 use super::data::{Column, Frame};
 use super::{Error, Result};
-use crate::multivariate::reconstruction::Reconstruction;
 
 /// How a stored reference file names the prediction and the label.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -63,7 +62,7 @@ pub struct Reference {
     /// Categories seen in each categorical column.
     pub categories: HashMap<String, HashSet<String>>,
     baseline: std::sync::OnceLock<super::performance::Baseline>,
-    multivariate: std::sync::OnceLock<Option<Result<Reconstruction, String>>>,
+    multivariate: std::sync::OnceLock<super::multivariate::Fitted>,
 }
 
 /// Fingerprint of reference bytes.
@@ -168,10 +167,9 @@ impl Reference {
         })
     }
 
-    /// The multivariate drift method fitted on this reference (or why it cannot be), computed
-    /// on first use; `None` for a model with fewer than two tabular features.
-    pub fn multivariate(&self, schema: &ModelSchema) -> Option<&Result<Reconstruction, String>> {
-        self.multivariate.get_or_init(|| super::multivariate::fit(&self.frame, schema)).as_ref()
+    /// The multivariate drift methods fitted on this reference, computed on first use.
+    pub fn multivariate(&self, schema: &ModelSchema, config: &super::AnalysisConfig) -> &super::multivariate::Fitted {
+        self.multivariate.get_or_init(|| super::multivariate::fit(&self.frame, schema, config))
     }
 
     /// The model's performance on its own reference, and the estimator fitted there; computed

@@ -436,9 +436,7 @@ pub fn analyse_with(
     let drifted = drift.iter().filter(|r| r.role == Role::Feature && r.error.is_none() && r.drifted).count();
     let drift_share = if tested == 0 { 0.0 } else { drifted as f64 / tested as f64 };
 
-    if let Some(fitted) = reference.multivariate(schema).filter(|_| config.multivariate) {
-        drift.push(super::multivariate::window_row(fitted, current, schema));
-    }
+    drift.extend(super::multivariate::window_rows(reference.multivariate(schema, config), current, schema));
     let labeled_rows = labels.as_ref().map_or(0, Column::len);
     let performance = super::performance::window_performance(current, reference, schema, config);
     WindowResult {
