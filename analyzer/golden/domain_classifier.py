@@ -5,7 +5,8 @@ Usage (from the repository root, with the pinned environment of requirements.txt
 
     DO_NOT_TRACK=1 .venv/bin/python analyzer/golden/domain_classifier.py [bundled] [edge]
 
-(about half an hour for everything on two cores; naming groups regenerates only those).
+(about a quarter of an hour for everything on two busy cores; naming groups regenerates only
+those).
 
 Writes analyzer/golden/multivariate/domain_classifier/<case>.json (NannyML's results) and, for
 the small edge cases, <case>.parquet beside them (the inputs); the bundled datasets' inputs are

@@ -11,7 +11,7 @@
 //! (`--nocapture` prints it per dataset): at most 0.035 on the bundled datasets (chunks of 500
 //! rows against 1000 to 1200 reference rows; mean 0.003 to 0.022 per dataset, the largest on a
 //! reference chunk of the car loan data quality set, 0.538 vs 0.573), at most 0.036 on the edge
-//! cases (a 100-row chunk), and exactly NannyML's value where no tree can split (a constant
+//! cases (a 100-row chunk), and NannyML's value to rounding where no tree can split (a constant
 //! reference: every fold predicts its share of label 1) and for a one-row chunk (0.1, see the
 //! generator): fixtures marked `exact` are held to [`EXACT_TOL`], their verdicts always
 //! compared. Most of the difference is the classifiers' different overfitting of rows that

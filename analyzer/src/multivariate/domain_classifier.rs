@@ -446,7 +446,7 @@ impl Design {
     }
 
     /// The rows `rows` of every column as the trainer's data; columns are named by position.
-    fn data(&self, rows: &[usize]) -> Data {
+    fn data(&self, rows: &[usize]) -> Result<Data> {
         let features = self
             .columns
             .iter()
@@ -462,7 +462,7 @@ impl Design {
                 TrainFeature { name: format!("x{j}"), column }
             })
             .collect();
-        Data::new(features).expect("columns of equal length with distinct names")
+        Data::new(features).map_err(classifier)
     }
 
     /// Trains on the rows `train` and returns the probability of `true` for the rows `test`.
@@ -481,10 +481,10 @@ impl Design {
             return Ok(vec![positives as f64 / train.len() as f64; test.len()]);
         }
         let target = Target::Classes(train.iter().map(|&i| if labels[i] { "1" } else { "0" }.to_string()).collect());
-        let data = TrainData::new(self.data(train), target).map_err(classifier)?;
+        let data = TrainData::new(self.data(train)?, target).map_err(classifier)?;
         let spec = TrainSpec::GradientBoosting(DomainClassifier::classifier_spec());
         let model = anchorwatch_trainer::train(&spec, &data).map_err(classifier)?;
-        match model.predict(&self.data(test)).map_err(classifier)? {
+        match model.predict(&self.data(test)?).map_err(classifier)? {
             // Classes are sorted: column 1 is "1".
             Predictions::Classes { probabilities, .. } => Ok(probabilities.into_iter().map(|p| p[1]).collect()),
             Predictions::Values(_) => Err(MultivariateError::Classifier("it predicted numbers, not classes".into())),
@@ -697,6 +697,11 @@ mod tests {
         let swapped =
             Table::new([Column::numerical("a", &a), Column::numerical("b", &b), Column::numerical("s", &a)]).unwrap();
         assert!(matches!(model.window(&swapped), Err(MultivariateError::KindMismatch { .. })));
+        // Only missing categories: nothing to split on, every fold predicts its share of label 1.
+        let none = [None; 30];
+        let empty = Table::new([Column::categorical("s", &none)]).unwrap();
+        let blank = DomainClassifier::fit(&empty, &whole).unwrap().window(&empty.slice(0..10)).unwrap();
+        assert!((0.0..=1.0).contains(&blank.value), "{blank:?}");
         // One row: the fold holding it trains on the reference alone and predicts 1e-15.
         let one = model.window(&reference.slice(0..1)).unwrap();
         assert!((0.0..=1.0).contains(&one.value));
