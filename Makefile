@@ -6,7 +6,7 @@ CARGO ?= cargo
 VENV := .venv
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test setup setup-rust setup-system setup-python setup-onnxruntime bench-ingest bench-analysis bench-history bench-predictor bench-proxy bench-report golden help
+.PHONY: demo test setup setup-rust setup-system setup-python setup-onnxruntime bench-ingest bench-analysis bench-history bench-predictor bench-proxy bench-report bench-embeddings golden help
 
 help:
 	@echo "make demo          the whole loop: train, serve, drift, alert, retrain, recover (DEMO_ARGS=--fast: well under a minute)"
@@ -18,6 +18,7 @@ help:
 	@echo "make bench-predictor  built-in predictor rows/s, p50 and p99, batch 1 and 64, capture on and off"
 	@echo "make bench-proxy   proxy overhead against direct, with wrk and nginx"
 	@echo "make bench-report  anchorwatch report against Evidently on the same files"
+	@echo "make bench-embeddings  embedding drift methods against Evidently on 100k x 384 (EMBEDDINGS_ARGS=--quick: 5000 rows)"
 	@echo "make golden        regenerate the statistics golden fixtures with scipy and Evidently"
 	@echo "make fuzz          fuzz the request decoders and parsers (nightly toolchain; FUZZ_SECONDS per target, docs/fuzzing.md)"
 
@@ -91,6 +92,10 @@ bench-report: $(VENV)/.golden
 	$(CARGO) build --release
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r benches/report_vs_evidently.requirements.txt
 	DO_NOT_TRACK=1 $(VENV)/bin/python benches/report_vs_evidently.py --rows 100000 1000000
+
+EMBEDDINGS_ARGS ?=
+bench-embeddings: $(VENV)/.golden
+	CARGO=$(CARGO) DO_NOT_TRACK=1 $(VENV)/bin/python benches/embeddings_vs_evidently.py $(EMBEDDINGS_ARGS)
 
 $(VENV)/.golden: analyzer/golden/requirements.txt
 	python3 -m venv $(VENV)
