@@ -25,6 +25,8 @@
 //! against the 0.45 threshold), and [`MAX_NEAR_THRESHOLD`] caps their share so that the verdict
 //! check cannot quietly empty. Every other chunk's alert must be NannyML's.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -188,16 +190,8 @@ fn verdict(alert: bool) -> &'static str {
 #[test]
 fn domain_classifier_fixtures_match_nannyml() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/multivariate/domain_classifier");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixtures directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
     let mut tally = Tally::default();
-    for path in paths {
-        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+    for fixture in common::json_fixtures("multivariate/domain_classifier") {
         tally.fixtures += 1;
         let name = fixture["name"].as_str().expect("name");
         let columns: Vec<(String, String)> = fixture["columns"]

@@ -27,13 +27,14 @@
 //! observed error. Verdicts must always be equal (no fixture's score lies within 1e-9 of its
 //! threshold, except a ratio of exactly 0.2 against 0.2, which is exact).
 
+mod common;
+
 use anchorwatch_analyzer::drift::{self, ColumnData, ColumnKind, ColumnOptions, StatTest};
 use anchorwatch_analyzer::stats::embedding_drift::{
     self, Distance, DistanceOptions, EmbeddingDrift, Embeddings, Method, MmdOptions, ModelOptions, RatioOptions, model,
     pca,
 };
 use serde_json::Value;
-use std::path::Path;
 
 /// Relative tolerance and absolute floor for a method's score.
 fn tolerance(method: &str, pca: bool) -> (f64, f64) {
@@ -222,17 +223,8 @@ fn check_classifier(tally: &mut Tally, at: &str, reference: Embeddings<'_>, curr
 
 #[test]
 fn embedding_fixtures_match_evidently() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/embeddings");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixtures directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
     let mut tally = Tally::default();
-    for path in paths {
-        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+    for fixture in common::json_fixtures("embeddings") {
         tally.fixtures += 1;
         let name = fixture["name"].as_str().unwrap_or("?").to_string();
         let dims = fixture["dims"].as_u64().expect("dims") as usize;

@@ -17,6 +17,8 @@
 //! Alerts must be equal; no fixture's value lies within 1e-9 of its threshold except where it
 //! is the threshold (a single reference chunk, a constant reference), which is exact here too.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
@@ -188,16 +190,8 @@ impl Tally {
 #[test]
 fn reconstruction_fixtures_match_nannyml() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("golden/multivariate");
-    let mut paths: Vec<_> = std::fs::read_dir(&dir)
-        .expect("fixtures directory")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    paths.sort();
-    assert!(!paths.is_empty(), "no fixtures in {}", dir.display());
     let mut tally = Tally::default();
-    for path in paths {
-        let fixture: Value = serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("parse");
+    for fixture in common::json_fixtures("multivariate") {
         tally.fixtures += 1;
         let name = fixture["name"].as_str().expect("name");
         let columns: Vec<(String, String)> = fixture["columns"]
