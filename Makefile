@@ -111,7 +111,8 @@ golden: $(VENV)/.golden
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/multivariate.py
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/domain_classifier.py
 	DO_NOT_TRACK=1 $(VENV)/bin/python analyzer/golden/report_pair.py
-	$(CARGO) test --workspace --test golden --test embedding_golden --test text_descriptors_golden --test reconstruction_golden --test domain_classifier_golden --test report_pair
+	$(CARGO) test --workspace --test golden --test embedding_golden --test text_descriptors_golden --test reconstruction_golden --test domain_classifier_golden
+	$(CARGO) test --test integration report_pair::
 
 # Fuzzing (docs/fuzzing.md): `make fuzz`, `make fuzz-short`, `make fuzz-regressions`.
 include fuzz/fuzz.mk

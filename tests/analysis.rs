@@ -2,60 +2,19 @@
 //! some features from a known hour, labels follow later, and the windows, the results API and
 //! `/metrics` tell the same story. A restart resumes without recomputing old windows.
 
-mod support;
+use crate::support;
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use support::Server;
+use support::credit::World;
 
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
 const ROWS_PER_HOUR: usize = 600;
 
-/// One applicant. After the change, ages crowd around 40, where the model is least sure, and
-/// regions reverse their mix; income and vip keep their distribution. The model's score is
-/// calibrated before the change, and the true outcome flips after it (young applicants become the
-/// good risks), so the model becomes wrong. The estimate from scores alone can only see the
-/// first effect (less confident predictions); the labels show the second.
-fn row(rng: &mut StdRng, changed: bool) -> (Value, &'static str, &'static str) {
-    let age = if changed { rng.random_range(32.0..48.0_f64) } else { rng.random_range(20.0..60.0_f64) }.round();
-    let weights = if changed { [0.1, 0.2, 0.3, 0.4] } else { [0.4, 0.3, 0.2, 0.1] };
-    let u: f64 = rng.random();
-    let region = ["north", "south", "east", "west"][weights
-        .iter()
-        .scan(0.0, |acc, w| {
-            *acc += w;
-            Some(*acc)
-        })
-        .position(|c| u < c)
-        .unwrap_or(3)];
-    let income = (rng.random_range(0.0..1.0_f64) * 50_000.0 + 20_000.0).round();
-    let vip = rng.random_bool(0.2);
-    let p_bad = 1.0 / (1.0 + ((age - 40.0) / 4.0).exp());
-    let prediction = if p_bad >= 0.5 { "bad" } else { "good" };
-    let bad = if changed { rng.random_bool(1.0 - p_bad) } else { rng.random_bool(p_bad) };
-    let record = json!({"features": {"age": age, "region": region, "income": income, "vip": vip},
-                        "prediction": prediction, "scores": {"good": 1.0 - p_bad, "bad": p_bad}});
-    (record, prediction, if bad { "bad" } else { "good" })
-}
-
 fn config(dir: &std::path::Path) -> std::path::PathBuf {
-    let mut rng = StdRng::seed_from_u64(1);
-    let mut csv = String::from("age,region,income,vip,prediction,target,score_good,score_bad\n");
-    for _ in 0..2000 {
-        let (r, prediction, label) = row(&mut rng, false);
-        let f = &r["features"];
-        csv += &format!(
-            "{},{},{},{},{prediction},{label},{},{}\n",
-            f["age"],
-            f["region"].as_str().unwrap(),
-            f["income"],
-            f["vip"],
-            r["scores"]["good"],
-            r["scores"]["bad"]
-        );
-    }
-    std::fs::write(dir.join("reference.csv"), csv).unwrap();
+    World::Uncertain.write_reference(dir, 2000);
     let text = r#"[store]
 root = "store"
 [collector]
@@ -160,7 +119,7 @@ fn drift_and_decay_are_found_where_injected_and_survive_a_restart() {
     for hour in 0..4 {
         let mut records = Vec::new();
         for i in 0..ROWS_PER_HOUR {
-            let (mut r, _, label) = row(&mut rng, hour >= 2);
+            let (mut r, label) = World::Uncertain.applicant(&mut rng, hour >= 2);
             let id = format!("h{hour}-{i}");
             r["prediction_id"] = json!(id);
             r["timestamp"] = json!(START + hour * 3600 + (i as i64 * 5));
@@ -324,7 +283,7 @@ fn without_a_reference_file_the_first_span_of_traffic_becomes_the_reference() {
     let mut post_hour = |hour: i64, changed: bool| {
         let records: Vec<Value> = (0..ROWS_PER_HOUR)
             .map(|i| {
-                let (mut r, _, _) = row(&mut rng, changed);
+                let (mut r, _) = World::Uncertain.applicant(&mut rng, changed);
                 r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
                 r
             })
@@ -349,7 +308,7 @@ fn without_a_reference_file_the_first_span_of_traffic_becomes_the_reference() {
 fn post_rows(server: &Server, rng: &mut StdRng, hour: i64, range: std::ops::Range<usize>, changed: bool) {
     let records: Vec<Value> = range
         .map(|i| {
-            let (mut r, _, _) = row(rng, changed);
+            let (mut r, _) = World::Uncertain.applicant(rng, changed);
             r["prediction_id"] = json!(format!("h{hour}-{i:03}"));
             r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
             r

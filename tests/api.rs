@@ -1,7 +1,7 @@
 //! The HTTP surface: the OpenAPI description matches the routes, probes answer, and bearer tokens
 //! with scopes guard the API when configured.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

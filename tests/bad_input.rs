@@ -1,7 +1,7 @@
 //! Table-driven bad input: every case gets its documented 4xx with a precise message, the server
 //! stays up, and nothing of a rejected request is stored.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! The command line as a user meets it: help, config checking, queries (the demo: tests/demo.rs).
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

@@ -1,7 +1,7 @@
 //! Crash safety: while clients ingest, the server is killed with SIGKILL at random moments, several
 //! times. After a restart every acknowledged row is stored exactly once.
 
-mod support;
+use crate::support;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 //! falls at the shift and recovers after the promotion), and what it points at exists (the
 //! mailbox's messages, the stored predictions).
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

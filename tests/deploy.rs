@@ -15,19 +15,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_anchorwatch");
+use crate::support::{self, free_port, root};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+const BIN: &str = env!("CARGO_BIN_EXE_anchorwatch");
 
 fn read(rel: &str) -> String {
     std::fs::read_to_string(root().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
-/// The project's `.venv` (set up by `make test`); its absence is a failure, not a skip.
+/// A program in the project's `.venv` (set up by `make test`); its absence is a failure, not a
+/// skip.
 fn venv_bin(name: &str) -> PathBuf {
-    let path = root().join(".venv/bin").join(name);
+    let path = support::venv_bin(name);
     assert!(
         path.exists(),
         "{} is missing: run `make test` (it installs tests/requirements.txt into .venv)",
@@ -488,10 +487,6 @@ fn configs_pass_check_config_and_tokens_come_from_the_secret() {
 }
 
 /// A free loopback port (the kernel's pick, released for the child to take).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Kills the child when dropped, so a failed assertion leaves no process behind.
 struct Running(Child);
 

@@ -5,7 +5,7 @@
 //! delivered to a webhook on loopback and the UI's model page all show the embedding drift and
 //! the multivariate drift, and no single column drifting.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@
 //! ONNX model is made by the project's `.venv` (`make setup-python`), as for tests/predictor.rs.
 //! Without either the data test is skipped with a message, except under `CI=true`, where it fails.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -24,9 +24,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
+use support::credit::World;
 use support::{RemoteProxy, Server, client, wait_until};
 
 /// Each dashboard file and its uid. Links, bookmarks and the other dashboards' data links use the
@@ -73,7 +74,7 @@ const DEFAULT_PROMETHEUS: &str = "/usr/bin/prometheus";
 // ---------------------------------------------------------------------------------------------
 
 fn grafana_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana")
+    support::root().join("grafana")
 }
 
 /// Every dashboard file, parsed, by file name.
@@ -356,7 +357,7 @@ fn structural_check_catches_broken_dashboards() {
 fn provisioning_matches_the_guide() {
     let provider = std::fs::read_to_string(grafana_dir().join("provisioning/dashboards/anchorwatch.yml")).unwrap();
     let datasource = std::fs::read_to_string(grafana_dir().join("provisioning/datasources/anchorwatch.yml")).unwrap();
-    let guide = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/grafana.md")).unwrap();
+    let guide = std::fs::read_to_string(support::root().join("docs/grafana.md")).unwrap();
     let path = provider
         .lines()
         .find_map(|l| l.trim().strip_prefix("path:"))
@@ -657,52 +658,12 @@ fn post(proxy: &RemoteProxy, path: &str, body: &str) -> u16 {
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
 const ROWS_PER_HOUR: usize = 600;
 
-/// One applicant (as in tests/analysis.rs): after the change ages crowd around 40 and regions
-/// reverse their mix, and the true outcome flips so the model becomes wrong.
-fn applicant(rng: &mut StdRng, changed: bool) -> (Value, &'static str) {
-    let age = if changed { rng.random_range(32.0..48.0_f64) } else { rng.random_range(20.0..60.0_f64) }.round();
-    let weights = if changed { [0.1, 0.2, 0.3, 0.4] } else { [0.4, 0.3, 0.2, 0.1] };
-    let u: f64 = rng.random();
-    let mut acc = 0.0;
-    let region = ["north", "south", "east", "west"][weights
-        .iter()
-        .position(|w| {
-            acc += w;
-            u < acc
-        })
-        .unwrap_or(3)];
-    let income = (rng.random_range(0.0..1.0_f64) * 50_000.0 + 20_000.0).round();
-    let vip = rng.random_bool(0.2);
-    let p_bad = 1.0 / (1.0 + ((age - 40.0) / 4.0).exp());
-    let prediction = if p_bad >= 0.5 { "bad" } else { "good" };
-    let bad = if changed { rng.random_bool(1.0 - p_bad) } else { rng.random_bool(p_bad) };
-    let record = json!({"features": {"age": age, "region": region, "income": income, "vip": vip},
-                        "prediction": prediction, "scores": {"good": 1.0 - p_bad, "bad": p_bad}});
-    (record, if bad { "bad" } else { "good" })
-}
-
 /// `credit`, analysed against a reference file with labels and calibrated thresholds; `served`,
 /// an ONNX model the built-in predictor serves; `sidecar`, fed by the proxy; two alert rules on
 /// dataset drift (one fires at once, one stays pending) and two receivers (one accepts, one
 /// answers 500 until anchorwatch gives up).
 fn write_config(dir: &Path, receivers: SocketAddr) -> PathBuf {
-    let mut rng = StdRng::seed_from_u64(1);
-    let mut csv = String::from("age,region,income,vip,prediction,target,score_good,score_bad\n");
-    for _ in 0..1000 {
-        let (r, label) = applicant(&mut rng, false);
-        let f = &r["features"];
-        csv += &format!(
-            "{},{},{},{},{},{label},{},{}\n",
-            f["age"],
-            f["region"].as_str().unwrap(),
-            f["income"],
-            f["vip"],
-            r["prediction"].as_str().unwrap(),
-            r["scores"]["good"],
-            r["scores"]["bad"]
-        );
-    }
-    std::fs::write(dir.join("reference.csv"), csv).unwrap();
+    World::Uncertain.write_reference(dir, 1000);
     let text = format!(
         r#"[store]
 root = "store"
@@ -790,7 +751,7 @@ fn feed(server: &Server, proxy: &RemoteProxy, rng: &mut StdRng, hour: i64) {
     let mut records = Vec::new();
     let mut labels = Vec::new();
     for i in 0..ROWS_PER_HOUR {
-        let (mut r, label) = applicant(rng, hour >= 1);
+        let (mut r, label) = World::Uncertain.applicant(rng, hour >= 1);
         let id = format!("h{hour}-{i}");
         r["prediction_id"] = json!(id);
         r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
@@ -819,33 +780,12 @@ fn feed(server: &Server, proxy: &RemoteProxy, rng: &mut StdRng, hour: i64) {
     assert_eq!(status, 400, "the predictor must refuse a wrong type");
 }
 
-/// An ONNX classifier for `served`, made by scikit-learn and skl2onnx with the project's Python
-/// (tests/fixtures/make_models.py, as tests/predictor.rs uses). `Err` says why it cannot be made.
-fn make_model(dir: &Path) -> Result<Vec<u8>, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let out = dir.join("models");
-    let status = Command::new(&python).arg(root.join("tests/fixtures/make_models.py")).arg(&out).status();
-    match status {
-        Ok(s) if s.success() => std::fs::read(out.join("credit_v1.onnx")).map_err(|e| e.to_string()),
-        other => Err(format!(
-            "{} tests/fixtures/make_models.py failed ({other:?}); run `make test` (or `make setup-python`) to \
-             install scikit-learn, skl2onnx and onnxruntime into .venv",
-            python.display()
-        )),
-    }
-}
-
 fn find_prometheus() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
         .map(|dir| dir.join("prometheus"));
     on_path.chain([PathBuf::from(DEFAULT_PROMETHEUS)]).find(|p| p.is_file())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 #[test]
@@ -855,19 +795,12 @@ fn every_panel_query_returns_data_from_a_real_prometheus() {
             "prometheus not found on PATH or at {DEFAULT_PROMETHEUS}; install Debian's `prometheus` package \
              (`make setup-system`, or `apt-get install --no-install-recommends prometheus`)"
         );
-        assert!(!in_ci(), "{why} (CI=true, so this is a failure, not a skip)");
-        eprintln!("skipping every_panel_query_returns_data_from_a_real_prometheus: {why}");
+        support::skip(&why);
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let model = match make_model(dir.path()) {
-        Ok(model) => model,
-        Err(why) => {
-            assert!(!in_ci(), "{why} (CI=true, so this is a failure, not a skip)");
-            eprintln!("skipping every_panel_query_returns_data_from_a_real_prometheus: {why}");
-            return;
-        }
-    };
+    let Some(models) = support::make_models(dir.path()) else { return };
+    let model = std::fs::read(models.join("credit_v1.onnx")).unwrap();
     let tiny = Tiny::start();
     let server = Server::start(&write_config(dir.path(), tiny.addr));
     let (status, answer) = server.post("/v1/models/served/versions", "application/octet-stream", model);

@@ -6,7 +6,7 @@
 //! open mode, out-of-range result bounds, malformed buffers, body limits, value sizes, sign-in
 //! attempts).
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

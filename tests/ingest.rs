@@ -1,7 +1,7 @@
 //! End to end: predictions and labels in every format go in over HTTP, and come back out exactly,
 //! through `/v1/query` and straight from the Parquet files.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -1,24 +1,14 @@
 //! The store is an ordinary hive-partitioned Parquet dataset: another engine (pyarrow) reads it
 //! with the partition columns, types and values anchorwatch wrote.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 
 use serde_json::{Value, json};
-use support::{Server, config};
+use support::{Server, config, python};
 
 /// The project's Python (set up by `make test`); its absence is a failure, not a skip.
-fn python() -> std::path::PathBuf {
-    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} is missing: run `make test` (it installs tests/requirements.txt into .venv)",
-        python.display()
-    );
-    python
-}
-
 const READ: &str = r#"
 import json, sys
 import pyarrow.dataset as ds

@@ -2,7 +2,7 @@
 //! ingest answers 429 with Retry-After instead of growing. When the store comes back, the backlog
 //! is written and ingest resumes, with nothing lost.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

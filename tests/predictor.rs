@@ -4,7 +4,7 @@
 //! Needs the project's `.venv` (`make test` installs it). Without it the test prints a skip,
 //! except with `CI=true`, where a missing Python or ONNX Runtime is a failure.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -44,27 +44,6 @@ features = [
 ]
 "#;
 
-/// Makes the models with the project's Python; `None` (a skip) when it is missing outside CI.
-fn make_models(dir: &Path) -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = root.join(".venv/bin/python");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let out = dir.join("models");
-    let status = std::process::Command::new(&python).arg(root.join("tests/fixtures/make_models.py")).arg(&out).status();
-    match status {
-        Ok(s) if s.success() => Some(out),
-        other => {
-            let why = format!(
-                "{} tests/fixtures/make_models.py failed ({other:?}); run `make test` (or `make setup-python`) to install scikit-learn, skl2onnx and onnxruntime into .venv",
-                python.display()
-            );
-            assert!(!ci, "{why}");
-            eprintln!("SKIPPED predictor test: {why}");
-            None
-        }
-    }
-}
-
 fn upload(server: &Server, model: &str, bytes: Vec<u8>) -> (u16, Value) {
     server.post(&format!("/v1/models/{model}/versions"), "application/octet-stream", bytes)
 }
@@ -100,7 +79,7 @@ fn records(rows: &Value) -> Value {
 #[test]
 fn serves_promotes_and_rolls_back_onnx_models() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(models) = make_models(dir.path()) else { return };
+    let Some(models) = support::make_models(dir.path()) else { return };
     let file = |name: &str| std::fs::read(models.join(format!("{name}.onnx"))).unwrap();
     let expected: Value = serde_json::from_slice(&std::fs::read(models.join("expected.json")).unwrap()).unwrap();
     let config = dir.path().join("anchorwatch.toml");
@@ -351,7 +330,7 @@ fn counter(metrics: &str, name: &str, labels: &str) -> u64 {
 #[test]
 fn capture_never_holds_up_an_answer_and_loses_nothing_uncounted() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(models) = make_models(dir.path()) else { return };
+    let Some(models) = support::make_models(dir.path()) else { return };
     let v1 = std::fs::read(models.join("credit_v1.onnx")).unwrap();
     let expected: Value = serde_json::from_slice(&std::fs::read(models.join("expected.json")).unwrap()).unwrap();
     let body = records(&expected["credit_rows"]);

@@ -2,7 +2,7 @@
 //! real upstream (hyper, in this test process, HTTP/1.1 or h2c), storing rows through a local
 //! collector or a central `anchorwatch serve`. Everything talks over loopback on free ports.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -21,7 +21,7 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::{Value, json};
-use support::{binary, client, wait_until};
+use support::{binary, client, free_port, wait_until};
 
 type UpBody = UnsyncBoxBody<Bytes, Infallible>;
 
@@ -183,10 +183,6 @@ fn upstream(http2: bool) -> Upstream {
 }
 
 /// A port nothing listens on (bound, then released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The proxy and central server processes.
 // ---------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
 //! verdict, the score and the threshold must be Evidently's, as must the dataset's share and
 //! verdict. A case is added by adding data to the generator, never code here.
 
-mod support;
+use crate::support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! paths: a trainer that crashes, hangs, writes garbage or loses never touches the champion, and
 //! two triggers at once start one run.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

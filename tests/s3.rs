@@ -8,7 +8,7 @@
 //! tests/requirements.txt). Without it the test prints a skip, except with `CI=true`, where that
 //! is a failure.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -16,20 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::Server;
+use support::{Server, venv_bin};
 
 const BUCKET: &str = "anchorwatch-test";
 const PREFIX: &str = "team/prod";
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
 const ROWS: usize = 300;
-
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name)
-}
 
 /// moto's S3 server on a free loopback port; killed when dropped.
 struct Moto {
@@ -54,11 +46,10 @@ impl Moto {
     fn start(dir: &Path) -> Option<Self> {
         let bin = venv_bin("moto_server");
         if !bin.exists() {
-            assert!(!in_ci(), "moto_server is not in .venv (make test installs tests/requirements.txt)");
-            eprintln!("SKIPPED: moto_server not installed in .venv; run `make test` to install it");
+            support::skip("moto_server is not in .venv (make test installs tests/requirements.txt)");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = support::free_port();
         // The request log goes to a file: a pipe nobody reads would block the server once full.
         let log = dir.join("moto.log");
         let mut child = Command::new(bin)
@@ -419,8 +410,7 @@ fn duckdb_reads(root: &Path, rows: usize, labels: usize) {
     let available =
         python.exists() && Command::new(&python).args(["-c", "import duckdb"]).status().is_ok_and(|s| s.success());
     if !available {
-        assert!(!in_ci(), "duckdb is not installed in .venv (make test installs tests/requirements.txt)");
-        eprintln!("SKIPPED DuckDB part: duckdb not installed in .venv; run `make test` to install it");
+        support::skip("the DuckDB part needs duckdb in .venv (make test installs tests/requirements.txt)");
         return;
     }
     let out = Command::new(python).arg("-c").arg(DUCKDB).arg(root).output().unwrap();

@@ -14,14 +14,14 @@
 //! tests/requirements.txt); without them the test prints a skip, except with `CI=true`, where
 //! that is a failure.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Server, client};
+use support::{Server, client, venv_bin};
 
 /// The admin token of the run with tokens.
 const TOKEN: &str = "schemathesis-admin-token-0123456789";
@@ -93,44 +93,20 @@ fn describe(failure: &Value) -> String {
     )
 }
 
-fn in_ci() -> bool {
-    std::env::var("CI").as_deref() == Ok("true")
-}
-
-fn venv_bin(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin").join(name)
-}
-
 /// schemathesis from `.venv`; `None` (with a notice) when it is not installed, except under CI,
 /// where that fails the test.
 fn schemathesis() -> Option<PathBuf> {
     let bin = venv_bin("schemathesis");
     if !bin.exists() {
-        assert!(!in_ci(), "schemathesis is not in .venv (make test installs tests/requirements.txt)");
-        eprintln!("SKIPPED: schemathesis not installed in .venv; run `make test` to install it");
+        support::skip("schemathesis is not in .venv (make test installs tests/requirements.txt)");
         return None;
     }
     Some(bin)
 }
 
-/// `credit_v1.onnx` made by tests/fixtures/make_models.py; `None` (with a notice) when the
-/// project's Python cannot make it, except under CI, where that fails the test.
+/// `credit_v1.onnx` made by tests/fixtures/make_models.py; `None` after a skip.
 fn champion_model(dir: &Path) -> Option<Vec<u8>> {
-    let out = dir.join("models");
-    let status = Command::new(venv_bin("python"))
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/make_models.py"))
-        .arg(&out)
-        .stdout(Stdio::null())
-        .status();
-    if !status.as_ref().is_ok_and(|s| s.success()) {
-        let why = format!(
-            "tests/fixtures/make_models.py failed ({status:?}); `make test` installs scikit-learn, skl2onnx and onnxruntime into .venv"
-        );
-        assert!(!in_ci(), "{why}");
-        eprintln!("SKIPPED: {why}");
-        return None;
-    }
-    Some(std::fs::read(out.join("credit_v1.onnx")).unwrap())
+    Some(std::fs::read(support::make_models(dir)?.join("credit_v1.onnx")).unwrap())
 }
 
 /// Uploads `model` as version 1 of `credit` and promotes it.
@@ -181,7 +157,7 @@ impl Run {
 /// in `dir` (where it may write).
 fn run(schemathesis: &Path, server: &Server, token: Option<&str>, filter: &[&str], dir: &Path) -> Run {
     std::fs::create_dir_all(dir).unwrap();
-    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/schemathesis/schemathesis.toml");
+    let config = support::root().join("tests/schemathesis/schemathesis.toml");
     let report = dir.join("schemathesis.json");
     let log = dir.join("schemathesis.log");
     let mut command = Command::new(schemathesis);

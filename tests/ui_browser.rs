@@ -11,32 +11,18 @@
 //! negative control proves this Chromium reports a broken page that way. With `CI=true` a missing
 //! Chromium fails the test; elsewhere the test is skipped with a notice.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 
+use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
-use support::{CHROMIUM, Server, chromium, console_lines};
+use support::credit::World;
+use support::{Server, chromium, chromium_available, console_lines};
 
 const START: i64 = 1_795_132_800; // 2026-11-20T00:00:00Z
 const ROWS_PER_HOUR: usize = 400;
-
-/// Whether to run: Chromium is there; in CI its absence is a failure.
-fn chromium_available() -> bool {
-    if Path::new(CHROMIUM).exists() {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{CHROMIUM} is missing and CI=true: the UI browser test is required in CI");
-    }
-    eprintln!(
-        "NOTICE: skipping the UI browser test: {CHROMIUM} is missing \
-         (install it with `apt-get install -y --no-install-recommends chromium`)"
-    );
-    false
-}
 
 fn screenshots_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
@@ -61,44 +47,9 @@ fn load_page(url: &str, name: &str) -> String {
     dom
 }
 
-/// One applicant; after the change ages, regions and incomes all move, vip does not.
-fn row(rng: &mut StdRng, changed: bool) -> (Value, &'static str) {
-    let age = if changed { rng.random_range(50.0..70.0_f64) } else { rng.random_range(20.0..60.0_f64) }.round();
-    let u: f64 = rng.random();
-    let region = if changed {
-        ["north", "south", "east", "west"][(u * 10.0) as usize % 2 + 2]
-    } else {
-        ["north", "south", "east", "west"][(u * 4.0) as usize % 4]
-    };
-    let income = (rng.random_range(0.0..1.0_f64) * 50_000.0 + if changed { 60_000.0 } else { 20_000.0 }).round();
-    let vip = rng.random_bool(0.2);
-    let p_bad = 1.0 / (1.0 + ((age - 40.0) / 4.0).exp());
-    let prediction = if p_bad >= 0.5 { "bad" } else { "good" };
-    let label = if rng.random_bool(p_bad) { "bad" } else { "good" };
-    let record = json!({"features": {"age": age, "region": region, "income": income, "vip": vip},
-                        "prediction": prediction, "scores": {"good": 1.0 - p_bad, "bad": p_bad}});
-    (record, label)
-}
-
 /// The test config: one model `credit` with a reference; `extra` is appended (more sections).
 fn config(dir: &Path, extra: &str) -> PathBuf {
-    let mut rng = StdRng::seed_from_u64(1);
-    let mut csv = String::from("age,region,income,vip,prediction,target,score_good,score_bad\n");
-    for _ in 0..1500 {
-        let (r, label) = row(&mut rng, false);
-        let f = &r["features"];
-        csv += &format!(
-            "{},{},{},{},{},{label},{},{}\n",
-            f["age"],
-            f["region"].as_str().unwrap(),
-            f["income"],
-            f["vip"],
-            r["prediction"].as_str().unwrap(),
-            r["scores"]["good"],
-            r["scores"]["bad"]
-        );
-    }
-    std::fs::write(dir.join("reference.csv"), csv).unwrap();
+    World::Moved.write_reference(dir, 1500);
     let text = r#"[store]
 root = "store"
 [collector]
@@ -172,7 +123,7 @@ fn ui_pages_load_without_console_errors_and_chart_the_api_numbers() {
     for hour in 0..3 {
         let mut records = Vec::new();
         for i in 0..ROWS_PER_HOUR {
-            let (mut r, label) = row(&mut rng, hour >= 2);
+            let (mut r, label) = World::Moved.applicant(&mut rng, hour >= 2);
             let id = format!("h{hour}-{i}");
             r["prediction_id"] = json!(id);
             r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
@@ -322,7 +273,7 @@ fn with_tokens_the_ui_signs_in_through_its_login_page() {
     for hour in 0..2 {
         let records: Vec<Value> = (0..ROWS_PER_HOUR)
             .map(|i| {
-                let (mut r, _) = row(&mut rng, hour == 1);
+                let (mut r, _) = World::Moved.applicant(&mut rng, hour == 1);
                 r["timestamp"] = json!(START + hour * 3600 + i as i64 * 5);
                 r
             })

@@ -8,9 +8,75 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod credit;
+
 /// The binary under test.
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_anchorwatch")
+}
+
+/// The repository's root (where `make test` puts `.venv`).
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether the tests run under CI (`CI=true` or `CI=1`), where a missing tool fails a test
+/// instead of skipping it.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
+/// A tool the running test needs is missing: under CI a failure, elsewhere one printed line in
+/// the same words for every test (named after the test's thread, which libtest names after the
+/// test). The caller returns, or leaves out the part that needs the tool, after this.
+pub fn skip(why: &str) {
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("a test");
+    assert!(!in_ci(), "{test}: {why} (CI=true, so this is a failure, not a skip)");
+    eprintln!("SKIPPED {test}: {why}");
+}
+
+/// A program in the project's `.venv` (`make test` installs tests/requirements.txt there); the
+/// path whether or not it exists.
+pub fn venv_bin(name: &str) -> PathBuf {
+    root().join(".venv/bin").join(name)
+}
+
+/// `.venv`'s Python, which must be there (`make test` installs it).
+pub fn python() -> PathBuf {
+    let python = venv_bin("python");
+    assert!(
+        python.exists(),
+        "{} is missing: run `make test` (it installs tests/requirements.txt into .venv)",
+        python.display()
+    );
+    python
+}
+
+/// The ONNX models of tests/fixtures/make_models.py (scikit-learn and skl2onnx, with `.venv`'s
+/// Python), made in `dir/models`; `None` after a [`skip`] when they cannot be made.
+pub fn make_models(dir: &Path) -> Option<PathBuf> {
+    let python = venv_bin("python");
+    let out = dir.join("models");
+    let status = Command::new(&python)
+        .arg(root().join("tests/fixtures/make_models.py"))
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status();
+    if !status.as_ref().is_ok_and(|s| s.success()) {
+        skip(&format!(
+            "{} tests/fixtures/make_models.py failed ({status:?}); run `make test` (or `make setup-python`) to \
+             install scikit-learn, skl2onnx and onnxruntime into .venv",
+            python.display()
+        ));
+        return None;
+    }
+    Some(out)
+}
+
+/// A loopback port free at the time of the call.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A config for one model `credit` with a numerical, a categorical and a boolean feature, two
@@ -219,9 +285,8 @@ pub fn ipc(batch: &arrow::record_batch::RecordBatch) -> Vec<u8> {
 /// ONNX Runtime from the project's `.venv` (what `make setup-onnxruntime` installs); `None`, with
 /// a printed skip, when it is not there, except under CI (`CI=true`), where that fails the test.
 pub fn onnxruntime() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let found =
-        std::fs::read_dir(root.join(".venv/lib")).ok().and_then(|mut dirs| {
+        std::fs::read_dir(root().join(".venv/lib")).ok().and_then(|mut dirs| {
             dirs.find_map(|d| {
                 let capi = d.ok()?.path().join("site-packages/onnxruntime/capi");
                 std::fs::read_dir(capi).ok()?.flatten().map(|e| e.path()).find(|p| {
@@ -230,17 +295,22 @@ pub fn onnxruntime() -> Option<PathBuf> {
             })
         });
     if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "ONNX Runtime is not in .venv; run `make setup-onnxruntime`"
-        );
-        eprintln!("SKIPPED: ONNX Runtime not installed in .venv (make setup-onnxruntime)");
+        skip("ONNX Runtime is not in .venv; run `make setup-onnxruntime`");
     }
     found
 }
 
 /// Debian's Chromium, which the browser tests drive headless.
 pub const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Whether Chromium is there to drive; its absence is a skip (a failure in CI).
+pub fn chromium_available() -> bool {
+    let there = Path::new(CHROMIUM).exists();
+    if !there {
+        skip(&format!("{CHROMIUM} is missing; install it with `apt-get install -y --no-install-recommends chromium`"));
+    }
+    there
+}
 
 /// Runs a fresh headless Chromium on `url` with `extra` flags; returns (stdout, stderr).
 pub fn chromium(url: &str, extra: &[&str]) -> (String, String) {
