@@ -11,6 +11,7 @@ mod alerts;
 mod analysis;
 mod api;
 mod bad_input;
+mod builds;
 mod cli;
 mod crash;
 mod demo;
