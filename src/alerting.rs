@@ -13,14 +13,15 @@ use anchorwatch_analyzer::monitor::window::{Role, WindowResult};
 use anchorwatch_analyzer::monitor::{Monitor, Published};
 use anchorwatch_collector::ApiError;
 use anchorwatch_collector::store::Store;
-use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get};
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use tokio::sync::watch;
+
+use crate::api::Api;
+use crate::auth::Scope;
 
 /// The `retrain` action without an external URL: a request file per notification under
 /// `<model>/retrain/requests/`, for the retraining loop to pick up.
@@ -168,12 +169,12 @@ pub fn start(
 }
 
 /// `/v1/alerts` and `/v1/silences`.
-pub fn routes(engine: Arc<Engine>) -> Router {
-    Router::new()
-        .route("/v1/alerts", get(alerts))
-        .route("/v1/silences", get(silences).post(add_silence))
-        .route("/v1/silences/{id}", delete(expire_silence))
-        .with_state(engine)
+pub fn api() -> Api<Arc<Engine>> {
+    Api::new()
+        .get(Some(Scope::Read), "/v1/alerts", alerts)
+        .get(Some(Scope::Read), "/v1/silences", silences)
+        .post(Some(Scope::Admin), "/v1/silences", add_silence)
+        .delete(Some(Scope::Admin), "/v1/silences/{id}", expire_silence)
 }
 
 /// `?history=N`: also the newest N events (default 100 when the parameter is given empty).

@@ -26,7 +26,7 @@ pub const SESSION_COOKIE: &str = "anchorwatch_session";
 pub const MAX_SESSIONS: usize = 10_000;
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Scope {
     /// Post predictions and labels, and ask the built-in predictor for predictions.
@@ -252,48 +252,32 @@ pub struct SignedIn {
     pub name: String,
 }
 
-/// The scope a request needs; `None` for probes, metrics, the API description and sign-in.
-pub fn required_scope(method: &Method, path: &str) -> Option<Scope> {
-    match path {
-        "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/v2/health/ready" | "/login" | "/logout" => None,
-        p if method == Method::GET && p.starts_with("/v2/models/") && p.ends_with("/ready") => None,
-        p if method == Method::POST && (p.ends_with("/predict") || p.ends_with("/infer")) => Some(Scope::Ingest),
-        p if method == Method::POST
-            && (p.ends_with("/versions") || p.ends_with("/promote") || p.ends_with("/rollback")) =>
-        {
-            Some(Scope::Admin)
-        }
-        p if method == Method::POST && (p.ends_with("/predictions") || p.ends_with("/labels")) => Some(Scope::Ingest),
-        "/v1/flush" => Some(Scope::Admin),
-        p if method != Method::GET && p.starts_with("/v1/silences") => Some(Scope::Admin),
-        p if method == Method::POST
-            && (p.ends_with("/reference") || p.ends_with("/analyze") || p.ends_with("/retrain")) =>
-        {
-            Some(Scope::Admin)
-        }
-        _ => Some(Scope::Read),
-    }
-}
-
 /// Whether `scopes` cover `needed` (`admin` covers everything).
 pub fn allows(scopes: &[Scope], needed: Scope) -> bool {
     scopes.contains(&Scope::Admin) || scopes.contains(&needed)
 }
 
-/// Authenticates every request: a bearer token first; without one, a UI session cookie. A
+/// Every request, routed or not: without tokens (open mode), the checks of [`open_mode`];
+/// with tokens, nothing here (each route's scope is checked by [`require`]).
+pub async fn guard(State(auth): State<Arc<Auth>>, request: Request, next: Next) -> Response {
+    if !auth.is_open() {
+        return next.run(request).await;
+    }
+    match open_mode(&auth.hosts, &request) {
+        Ok(()) => next.run(request).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// A route that needs the scope `needed` (the layer [`crate::api::Api`] puts on it):
+/// with tokens configured, a bearer token first; without one, a UI session cookie. A
 /// cookie-authenticated request that changes something must come from a page of this server
 /// (see [`same_origin`]). A UI page asked for without credentials is sent to `/login`; the API
-/// answers 401.
-pub async fn check(State(auth): State<Arc<Auth>>, mut request: Request, next: Next) -> Response {
+/// answers 401. Without tokens, nothing ([`guard`] has checked the request).
+pub async fn require(State((auth, needed)): State<(Arc<Auth>, Scope)>, mut request: Request, next: Next) -> Response {
     if auth.is_open() {
-        return match open_mode(&auth.hosts, &request) {
-            Ok(()) => next.run(request).await,
-            Err(e) => e.into_response(),
-        };
-    }
-    let Some(needed) = required_scope(request.method(), request.uri().path()) else {
         return next.run(request).await;
-    };
+    }
     let headers = request.headers();
     if let Some(presented) = bearer(headers) {
         let client = client_ip(&request);
@@ -758,15 +742,13 @@ mod tests {
         assert!(!is_ui_page(&Method::POST, "/models/credit") && !is_ui_page(&Method::GET, "/v1/models"));
         let uri: Uri = "/models/credit?feature=age&window=2".parse().unwrap();
         assert_eq!(login_url(&uri), "/login?next=/models/credit%3Ffeature%3Dage%26window%3D2");
-        assert_eq!(required_scope(&Method::POST, "/login"), None);
-        assert_eq!(required_scope(&Method::POST, "/logout"), None);
     }
 
     #[test]
     fn tokens_need_read_or_admin_for_pages_and_admin_for_changes() {
         assert!(allows(&[Scope::Read], Scope::Read) && allows(&[Scope::Admin], Scope::Read));
         assert!(!allows(&[Scope::Ingest], Scope::Read));
-        assert!(!allows(&[Scope::Read], required_scope(&Method::POST, "/v1/models/m/versions/3/promote").unwrap()));
+        assert!(!allows(&[Scope::Read], Scope::Admin) && !allows(&[Scope::Ingest], Scope::Admin));
         assert!(
             constant_time_eq(b"abc", b"abc") && !constant_time_eq(b"abc", b"abd") && !constant_time_eq(b"a", b"ab")
         );

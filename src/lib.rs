@@ -7,6 +7,7 @@
 //! shutdown (the collector is flushed before the process exits).
 
 pub mod alerting;
+pub mod api;
 pub mod auth;
 pub mod batching;
 pub mod config;

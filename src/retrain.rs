@@ -939,12 +939,13 @@ fn reference_parquet(batches: &[RecordBatch], split: usize) -> Result<Bytes, Fai
 }
 
 /// `POST /v1/models/{model}/retrain` and `GET /v1/models/{model}/retrain/runs`.
-pub fn routes(retrainer: Arc<Retrainer>) -> axum::Router {
-    use axum::routing::{get, post};
-    axum::Router::new()
-        .route("/v1/models/{model}/retrain", post(start_run))
-        .route("/v1/models/{model}/retrain/runs", get(list_runs))
-        .with_state(retrainer)
+pub fn api() -> crate::api::Api<Arc<Retrainer>> {
+    use crate::auth::Scope;
+    crate::api::Api::new().post(Some(Scope::Admin), "/v1/models/{model}/retrain", start_run).get(
+        Some(Scope::Read),
+        "/v1/models/{model}/retrain/runs",
+        list_runs,
+    )
 }
 
 fn trigger_error(e: TriggerError) -> anchorwatch_collector::ApiError {

@@ -18,50 +18,100 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, oneshot};
 
+use crate::api::{Api, Route};
+use crate::auth::Scope;
 use crate::config::{Loaded, QueryConfig};
 
-/// Every route the server answers, as (method, path template). `docs/openapi.json` describes
-/// exactly these; a test holds the two together.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/healthz"),
-    ("GET", "/readyz"),
-    ("GET", "/metrics"),
-    ("GET", "/openapi.json"),
-    ("GET", "/v1/models"),
-    ("POST", "/v1/models/{model}/predictions"),
-    ("POST", "/v1/models/{model}/labels"),
-    ("POST", "/v1/query"),
-    ("POST", "/v1/flush"),
-    ("GET", "/v1/models/{model}/drift"),
-    ("GET", "/v1/models/{model}/performance"),
-    ("GET", "/v1/models/{model}/quality"),
-    ("POST", "/v1/models/{model}/reference"),
-    ("POST", "/v1/models/{model}/analyze"),
-    ("GET", "/v1/alerts"),
-    ("GET", "/v1/silences"),
-    ("POST", "/v1/silences"),
-    ("DELETE", "/v1/silences/{id}"),
-    ("POST", "/v1/models/{model}/retrain"),
-    ("GET", "/v1/models/{model}/retrain/runs"),
-    ("GET", "/v1/models/{model}/versions"),
-    ("POST", "/v1/models/{model}/versions"),
-    ("POST", "/v1/models/{model}/versions/{version}/promote"),
-    ("POST", "/v1/models/{model}/rollback"),
-    ("POST", "/v1/models/{model}/predict"),
-    ("POST", "/v2/models/{model}/infer"),
-    ("GET", "/v2/models/{model}/ready"),
-    ("GET", "/v2/health/ready"),
-    ("GET", "/"),
-    ("GET", "/models/{model}"),
-    ("GET", "/login"),
-    ("POST", "/login"),
-    ("POST", "/logout"),
-];
+/// Every route the server answers, with the scope a token needs for it, as declared by the
+/// components (docs/openapi.json and docs/api.md are checked against this list).
+pub fn routes() -> Vec<Route> {
+    Surface::declare().routes()
+}
+
+/// The server's routes, one [`Api`] per component, each on that component's state. Both
+/// methods take the struct apart field by field, so a component added here is both served and
+/// listed, or the build fails.
+struct Surface {
+    own: Api<AppState>,
+    ingest: Api<IngestState>,
+    ui: Api<Arc<crate::ui::Sources>>,
+    alerts: Api<Arc<anchorwatch_alerts::Engine>>,
+    lifecycle: Api<Arc<crate::lifecycle::Lifecycle>>,
+    retrain: Api<Arc<crate::retrain::Retrainer>>,
+    login: Api<Arc<crate::auth::Auth>>,
+}
+
+/// What [`Surface::serve`] gives each component.
+struct States {
+    own: AppState,
+    ingest: IngestState,
+    ui: crate::ui::Sources,
+    alerts: Arc<anchorwatch_alerts::Engine>,
+    lifecycle: Arc<crate::lifecycle::Lifecycle>,
+    retrain: Arc<crate::retrain::Retrainer>,
+    auth: Arc<crate::auth::Auth>,
+}
+
+impl Surface {
+    fn declare() -> Self {
+        let read = Some(Scope::Read);
+        let own = Api::new()
+            .get(None, "/healthz", || async { axum::Json(serde_json::json!({"status": "ok"})) })
+            .get(None, "/readyz", readyz)
+            .get(None, "/metrics", metrics_text)
+            .get(None, "/openapi.json", || async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) })
+            .get(read, "/v1/models", models)
+            .post(read, "/v1/query", query)
+            .post(Some(Scope::Admin), "/v1/flush", flush)
+            .get(read, "/v1/models/{model}/drift", |s, m, q| results(s, m, q, "drift"))
+            .get(read, "/v1/models/{model}/performance", |s, m, q| results(s, m, q, "performance"))
+            .get(read, "/v1/models/{model}/quality", |s, m, q| results(s, m, q, "quality"))
+            .post(Some(Scope::Admin), "/v1/models/{model}/reference", upload_reference)
+            .post(Some(Scope::Admin), "/v1/models/{model}/analyze", analyze);
+        let ingest = Api::new()
+            .post(Some(Scope::Ingest), "/v1/models/{model}/predictions", anchorwatch_collector::api::predictions)
+            .post(Some(Scope::Ingest), "/v1/models/{model}/labels", anchorwatch_collector::api::labels);
+        Surface {
+            own,
+            ingest,
+            ui: crate::ui::api(),
+            alerts: crate::alerting::api(),
+            lifecycle: crate::lifecycle::api::api(),
+            retrain: crate::retrain::api(),
+            login: crate::auth::login::api(),
+        }
+    }
+
+    fn routes(&self) -> Vec<Route> {
+        let Surface { own, ingest, ui, alerts, lifecycle, retrain, login } = self;
+        [
+            own.routes(),
+            ingest.routes(),
+            ui.routes(),
+            alerts.routes(),
+            lifecycle.routes(),
+            retrain.routes(),
+            login.routes(),
+        ]
+        .concat()
+    }
+
+    fn serve(self, states: States) -> Router {
+        let Surface { own, ingest, ui, alerts, lifecycle, retrain, login } = self;
+        own.with_state(states.own)
+            .merge(ingest.with_state(states.ingest))
+            .merge(ui.with_state(Arc::new(states.ui)))
+            .merge(alerts.with_state(states.alerts))
+            .merge(lifecycle.with_state(states.lifecycle))
+            .merge(retrain.with_state(states.retrain))
+            .merge(login.with_state(states.auth.clone()))
+            .into_router(&states.auth)
+    }
+}
 
 /// The OpenAPI description served at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("../docs/openapi.json");
@@ -199,40 +249,32 @@ impl Server {
             monitor: monitor.clone(),
             lifecycle: lifecycle.clone(),
         };
-        let ingest = anchorwatch_collector::api::routes(IngestState {
+        let ingest = IngestState {
             collector: collector.clone(),
             max_body_bytes: config.server.max_body_bytes as usize,
             inflight: Arc::new(Semaphore::new(config.server.max_inflight_ingest)),
             inflight_kib: Arc::new(Semaphore::new((config.server.max_inflight_body_bytes / 1024) as usize)),
-        });
+        };
         let auth = Arc::new(crate::auth::Auth::new(&config.auth, &config.server)?);
-        let app = Router::new()
-            .route("/healthz", get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }))
-            .route("/readyz", get(readyz))
-            .route("/metrics", get(metrics_text))
-            .route("/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }))
-            .route("/v1/models", get(models))
-            .route("/v1/query", post(query))
-            .route("/v1/flush", post(flush))
-            .route("/v1/models/{model}/drift", get(|s, m, q| results(s, m, q, "drift")))
-            .route("/v1/models/{model}/performance", get(|s, m, q| results(s, m, q, "performance")))
-            .route("/v1/models/{model}/quality", get(|s, m, q| results(s, m, q, "quality")))
-            .route("/v1/models/{model}/reference", post(upload_reference))
-            .route("/v1/models/{model}/analyze", post(analyze))
-            .with_state(state)
-            .merge(ingest)
-            .merge(crate::ui::routes(crate::ui::Sources {
-                collector: collector.clone(),
-                monitor: monitor.clone(),
-                engine: engine.clone(),
-                lifecycle: lifecycle.clone(),
-                retrainer: retrainer.clone(),
-                query: config.query.clone(),
-            }))
-            .merge(crate::alerting::routes(engine))
-            .merge(crate::lifecycle::api::routes(lifecycle.clone()))
-            .merge(crate::retrain::routes(retrainer))
-            .merge(crate::auth::login::routes(auth.clone()))
+        let ui = crate::ui::Sources {
+            collector: collector.clone(),
+            monitor: monitor.clone(),
+            engine: engine.clone(),
+            lifecycle: lifecycle.clone(),
+            retrainer: retrainer.clone(),
+            query: config.query.clone(),
+        };
+        let states = States {
+            own: state,
+            ingest,
+            ui,
+            alerts: engine,
+            lifecycle: lifecycle.clone(),
+            retrain: retrainer,
+            auth: auth.clone(),
+        };
+        let app = Surface::declare()
+            .serve(states)
             .fallback(|| async {
                 ApiError::new(StatusCode::NOT_FOUND, "no_route", "no such endpoint; see /openapi.json")
             })
@@ -244,11 +286,12 @@ impl Server {
                 )
             })
             // Innermost first: bodies up to max_body_bytes for every route (ingest checks its
-            // own, streaming), read within body_read_timeout; then authentication; then every
+            // own, streaming), read within body_read_timeout; then the open mode's checks (each
+            // route's scope is checked by its own layer, see `Api`); then every
             // plain-text refusal turned into the JSON error; then the pages' security headers.
             .layer(axum::extract::DefaultBodyLimit::max(config.server.max_body_bytes as usize))
             .layer(axum::middleware::from_fn_with_state(config.server.body_read_timeout, limits::body_deadline))
-            .layer(axum::middleware::from_fn_with_state(auth, crate::auth::check))
+            .layer(axum::middleware::from_fn_with_state(auth, crate::auth::guard))
             .layer(axum::middleware::from_fn(limits::json_errors))
             .layer(axum::middleware::from_fn(limits::page_headers));
         let listener = tokio::net::TcpListener::bind(listen)

@@ -15,16 +15,16 @@ use anchorwatch_dashboards::ui::{
     ActiveAlert, AlertEvent, Distribution, FeatureScores, Flash, ModelPage, ModelSummary, Overview, RunItem, Series,
     Status, VersionItem, Window,
 };
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Extension, Router};
 use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::SignedIn;
+use crate::api::Api;
+use crate::auth::{Scope, SignedIn};
 use crate::config::QueryConfig;
 use crate::lifecycle::Lifecycle;
 use crate::retrain::{Retrainer, RunStatus};
@@ -53,9 +53,9 @@ pub struct Sources {
     pub query: QueryConfig,
 }
 
-/// The UI's routes, ready to merge into the server's router.
-pub fn routes(sources: Sources) -> Router {
-    Router::new().route("/", get(overview)).route("/models/{model}", get(model_page)).with_state(Arc::new(sources))
+/// The UI's pages (read scope).
+pub fn api() -> Api<Arc<Sources>> {
+    Api::new().get(Some(Scope::Read), "/", overview).get(Some(Scope::Read), "/models/{model}", model_page)
 }
 
 fn html(body: String) -> Response {

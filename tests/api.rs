@@ -18,8 +18,8 @@ fn openapi_describes_exactly_the_routes_served() {
         }
     }
     let routed: BTreeSet<(String, String)> =
-        anchorwatch::server::ROUTES.iter().map(|(m, p)| (m.to_string(), p.to_string())).collect();
-    assert_eq!(described, routed, "docs/openapi.json and server::ROUTES disagree");
+        anchorwatch::server::routes().iter().map(|r| (r.method.to_string(), r.path.to_string())).collect();
+    assert_eq!(described, routed, "docs/openapi.json and the server's routes disagree");
 
     // Every described route exists on a live server: no 404 `no_route`, no 405.
     let dir = tempfile::tempdir().unwrap();
@@ -49,6 +49,71 @@ fn openapi_describes_exactly_the_routes_served() {
     let served: Value = client().get(server.url("/openapi.json")).send().unwrap().json().unwrap();
     assert_eq!(served, spec);
     server.stop();
+}
+
+/// docs/api.md's table gives each route's scope; the server's own declarations must say the same,
+/// route by route, and a token without that scope must be refused on a live server.
+#[test]
+fn every_route_needs_the_scope_docs_api_md_gives_it() {
+    let guide = std::fs::read_to_string(support::root().join("docs/api.md")).unwrap();
+    let mut documented = BTreeSet::new();
+    for row in guide.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let route = cells[0].trim_start_matches("| `").trim_end_matches('`');
+        let (method, path) = route.split_once(' ').unwrap();
+        let path = path.split('?').next().unwrap();
+        documented.insert((method.to_string(), path.to_string(), cells[1].to_string()));
+    }
+    let declared: BTreeSet<(String, String, String)> = anchorwatch::server::routes()
+        .iter()
+        .map(|r| {
+            let scope =
+                r.scope.map_or("—".to_string(), |s| serde_json::to_value(s).unwrap().as_str().unwrap().to_string());
+            (r.method.to_string(), r.path.to_string(), scope)
+        })
+        .collect();
+    assert_eq!(documented, declared, "docs/api.md's scopes and the server's routes disagree");
+
+    // On a live server with tokens, each scoped route refuses a token of every other scope (403)
+    // and no token at all (401); a public route needs none.
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = r#"
+[auth]
+tokens = [
+  { name = "i", token = "ingest-token-0123456789abcdef", scopes = ["ingest"] },
+  { name = "r", token = "read-token-0123456789abcdefgh", scopes = ["read"] },
+]
+"#;
+    let server = Server::start(&config(dir.path(), tokens));
+    // A UI page answers a request without credentials with a redirect to /login: not followed.
+    let client = reqwest::blocking::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let token = |scope: &str| match scope {
+        "ingest" => "ingest-token-0123456789abcdef",
+        _ => "read-token-0123456789abcdefgh",
+    };
+    for (method, path, scope) in &declared {
+        let url = server.url(&path.replace("{model}", "credit").replace("{id}", "x").replace("{version}", "1"));
+        let send = |bearer: Option<&str>| {
+            let request = match method.as_str() {
+                "GET" => client.get(&url),
+                "DELETE" => client.delete(&url),
+                _ => client.post(&url).header("content-type", "application/json").body("{}"),
+            };
+            let request = match bearer {
+                Some(t) => request.bearer_auth(t),
+                None => request,
+            };
+            request.send().unwrap().status().as_u16()
+        };
+        if scope == "—" {
+            assert!(![401, 403].contains(&send(None)), "{method} {path} is public");
+            continue;
+        }
+        assert!([401, 303].contains(&send(None)), "{method} {path} without a token");
+        for other in ["ingest", "read"].into_iter().filter(|o| o != scope) {
+            assert_eq!(send(Some(token(other))), 403, "{method} {path} ({scope}) with a {other} token");
+        }
+    }
 }
 
 #[test]

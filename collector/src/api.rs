@@ -2,12 +2,10 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use serde::Serialize;
 use tokio::sync::Semaphore;
 
@@ -33,14 +31,6 @@ pub struct IngestState {
     pub inflight_kib: Arc<Semaphore>,
 }
 
-/// The ingest routes, ready to merge into the server's router.
-pub fn routes(state: IngestState) -> Router {
-    Router::new()
-        .route("/v1/models/{model}/predictions", post(predictions))
-        .route("/v1/models/{model}/labels", post(labels))
-        .with_state(state)
-}
-
 /// Response to an accepted prediction request.
 #[derive(Serialize)]
 struct Accepted<'a> {
@@ -49,11 +39,13 @@ struct Accepted<'a> {
     prediction_ids: Option<Vec<&'a str>>,
 }
 
-async fn predictions(state: State<IngestState>, model: Path<String>, headers: HeaderMap, body: Body) -> Response {
+/// `POST /v1/models/{model}/predictions` (the server declares the route and its scope).
+pub async fn predictions(state: State<IngestState>, model: Path<String>, headers: HeaderMap, body: Body) -> Response {
     ingest(state, model, headers, body, Table::Predictions).await
 }
 
-async fn labels(state: State<IngestState>, model: Path<String>, headers: HeaderMap, body: Body) -> Response {
+/// `POST /v1/models/{model}/labels` (the server declares the route and its scope).
+pub async fn labels(state: State<IngestState>, model: Path<String>, headers: HeaderMap, body: Body) -> Response {
     ingest(state, model, headers, body, Table::Labels).await
 }
 

@@ -9,19 +9,19 @@ use std::time::Instant;
 
 use anchorwatch_dashboards::ui::{LoginError, LoginPage, render_login};
 use axum::Extension;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde::Deserialize;
+
+use crate::api::Api;
 
 use super::{Auth, SESSION_COOKIE, Scope, query_value, safe_next, session_cookie, session_id};
 
-/// The routes, ready to merge into the server's router (the auth middleware lets them through).
-pub fn routes(auth: Arc<Auth>) -> Router {
-    Router::new().route("/login", get(page).post(sign_in)).route("/logout", post(sign_out)).with_state(auth)
+/// The sign-in routes, public: the sign-in itself checks the token.
+pub fn api() -> Api<Arc<Auth>> {
+    Api::new().get(None, "/login", page).post(None, "/login", sign_in).post(None, "/logout", sign_out)
 }
 
 /// `?next=&error=`: where to go after signing in, and why the last try failed.

@@ -4,29 +4,29 @@
 use std::sync::Arc;
 
 use anchorwatch_collector::ApiError;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::input;
 use super::predictor::{Answer, Lifecycle};
 use super::registry::{ModelRecord, NewVersion};
+use crate::api::Api;
+use crate::auth::Scope;
 
-/// The routes, ready to merge into the server's router.
-pub fn routes(lifecycle: Arc<Lifecycle>) -> Router {
-    Router::new()
-        .route("/v1/models/{model}/versions", get(versions).post(upload))
-        .route("/v1/models/{model}/versions/{version}/promote", post(promote))
-        .route("/v1/models/{model}/rollback", post(rollback))
-        .route("/v1/models/{model}/predict", post(predict))
-        .route("/v2/models/{model}/infer", post(infer))
-        .route("/v2/models/{model}/ready", get(model_ready))
-        .route("/v2/health/ready", get(health_ready))
-        .with_state(lifecycle)
+/// The registry's and the predictor's routes, each with the scope it needs.
+pub fn api() -> Api<Arc<Lifecycle>> {
+    Api::new()
+        .get(Some(Scope::Read), "/v1/models/{model}/versions", versions)
+        .post(Some(Scope::Admin), "/v1/models/{model}/versions", upload)
+        .post(Some(Scope::Admin), "/v1/models/{model}/versions/{version}/promote", promote)
+        .post(Some(Scope::Admin), "/v1/models/{model}/rollback", rollback)
+        .post(Some(Scope::Ingest), "/v1/models/{model}/predict", predict)
+        .post(Some(Scope::Ingest), "/v2/models/{model}/infer", infer)
+        .get(None, "/v2/models/{model}/ready", model_ready)
+        .get(None, "/v2/health/ready", health_ready)
 }
 
 fn reply(result: Result<Response, ApiError>) -> Response {
