@@ -6,8 +6,11 @@
 
 use std::sync::Arc;
 
+use anchorwatch_analyzer::sql::QueryError;
+use anchorwatch_collector::ApiError;
 use axum::Router;
 use axum::handler::Handler;
+use axum::http::StatusCode;
 use axum::routing::{MethodRouter, delete, get, post};
 
 use crate::auth::{self, Auth, Scope};
@@ -104,6 +107,20 @@ impl Api {
             };
             app.merge(router)
         })
+    }
+}
+
+/// The HTTP form of a query failure.
+pub fn query_error(e: QueryError) -> ApiError {
+    let message = e.to_string();
+    match e {
+        QueryError::Invalid(_) => ApiError::bad_request("invalid_query", message),
+        QueryError::ReadOnly(_) => ApiError::new(StatusCode::FORBIDDEN, "read_only", message),
+        QueryError::ResourcesExhausted(_) => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query_too_large", message)
+        }
+        QueryError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query_timeout", message),
+        QueryError::Execution(_) => ApiError::internal(&message),
     }
 }
 

@@ -1,127 +1,27 @@
 //! `[auth]`: bearer tokens with scopes, and sign-in sessions for the built-in UI. Without any
 //! token configured, the API and the UI are open (fit for loopback and trusted networks only).
 //!
-//! A browser cannot send `Authorization: Bearer`, so the UI signs in once at `/login` ([`login`])
+//! A browser cannot send `Authorization: Bearer`, so the UI signs in once at `/login` (`ui::login`)
 //! with a token and gets a random session id in an `HttpOnly`, `SameSite=Lax` cookie that stands
 //! for that token's name and scopes until it expires. Sessions live in memory ([`Sessions`]):
 //! a restart signs everyone out.
 
-pub mod login;
+pub use crate::config::auth::{AuthConfig, Scope, Token, TokenConfig};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anchorwatch_collector::ApiError;
-use anchorwatch_collector::config::units;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use serde::{Deserialize, Serialize};
 
 /// The cookie that carries a UI session id.
 pub const SESSION_COOKIE: &str = "anchorwatch_session";
 /// Sessions held at most; signing in beyond that ends the session closest to expiry.
 pub const MAX_SESSIONS: usize = 10_000;
-
-/// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Post predictions and labels, and ask the built-in predictor for predictions.
-    Ingest,
-    /// Read results and run queries.
-    Read,
-    /// Everything, including flush, uploads, promotion and rollback of model versions.
-    Admin,
-}
-
-/// `[auth]`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    /// `[[auth.tokens]]`: accepted bearer tokens. Default: none (the API is open).
-    #[serde(default)]
-    pub tokens: Vec<TokenConfig>,
-    /// How long a UI sign-in lasts, counted from the sign-in. Default `"12h"`. Example: `"8h"`.
-    #[serde(default = "default_session_ttl", with = "units::duration")]
-    pub session_ttl: Duration,
-}
-
-fn default_session_ttl() -> Duration {
-    Duration::from_secs(12 * 3600)
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self { tokens: Vec::new(), session_ttl: default_session_ttl() }
-    }
-}
-
-/// One accepted bearer token.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TokenConfig {
-    /// A name for logs. Example: `"fraud-sidecar"`.
-    pub name: String,
-    /// Environment variable holding the token (keeps secrets out of the file). Example: `"ANCHORWATCH_INGEST_TOKEN"`.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// The token itself, when it cannot come from the environment. Prefer `token_env`.
-    #[serde(default)]
-    pub token: Option<String>,
-    /// What it may do: any of `ingest`, `read`, `admin`. Example: `["ingest"]`.
-    pub scopes: Vec<Scope>,
-}
-
-/// An accepted token with its secret resolved. `Debug` leaves the secret out.
-#[derive(Clone)]
-pub struct Token {
-    /// Its name, for logs.
-    pub name: String,
-    /// What it may do.
-    pub scopes: Vec<Scope>,
-    secret: String,
-}
-
-impl std::fmt::Debug for Token {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Token").field("name", &self.name).field("scopes", &self.scopes).finish_non_exhaustive()
-    }
-}
-
-impl AuthConfig {
-    /// Checks each token has exactly one source and that its environment variable is set.
-    pub fn validate(&self) -> anyhow::Result<()> {
-        if self.session_ttl < Duration::from_secs(1) {
-            anyhow::bail!("auth.session_ttl: must be at least 1s");
-        }
-        self.resolve().map(|_| ())
-    }
-
-    /// The tokens with their secrets read from the environment.
-    pub fn resolve(&self) -> anyhow::Result<Vec<Token>> {
-        let mut out = Vec::new();
-        for (i, t) in self.tokens.iter().enumerate() {
-            let at = format!("auth.tokens[{i}] (`{}`)", t.name);
-            let secret = match (&t.token_env, &t.token) {
-                (Some(var), None) => std::env::var(var)
-                    .map_err(|_| anyhow::anyhow!("{at}.token_env: environment variable {var} is not set"))?,
-                (None, Some(token)) => token.clone(),
-                _ => anyhow::bail!("{at}: set exactly one of `token_env` or `token`"),
-            };
-            if secret.len() < 16 {
-                anyhow::bail!("{at}: the token is {} characters long; use at least 16", secret.len());
-            }
-            if t.scopes.is_empty() {
-                anyhow::bail!("{at}.scopes: give at least one of ingest, read, admin");
-            }
-            out.push(Token { name: t.name.clone(), scopes: t.scopes.clone(), secret });
-        }
-        Ok(out)
-    }
-}
 
 /// The running form of `[auth]`: the accepted tokens, the UI sessions signed in with them, the
 /// failed attempts of each client, and, in open mode, the hosts the server answers to.
@@ -269,7 +169,7 @@ pub async fn guard(State(auth): State<Arc<Auth>>, request: Request, next: Next) 
     }
 }
 
-/// A route that needs the scope `needed` (the layer [`crate::api::Api`] puts on it):
+/// A route that needs the scope `needed` (the layer the route table puts on each scoped route):
 /// with tokens configured, a bearer token first; without one, a UI session cookie. A
 /// cookie-authenticated request that changes something must come from a page of this server
 /// (see [`same_origin`]). A UI page asked for without credentials is sent to `/login`; the API

@@ -1,5 +1,10 @@
 //! The one TOML config file. Every field is documented in `docs/config.md`; defaults live here.
 
+pub mod auth;
+pub mod predictor;
+pub mod proxy;
+pub mod retrain;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -8,10 +13,9 @@ use anchorwatch_analyzer::stats::text_descriptors::Descriptor;
 use anchorwatch_collector::CollectorConfig;
 use anchorwatch_collector::config::units;
 use anchorwatch_collector::schema::{FeatureKind, ModelSchema, SchemaConfig, is_valid_name};
-use anchorwatch_collector::store::Location;
+use anchorwatch_collector::store::{Location, Store};
+use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
-
-use crate::auth::AuthConfig;
 
 /// The whole config file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -31,7 +35,7 @@ pub struct Config {
     pub query: QueryConfig,
     /// `[auth]`: bearer tokens; without any, the API is open.
     #[serde(default)]
-    pub auth: AuthConfig,
+    pub auth: auth::AuthConfig,
     /// `[[models]]`: the models watched.
     #[serde(default)]
     pub models: Vec<ModelConfig>,
@@ -41,10 +45,10 @@ pub struct Config {
     /// `[proxy]`: settings of `anchorwatch proxy --config FILE` (flags win over them); `serve`
     /// ignores the section. See `docs/proxy.md`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy: Option<crate::proxy::config::ProxyConfig>,
+    pub proxy: Option<proxy::ProxyConfig>,
     /// `[predictor]`: the built-in ONNX predictor (docs/models.md).
     #[serde(default)]
-    pub predictor: crate::lifecycle::PredictorConfig,
+    pub predictor: predictor::PredictorConfig,
 }
 
 /// `[server]`.
@@ -156,7 +160,7 @@ pub struct ModelConfig {
     pub analysis: anchorwatch_analyzer::monitor::AnalysisConfig,
     /// `[models.retrain]`: the retraining loop.
     #[serde(default)]
-    pub retrain: crate::retrain::RetrainConfig,
+    pub retrain: retrain::RetrainConfig,
 }
 
 /// A loaded, validated config and the folder its relative paths are resolved against.
@@ -278,6 +282,35 @@ fn validate(config: &Config, base: &Path) -> anyhow::Result<Vec<(String, ModelSc
 /// The example config shipped in the repo, embedded so `anchorwatch demo` runs anywhere.
 pub const EXAMPLE: &str = include_str!("../examples/anchorwatch.toml");
 
+/// Fixes each model's schema in the store: an inferred schema is saved the first time and reused
+/// afterwards, so a changed reference file cannot silently change the stored columns.
+/// With `save` false (read-only commands) nothing is written.
+pub async fn fixed_schemas(loaded: &Loaded, store: &Store, save: bool) -> anyhow::Result<Vec<(String, ModelSchema)>> {
+    let mut out = Vec::new();
+    for ((name, schema), model) in loaded.models.iter().zip(&loaded.config.models) {
+        let path = object_store::path::Path::from(format!("{name}/schema.json"));
+        let saved = match store.object_store().get(&path).await {
+            Ok(r) => Some(serde_json::from_slice::<ModelSchema>(&r.bytes().await?)?),
+            Err(object_store::Error::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let inferred = model.schema.features.is_empty();
+        let schema = match saved {
+            Some(saved) if inferred => saved,
+            Some(saved) if saved != *schema => {
+                tracing::warn!(model = %name, "the declared schema differs from the one stored before; files written earlier keep their columns");
+                schema.clone()
+            }
+            _ => schema.clone(),
+        };
+        if save {
+            store.put(&path, serde_json::to_vec_pretty(&schema)?.into()).await?;
+        }
+        out.push((name.clone(), schema));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,11 +413,11 @@ mod docs {
             labels: Some(std::time::Duration::from_secs(86_400)),
             results: Some(std::time::Duration::from_secs(86_400)),
         };
-        config.auth.tokens.push(crate::auth::TokenConfig {
+        config.auth.tokens.push(auth::TokenConfig {
             name: "t".into(),
             token_env: Some("T".into()),
             token: Some("x".into()),
-            scopes: vec![crate::auth::Scope::Read],
+            scopes: vec![auth::Scope::Read],
         });
         let mut schema = anchorwatch_collector::schema::SchemaConfig {
             infer_from: Some("ref.csv".into()),
@@ -420,7 +453,7 @@ mod docs {
                 ..Default::default()
             },
         );
-        let retrain = crate::retrain::RetrainConfig {
+        let retrain = retrain::RetrainConfig {
             command: vec!["python3".into(), "train.py".into()],
             webhook_url: Some("http://ci".into()),
             metric: Some("accuracy".into()),
@@ -448,7 +481,7 @@ mod docs {
             from: Some("a@b".into()),
             to: vec!["c@d".into()],
         });
-        let mut proxy = crate::proxy::config::ProxyConfig {
+        let mut proxy = proxy::ProxyConfig {
             metrics_listen: Some("127.0.0.1:9464".parse().unwrap()),
             collector: Some("http://c".into()),
             collector_token_env: Some("T".into()),
@@ -459,7 +492,7 @@ mod docs {
         proxy.extract.scores_output = Some("probabilities".into());
         proxy.extract.model_version = Some("v1".into());
         proxy.extract.feature_names = vec!["a".into()];
-        proxy.extract.mapping = Some(crate::proxy::config::Mapping {
+        proxy.extract.mapping = Some(proxy::Mapping {
             features: vec![("a".into(), "/a".into())],
             scores: Some("/s".into()),
             ..Default::default()

@@ -11,7 +11,7 @@
 pub mod api;
 pub mod capture;
 pub mod cli;
-pub mod config;
+pub use crate::config::predictor as config;
 pub mod input;
 pub mod metrics;
 pub mod predictor;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anchorwatch::config;
 use anchorwatch::logging::{self, LogFormat};
-use anchorwatch::server::{self, Server};
+use anchorwatch::server::Server;
 use anchorwatch_analyzer::sql;
 use anchorwatch_collector::store::Store;
 use anyhow::Context;
@@ -212,7 +212,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 ),
             };
             let store = Store::connect(&loaded.store_root()).await?;
-            let schemas = server::fixed_schemas(&loaded, &store, false).await?;
+            let schemas = config::fixed_schemas(&loaded, &store, false).await?;
             let (_, schema) = schemas
                 .iter()
                 .find(|(n, _)| *n == model)

@@ -10,7 +10,7 @@
 //! is the user's reference.
 
 pub mod capture;
-pub mod config;
+pub use crate::config::proxy as config;
 pub mod extract;
 pub mod forward;
 pub mod metrics;
@@ -356,7 +356,7 @@ impl Proxy {
                 config.config.as_ref().ok_or_else(|| anyhow::anyhow!("--config: needed for the local collector"))?;
             let loaded = crate::config::load(path)?;
             let store = Store::connect(&loaded.store_root()).await?;
-            let schemas: Vec<_> = crate::server::fixed_schemas(&loaded, &store, true)
+            let schemas: Vec<_> = crate::config::fixed_schemas(&loaded, &store, true)
                 .await?
                 .into_iter()
                 .filter(|(name, _)| *name == config.model)

@@ -18,11 +18,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use object_store::ObjectStoreExt;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::api::{Api, Route};
+use crate::api::{Api, Route, query_error};
 use crate::auth::Scope;
 use crate::config::{Loaded, QueryConfig};
 
@@ -82,7 +81,7 @@ impl Surface {
             alerts: crate::alerting::api(),
             lifecycle: crate::lifecycle::api::api(),
             retrain: crate::retrain::api(),
-            login: crate::auth::login::api(),
+            login: crate::ui::login::api(),
         }
     }
 
@@ -142,41 +141,12 @@ pub struct Server {
     alert_tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Fixes each model's schema in the store: an inferred schema is saved the first time and reused
-/// afterwards, so a changed reference file cannot silently change the stored columns.
-/// With `save` false (read-only commands) nothing is written.
-pub async fn fixed_schemas(loaded: &Loaded, store: &Store, save: bool) -> anyhow::Result<Vec<(String, ModelSchema)>> {
-    let mut out = Vec::new();
-    for ((name, schema), model) in loaded.models.iter().zip(&loaded.config.models) {
-        let path = object_store::path::Path::from(format!("{name}/schema.json"));
-        let saved = match store.object_store().get(&path).await {
-            Ok(r) => Some(serde_json::from_slice::<ModelSchema>(&r.bytes().await?)?),
-            Err(object_store::Error::NotFound { .. }) => None,
-            Err(e) => return Err(e.into()),
-        };
-        let inferred = model.schema.features.is_empty();
-        let schema = match saved {
-            Some(saved) if inferred => saved,
-            Some(saved) if saved != *schema => {
-                tracing::warn!(model = %name, "the declared schema differs from the one stored before; files written earlier keep their columns");
-                schema.clone()
-            }
-            _ => schema.clone(),
-        };
-        if save {
-            store.put(&path, serde_json::to_vec_pretty(&schema)?.into()).await?;
-        }
-        out.push((name.clone(), schema));
-    }
-    Ok(out)
-}
-
 impl Server {
     /// Opens the store, replays the WAL, binds `listen` and starts serving.
     pub async fn start(loaded: &Loaded, listen: SocketAddr) -> anyhow::Result<Self> {
         let config = &loaded.config;
         let store = Store::connect(&loaded.store_root()).await?;
-        let schemas = fixed_schemas(loaded, &store, true).await?;
+        let schemas = crate::config::fixed_schemas(loaded, &store, true).await?;
         let registry = prometheus::Registry::new();
         let metrics = CollectorMetrics::register(&registry)?;
         let collector = Arc::new(Collector::open(&config.collector, store.clone(), schemas.clone(), metrics).await?);
@@ -462,20 +432,6 @@ async fn query(State(state): State<AppState>, body: axum::body::Bytes) -> Respon
             ([(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(e) => query_error(e).into_response(),
-    }
-}
-
-/// The HTTP form of a query failure.
-pub fn query_error(e: QueryError) -> ApiError {
-    let message = e.to_string();
-    match e {
-        QueryError::Invalid(_) => ApiError::bad_request("invalid_query", message),
-        QueryError::ReadOnly(_) => ApiError::new(StatusCode::FORBIDDEN, "read_only", message),
-        QueryError::ResourcesExhausted(_) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query_too_large", message)
-        }
-        QueryError::Timeout(_) => ApiError::new(StatusCode::GATEWAY_TIMEOUT, "query_timeout", message),
-        QueryError::Execution(_) => ApiError::internal(&message),
     }
 }
 

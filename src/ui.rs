@@ -3,6 +3,8 @@
 //! [`anchorwatch_dashboards::ui`] to draw. The numbers come from the same results tables and the
 //! same SQL the results API runs, so page and API always agree.
 
+pub mod login;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -149,9 +151,9 @@ async fn rows(s: &Sources, model: &str, query: &str) -> Result<Vec<Value>, ApiEr
     let schema = schema_of(s, model)?;
     let ctx = sql::session(&s.collector.store, model, schema, s.query.memory_limit as usize)
         .await
-        .map_err(crate::server::query_error)?;
-    let out = sql::run(&ctx, query, &s.query.limits()).await.map_err(crate::server::query_error)?;
-    let bytes = sql::to_json_rows(&out.batches, s.query.memory_limit as usize).map_err(crate::server::query_error)?;
+        .map_err(crate::api::query_error)?;
+    let out = sql::run(&ctx, query, &s.query.limits()).await.map_err(crate::api::query_error)?;
+    let bytes = sql::to_json_rows(&out.batches, s.query.memory_limit as usize).map_err(crate::api::query_error)?;
     serde_json::from_slice(&bytes).map_err(|e| ApiError::internal(&e))
 }
 

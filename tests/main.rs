@@ -22,6 +22,7 @@ mod grafana;
 mod hostile;
 mod ingest;
 mod interop;
+mod layers;
 mod overload;
 mod predictor;
 mod prometheus_rules;

@@ -1,7 +1,7 @@
 //! What the fuzz targets share: the schemas they decode against, and the proxy's and the
 //! predictor's request parsers, compiled here from their own source files.
 //!
-//! `src/proxy/extract.rs` with `src/proxy/config.rs`, and `src/lifecycle/input.rs`, need nothing
+//! `src/proxy/extract.rs` with `src/config/proxy.rs`, and `src/lifecycle/input.rs`, need nothing
 //! from the root crate but the collector, serde and serde_json, so they are included by `#[path]`
 //! unchanged: the fuzzed code is the shipped code, without building the root crate and DataFusion.
 //! A file here that stops compiling means one of them grew a dependency on the root crate.

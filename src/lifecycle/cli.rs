@@ -79,7 +79,7 @@ async fn open(target: &Target) -> anyhow::Result<(Lifecycle, String)> {
         target.config.display()
     );
     let store = Store::connect(&loaded.store_root()).await?;
-    let schemas = crate::server::fixed_schemas(&loaded, &store, false).await?;
+    let schemas = crate::config::fixed_schemas(&loaded, &store, false).await?;
     // Versions are only checked here, never served: no session pools.
     let config = super::PredictorConfig { enabled: false, ..loaded.config.predictor.clone() };
     Ok((Lifecycle::open(&store, &schemas, config, None, None).await?, model))

@@ -17,7 +17,7 @@ use serde::Deserialize;
 
 use crate::api::Api;
 
-use super::{Auth, SESSION_COOKIE, Scope, query_value, safe_next, session_cookie, session_id};
+use crate::auth::{Auth, SESSION_COOKIE, Scope, query_value, safe_next, session_cookie, session_id};
 
 /// The sign-in routes, public: the sign-in itself checks the token.
 pub fn api() -> Api<Arc<Auth>> {
