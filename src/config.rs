@@ -175,6 +175,19 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The model a command works on, by its index in `models`: `wanted` (the command's
+    /// `--model`), or the only one configured. `path` is the config file, for the message.
+    pub fn pick_model(&self, wanted: Option<&str>, path: &Path) -> anyhow::Result<usize> {
+        let declared = || self.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ");
+        match wanted {
+            Some(m) => self.models.iter().position(|(n, _)| n == m).ok_or_else(|| {
+                anyhow::anyhow!("--model: `{m}` is not declared in {} (declared: {})", path.display(), declared())
+            }),
+            None if self.models.len() == 1 => Ok(0),
+            None => anyhow::bail!("--model: several models are configured; choose one of {}", declared()),
+        }
+    }
+
     /// The store root with relative paths resolved against the config file's folder.
     pub fn store_root(&self) -> String {
         let root = &self.config.store.root;

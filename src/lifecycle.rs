@@ -10,7 +10,6 @@
 
 pub mod api;
 pub mod capture;
-pub mod cli;
 pub use crate::config::predictor as config;
 pub mod input;
 pub mod metrics;

@@ -3,13 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anchorwatch::config;
+use anchorwatch::commands;
 use anchorwatch::logging::{self, LogFormat};
-use anchorwatch::server::Server;
-use anchorwatch_analyzer::sql;
-use anchorwatch_collector::store::Store;
-use anyhow::Context;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 
 /// anchorwatch watches machine-learning models in production: it captures what a model sees and
 /// says into Parquet, finds drift and accuracy decay, alerts, and closes the loop by retraining.
@@ -58,8 +54,8 @@ enum Command {
         #[arg(long, short)]
         model: Option<String>,
         /// Output format.
-        #[arg(long, short, value_enum, default_value_t = OutputFormat::Table)]
-        format: OutputFormat,
+        #[arg(long, short, value_enum, default_value_t = commands::query::OutputFormat::Table)]
+        format: commands::query::OutputFormat,
         /// Print at most this many rows (default: query.max_rows from the config).
         #[arg(long)]
         max_rows: Option<usize>,
@@ -74,7 +70,7 @@ enum Command {
     /// (docs/store.md, "Compaction and retention"). `anchorwatch serve` does the same every
     /// `store.compaction.interval` for the models it analyses: run this only where no server
     /// compacts the same store, since one compactor at a time may run per store.
-    Compact(anchorwatch::maintenance::CompactArgs),
+    Compact(commands::compact::CompactArgs),
     /// Compare a current dataset with a reference and report drift per column (JSON or HTML), with
     /// Evidently's numbers.
     Report(anchorwatch::report::ReportArgs),
@@ -85,7 +81,7 @@ enum Command {
     ///
     /// Works on the store directly (no server needed); a running server serves a new champion
     /// within `predictor.reload_interval`. The ONNX signature contract is in docs/models.md.
-    Models(anchorwatch::lifecycle::cli::ModelsArgs),
+    Models(commands::models::ModelsArgs),
     /// Run the retraining loop of a model once, now: snapshot its recent labeled data, train,
     /// validate the candidate against the champion on the holdout with ONNX Runtime, and promote
     /// it only if it wins (`[models.retrain]` in the config). A running server serves the new
@@ -124,16 +120,6 @@ enum Command {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum OutputFormat {
-    /// An aligned text table.
-    Table,
-    /// A JSON array of objects.
-    Json,
-    /// CSV with a header row.
-    Csv,
-}
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Report(_)) {
@@ -162,115 +148,20 @@ fn main() -> std::process::ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { config, listen } => {
-            let loaded = config::load(&config)?;
-            let listen = listen.unwrap_or(loaded.config.server.listen);
-            let server = Server::start(&loaded, listen).await?;
-            tracing::info!(addr = %server.addr, store = %loaded.store_root(), models = loaded.models.len(), "anchorwatch is listening");
-            shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests in flight and flushing to Parquet");
-            server.shutdown().await?;
-            tracing::info!("stopped cleanly");
-            Ok(())
-        }
-        Command::CheckConfig { file } => {
-            let loaded = config::load(&file)?;
-            let c = &loaded.config;
-            println!("{}: valid", file.display());
-            println!("  listen      {}", c.server.listen);
-            println!("  store       {}", loaded.store_root());
-            println!("  sync        {:?}, flush every {:?}", c.collector.sync, c.collector.flush_interval);
-            println!(
-                "  auth        {}",
-                if c.auth.tokens.is_empty() {
-                    "open (no tokens configured)".to_string()
-                } else {
-                    format!("{} token(s)", c.auth.tokens.len())
-                }
-            );
-            for (name, schema) in &loaded.models {
-                let features: Vec<String> =
-                    schema.features.iter().map(|f| format!("{}:{:?}", f.name, f.kind).to_lowercase()).collect();
-                println!(
-                    "  model       {name}: prediction {:?}, label {:?}, {} feature(s): {}",
-                    schema.prediction,
-                    schema.label,
-                    features.len(),
-                    features.join(" ")
-                );
-            }
-            Ok(())
-        }
+        Command::Serve { config, listen } => commands::serve::run(&config, listen).await,
+        Command::CheckConfig { file } => commands::check_config::run(&file),
         Command::Query { config, model, format, max_rows, sql } => {
-            let loaded = config::load(&config)?;
-            let model = match model {
-                Some(m) => m,
-                None if loaded.models.len() == 1 => loaded.models[0].0.clone(),
-                None => anyhow::bail!(
-                    "several models are configured; choose one with --model ({})",
-                    loaded.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-            };
-            let store = Store::connect(&loaded.store_root()).await?;
-            let schemas = config::fixed_schemas(&loaded, &store, false).await?;
-            let (_, schema) = schemas
-                .iter()
-                .find(|(n, _)| *n == model)
-                .with_context(|| format!("no model `{model}` in {}", config.display()))?;
-            let mut limits = loaded.config.query.limits();
-            limits.max_rows = max_rows.unwrap_or(limits.max_rows);
-            let ctx = sql::session(&store, &model, schema, limits.memory_limit).await?;
-            let out = sql::run(&ctx, &sql, &limits).await?;
-            print_batches(&out, format, limits.memory_limit)?;
-            if out.truncated {
-                eprintln!("(output cut at {} rows; raise --max-rows)", limits.max_rows);
-            }
-            Ok(())
+            commands::query::run(&config, model.as_deref(), format, max_rows, &sql).await
         }
-        Command::Compact(args) => anchorwatch::maintenance::cli(args).await,
+        Command::Compact(args) => commands::compact::run(args).await,
         Command::Report(args) => anchorwatch::report::run(args).await,
         Command::Proxy(args) => anchorwatch::proxy::run(args).await,
-        Command::Models(args) => anchorwatch::lifecycle::cli::run(args).await,
-        Command::Retrain { config, model } => anchorwatch::retrain::cli(&config, model.as_deref()).await,
+        Command::Models(args) => commands::models::run(args).await,
+        Command::Retrain { config, model } => commands::retrain::run(&config, model.as_deref()).await,
         Command::Demo { store, listen, rows, fast, serve } => {
             anchorwatch::demo::run(anchorwatch::demo::Options { store, listen, rows, fast, serve }).await
         }
     }
-}
-
-fn print_batches(out: &sql::QueryOutput, format: OutputFormat, max_bytes: usize) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match format {
-        OutputFormat::Table => writeln!(stdout, "{}", arrow::util::pretty::pretty_format_batches(&out.batches)?)?,
-        OutputFormat::Json => {
-            stdout.write_all(&sql::to_json_rows(&out.batches, max_bytes)?)?;
-            writeln!(stdout)?;
-        }
-        OutputFormat::Csv => {
-            let mut writer = arrow::csv::WriterBuilder::new().with_header(true).build(&mut stdout);
-            for b in &out.batches {
-                writer.write(b)?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
 }
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core) and keeps memory

@@ -246,7 +246,7 @@ pub async fn run(args: ProxyArgs) -> anyhow::Result<()> {
         sink = %sink,
         "anchorwatch proxy is listening"
     );
-    shutdown_signal().await;
+    crate::signals::shutdown_signal().await;
     tracing::info!("shutting down: finishing requests in flight and draining the capture queue");
     proxy.shutdown().await?;
     tracing::info!("stopped cleanly");
@@ -592,24 +592,4 @@ fn lower_priority(nice: i32) {
 /// Resolves once `stop` is set (or its sender is gone); holds no borrow of it afterwards.
 async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await;
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

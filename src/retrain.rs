@@ -63,7 +63,8 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    fn as_str(self) -> &'static str {
+    /// Its name in run records and messages.
+    pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
             RunStatus::Promoted => "promoted",
@@ -876,60 +877,5 @@ async fn list_runs(
     match r.runs(&model).await {
         Ok(runs) => axum::Json(serde_json::json!({ "model": model, "runs": runs })).into_response(),
         Err(e) => anchorwatch_collector::ApiError::internal(&e).into_response(),
-    }
-}
-
-/// `anchorwatch retrain`: one run, in this process, against the store.
-pub async fn cli(config: &std::path::Path, model: Option<&str>) -> anyhow::Result<()> {
-    let loaded = crate::config::load(config)?;
-    let model = match model {
-        Some(m) => m.to_string(),
-        None if loaded.models.len() == 1 => loaded.models[0].0.clone(),
-        None => anyhow::bail!("--model: several models are configured; name one"),
-    };
-    let i = loaded
-        .models
-        .iter()
-        .position(|(n, _)| *n == model)
-        .ok_or_else(|| anyhow::anyhow!("--model `{model}` is not declared in {}", config.display()))?;
-    let store = Store::connect(&loaded.store_root()).await?;
-    let schemas = crate::config::fixed_schemas(&loaded, &store, false).await?;
-    let c = &loaded.config;
-    let lifecycle = Arc::new(Lifecycle::open(&store, &schemas, c.predictor.clone(), None, None).await?);
-    let registry = Registry::new();
-    let monitor = ModelMonitor::open(
-        model.clone(),
-        schemas[i].1.clone(),
-        c.models[i].analysis.clone(),
-        store.clone(),
-        loaded.base.clone(),
-        c.query.memory_limit as usize,
-        anchorwatch_analyzer::monitor::metrics::Metrics::register(&registry)?,
-    )
-    .await?;
-    let retrainer = Retrainer::new(
-        store,
-        lifecycle,
-        vec![(
-            model.clone(),
-            schemas[i].1.clone(),
-            c.models[i].retrain.clone(),
-            Some(Watched::new(Arc::new(monitor), &c.models[i].analysis)),
-        )],
-        c.query.memory_limit as usize,
-        None,
-    )?;
-    eprintln!("retraining `{model}`: snapshot, train, validate against the champion…");
-    let run = retrainer
-        .run_now(&model, Trigger { source: "cli".into(), reason: "anchorwatch retrain".into() })
-        .await
-        .map_err(anyhow::Error::msg)?;
-    println!("{}", serde_json::to_string_pretty(&run)?);
-    match run.status {
-        RunStatus::Failed => anyhow::bail!("the run failed: {}", run.reason),
-        _ => {
-            eprintln!("{}: {}", run.status.as_str(), run.reason);
-            Ok(())
-        }
     }
 }

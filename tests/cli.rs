@@ -103,4 +103,34 @@ fn query_command_reads_the_store_directly() {
     assert!(!ok && stderr.contains("read-only"), "{stderr}");
 }
 
+/// Every command that works on one model picks it the same way, with the same words: `--model`,
+/// or the only one configured; an unknown name or a missing choice names the declared models.
+#[test]
+fn commands_pick_the_model_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    let second = "[[models]]\nname = \"fraud\"\n[models.schema]\nprediction = \"numerical\"\nfeatures = [{ name = \"amount\", kind = \"numerical\" }]\n";
+    let cfg = config(dir.path(), second);
+    let cfg = cfg.to_str().unwrap();
+    // (the command, what follows the options)
+    let commands: [(&[&str], &[&str]); 4] =
+        [(&["query"], &["SELECT 1"]), (&["retrain"], &[]), (&["models", "versions"], &[]), (&["compact"], &[])];
+    for (command, rest) in commands {
+        let with = |model: &[&str]| run(&[command, &["--config", cfg], model, rest].concat());
+        let (ok, _, stderr) = with(&["--model", "nope"]);
+        assert!(
+            !ok && stderr.contains("--model: `nope` is not declared in")
+                && stderr.contains("(declared: credit, fraud)"),
+            "{command:?} --model nope: {stderr}"
+        );
+        // compact without --model works on every model.
+        if command != ["compact"] {
+            let (ok, _, stderr) = with(&[]);
+            assert!(
+                !ok && stderr.contains("--model: several models are configured; choose one of credit, fraud"),
+                "{command:?} without --model: {stderr}"
+            );
+        }
+    }
+}
+
 // The demo is tested end to end in tests/demo.rs.

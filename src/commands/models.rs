@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use anchorwatch_collector::store::Store;
 use anyhow::Context;
 
-use super::predictor::Lifecycle;
-use super::registry::{ModelRecord, NewVersion};
+use crate::lifecycle::{Lifecycle, ModelRecord, NewVersion, PredictorConfig};
 
 /// Arguments of `anchorwatch models`.
 #[derive(clap::Args, Debug)]
@@ -65,23 +64,11 @@ enum ModelsCommand {
 
 async fn open(target: &Target) -> anyhow::Result<(Lifecycle, String)> {
     let loaded = crate::config::load(&target.config)?;
-    let model = match &target.model {
-        Some(m) => m.clone(),
-        None if loaded.models.len() == 1 => loaded.models[0].0.clone(),
-        None => anyhow::bail!(
-            "several models are configured; choose one with --model ({})",
-            loaded.models.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-        ),
-    };
-    anyhow::ensure!(
-        loaded.models.iter().any(|(n, _)| *n == model),
-        "no model `{model}` in {}",
-        target.config.display()
-    );
+    let model = loaded.models[loaded.pick_model(target.model.as_deref(), &target.config)?].0.clone();
     let store = Store::connect(&loaded.store_root()).await?;
     let schemas = crate::config::fixed_schemas(&loaded, &store, false).await?;
     // Versions are only checked here, never served: no session pools.
-    let config = super::PredictorConfig { enabled: false, ..loaded.config.predictor.clone() };
+    let config = PredictorConfig { enabled: false, ..loaded.config.predictor.clone() };
     Ok((Lifecycle::open(&store, &schemas, config, None, None).await?, model))
 }
 
