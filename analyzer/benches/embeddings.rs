@@ -23,7 +23,8 @@
 //! seconds together; `seconds` is the best run. `peak_rss_mib` is the process's peak resident
 //! set during the method's runs, the loaded pair included (Linux: the peak is reset through
 //! `/proc/self/clear_refs` before each method; elsewhere it is null). Progress goes to stderr.
-//! Not a test: the figures depend on the machine. The methods run on one thread.
+//! Not a test: the figures depend on the machine. The methods use every core the process may
+//! use (`std::thread::available_parallelism`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

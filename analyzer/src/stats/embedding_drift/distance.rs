@@ -1,7 +1,7 @@
 //! Evidently's `distance` method (`DistanceDriftMethod`): a distance between the mean
 //! reference embedding and the mean current embedding.
 
-use super::{EmbeddingDrift, Embeddings, N_BOOTSTRAP, column_means, dot, np_percentile, with_pca};
+use super::{EmbeddingDrift, Embeddings, N_BOOTSTRAP, column_means, dot, np_percentile, parallel_map, with_pca};
 use crate::stats::mt19937::Mt19937;
 use crate::stats::{Error, Result, np_sum};
 
@@ -116,6 +116,9 @@ impl Default for DistanceOptions {
 /// row) its mean is NaN: Euclidean then fails as scipy does; the other distances give a NaN
 /// threshold and no drift.
 ///
+/// The two means are formed side by side, the 200 resamples' sums in one pass over the
+/// reference, on all cores.
+///
 /// Cost: O((n_ref + n_cur)·d), plus O(n_ref·d) per bootstrap round.
 pub fn distance(
     reference: Embeddings<'_>,
@@ -124,7 +127,11 @@ pub fn distance(
 ) -> Result<EmbeddingDrift> {
     with_pca(reference, current, options.pca_components, |reference, current| {
         let (nr, nc) = (reference.rows(), current.rows());
-        let score = options.dist.between(&column_means(reference, 0..nr), &column_means(current, 0..nc))?;
+        let means = parallel_map(2, |side| match side {
+            0 => column_means(reference, 0..nr),
+            _ => column_means(current, 0..nc),
+        });
+        let score = options.dist.between(&means[0], &means[1])?;
         if !options.bootstrap {
             return Ok(EmbeddingDrift { score, drifted: score > options.threshold, threshold: options.threshold });
         }
@@ -133,18 +140,78 @@ pub fn distance(
         let total = (nr + nc) as u128;
         let b_ref = ((nr as u128 * nr as u128) / total) as usize;
         let b_cur = ((nc as u128 * nr as u128) / total) as usize;
+        let means = resample_means(reference, [b_ref, b_cur]);
         let mut distances = Vec::with_capacity(N_BOOTSTRAP);
-        for i in 0..N_BOOTSTRAP {
-            let mut rng = Mt19937::new(i as u32);
-            let a: Vec<usize> = (0..b_ref).map(|_| rng.interval(nr as u64 - 1) as usize).collect();
-            let b: Vec<usize> = (0..b_cur).map(|_| rng.interval(nr as u64 - 1) as usize).collect();
-            let ma = column_means(reference, a.into_iter());
-            let mb = column_means(reference, b.into_iter());
-            distances.push(options.dist.between(&ma, &mb)?);
+        for pair in means.chunks(2) {
+            distances.push(options.dist.between(&pair[0], &pair[1])?);
         }
         let threshold = np_percentile(distances, 100.0 * options.quantile_probability)?;
         Ok(EmbeddingDrift { score, drifted: score > threshold, threshold })
     })
+}
+
+/// The column means of the reference's bootstrap resamples: round i (`np.random.seed(i)`)
+/// draws `sizes[0]` rows, then `sizes[1]` rows, with replacement; mean 2i is the first
+/// resample's, 2i + 1 the second's (NaN for an empty resample, as pandas').
+///
+/// Rather than gather 200 resamples of rows from all over the reference, each row is read once
+/// and added to the sum of every resample that drew it, as often as it drew it: the sums are
+/// pandas' up to the order of their terms (rows in reference order, not in draw order). The
+/// rounds are split over the cores, each core replaying its rounds' draws and reading every row
+/// for them.
+///
+/// Cost: O(N_BOOTSTRAP·(sizes[0] + sizes[1])·d) additions, one pass over the reference per core,
+/// a byte per draw.
+fn resample_means(reference: Embeddings<'_>, sizes: [usize; 2]) -> Vec<Vec<f64>> {
+    const _: () = assert!(2 * N_BOOTSTRAP <= u8::MAX as usize + 1, "a resample's slot fits in a byte");
+    let (nr, dims) = (reference.rows(), reference.dims());
+    // Worker w takes the rounds w, w + workers, …: round r is its (r / workers)-th.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(N_BOOTSTRAP);
+    let sums = parallel_map(workers, |worker| {
+        let rounds: Vec<usize> = (worker..N_BOOTSTRAP).step_by(workers).collect();
+        // Every draw as (row, slot 2·k + sample for the k-th round), replayed twice rather than
+        // held: to count, then to place.
+        let draws = |visit: &mut dyn FnMut(usize, u8)| {
+            for (k, &round) in rounds.iter().enumerate() {
+                let mut rng = Mt19937::new(round as u32);
+                for (sample, &size) in sizes.iter().enumerate() {
+                    for _ in 0..size {
+                        visit(rng.interval(nr as u64 - 1) as usize, (2 * k + sample) as u8);
+                    }
+                }
+            }
+        };
+        // The slots that drew row i: drawn[start[i]..start[i + 1]], one entry per draw.
+        let mut start = vec![0usize; nr + 1];
+        draws(&mut |row, _| start[row + 1] += 1);
+        for i in 0..nr {
+            start[i + 1] += start[i];
+        }
+        let mut drawn = vec![0u8; start[nr]];
+        let mut next = start.clone();
+        draws(&mut |row, slot| {
+            drawn[next[row]] = slot;
+            next[row] += 1;
+        });
+        let mut sums = vec![0.0; 2 * rounds.len() * dims];
+        for i in 0..nr {
+            let row = reference.row(i);
+            for &slot in &drawn[start[i]..start[i + 1]] {
+                for (s, v) in sums[usize::from(slot) * dims..][..dims].iter_mut().zip(row) {
+                    *s += v;
+                }
+            }
+        }
+        sums
+    });
+    (0..2 * N_BOOTSTRAP)
+        .map(|resample| {
+            let (round, sample) = (resample / 2, resample % 2);
+            let slot = 2 * (round / workers) + sample;
+            let count = sizes[sample] as f64;
+            sums[round % workers][slot * dims..][..dims].iter().map(|s| s / count).collect()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -159,6 +226,22 @@ mod tests {
         assert_eq!(Distance::Chebyshev.between(&u, &v).unwrap(), 2.0);
         assert!((Distance::Cosine.between(&u, &v).unwrap() - (1.0 - 1.0 / 3.0)).abs() < 1e-15);
         assert!(Distance::Euclidean.between(&[f64::NAN], &[0.0]).is_err());
+    }
+
+    #[test]
+    fn resample_means_are_the_means_of_the_draws() {
+        let values: Vec<f64> = (0..37 * 3).map(|i| f64::from(i).sin()).collect();
+        let reference = Embeddings::new(&values, 3).unwrap();
+        let means = resample_means(reference, [29, 0]);
+        for (round, pair) in means.chunks(2).enumerate() {
+            let mut rng = Mt19937::new(round as u32);
+            let drawn: Vec<usize> = (0..29).map(|_| rng.interval(36) as usize).collect();
+            // Terms of magnitude at most 1, summed in another order: equal to rounding.
+            for (got, want) in pair[0].iter().zip(column_means(reference, drawn.into_iter())) {
+                assert!((got - want).abs() <= 1e-15, "round {round}: {got} vs {want}");
+            }
+            assert!(pair[1].iter().all(|m| m.is_nan()), "an empty resample's mean is NaN");
+        }
     }
 
     #[test]

@@ -6,7 +6,10 @@
 //!
 //! - `covariance_eigh` when d ≤ 1000 and n ≥ 10·d: the eigenvectors of the covariance
 //!   `(XᵀX − n·μμᵀ)/(n − 1)`, largest first; the reference is projected like the current,
-//!   `X·Vₖ − μ·Vₖ`. Here: [`linalg::symmetric_eigen`] (Jacobi) instead of LAPACK's `syevd`.
+//!   `X·Vₖ − μ·Vₖ`. Here XᵀX is [`linalg::gram_of_columns`] (each entry summed over the rows
+//!   in order, on all cores) and the eigenvectors come from [`linalg::eigh`] (Householder
+//!   tridiagonalisation and QL iterations, where LAPACK's `syevd` divides and conquers the same
+//!   tridiagonal matrix): O(n·d²/2 + d³).
 //! - `full` when max(n, d) ≤ 500 (or k ≥ 0.8·min(n, d)): the SVD of the centred reference,
 //!   which is projected as `U·S`. Here: [`linalg::thin_svd`] (one-sided Jacobi) instead of
 //!   LAPACK's `gesdd`.
@@ -81,15 +84,15 @@ pub struct Pca {
 }
 
 impl Pca {
-    /// `transform`: `X·Vₖᵀ − μ·Vₖᵀ` (scikit-learn centres after projecting).
+    /// `transform`: `X·Vₖᵀ − μ·Vₖᵀ` (scikit-learn centres after projecting), the products
+    /// blocked on all cores ([`linalg::products`]). O(n·d·k).
     pub fn transform(&self, x: Embeddings<'_>) -> Matrix {
         let k = self.components.rows;
         let offset: Vec<f64> = (0..k).map(|c| dot(&self.mean, self.components.row(c))).collect();
-        let mut out = Matrix::zeros(x.rows(), k);
-        for i in 0..x.rows() {
-            let row = x.row(i);
-            for (c, o) in out.row_mut(i).iter_mut().enumerate() {
-                *o = dot(row, self.components.row(c)) - offset[c];
+        let mut out = linalg::products(x.values(), &self.components.data, x.dims());
+        for row in out.data.chunks_mut(k.max(1)) {
+            for (o, m) in row.iter_mut().zip(&offset) {
+                *o -= m;
             }
         }
         out
@@ -112,8 +115,7 @@ pub fn fit_transform(reference: Embeddings<'_>, k: usize) -> Result<(Pca, Matrix
     let mean = column_means(reference, 0..n);
     match solver {
         Solver::CovarianceEigh => {
-            let x = Matrix { rows: n, cols: d, data: reference.values().to_vec() };
-            let mut c = x.t_matmul(&x);
+            let mut c = linalg::gram_of_columns(reference.values(), d);
             let nf = n as f64;
             for i in 0..d {
                 for j in 0..d {
@@ -121,14 +123,11 @@ pub fn fit_transform(reference: Embeddings<'_>, k: usize) -> Result<(Pca, Matrix
                     c.data[i * d + j] /= nf - 1.0;
                 }
             }
-            let (values, vectors) = linalg::symmetric_eigen(&c);
-            let mut order: Vec<usize> = (0..d).collect();
-            order.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
+            // Ascending, as LAPACK's; scikit-learn reverses them, and so equal eigenvalues.
+            let (_, vectors) = linalg::eigh(&c);
             let mut components = Matrix::zeros(k, d);
-            for (r, &j) in order.iter().take(k).enumerate() {
-                for i in 0..d {
-                    components.data[r * d + i] = vectors.data[i * d + j];
-                }
+            for r in 0..k {
+                components.row_mut(r).copy_from_slice(vectors.row(d - 1 - r));
             }
             flip_signs(&mut components, None);
             let pca = Pca { solver, mean, components };
