@@ -9,6 +9,7 @@ pub mod drift;
 pub mod hash;
 pub mod monitor;
 pub mod multivariate;
+mod parallel;
 pub mod performance;
 pub mod sql;
 pub mod stats;

@@ -38,6 +38,7 @@ pub mod ratio;
 pub mod spec;
 
 use super::{Error, Result};
+use crate::parallel::{parallel, parallel_map};
 
 pub use distance::{Distance, DistanceOptions, distance};
 pub use mmd::{MmdOptions, mmd};
@@ -247,47 +248,6 @@ fn dot_lanes(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
-/// Runs `f(i, &mut items[i])` for every item on all cores and hands the items back in their
-/// order. Workers take the next item from a shared queue, so a worker left with slow items does
-/// not hold the others idle; what an item ends up holding depends on `f` alone, never on the
-/// number of threads or their timing. A panic in `f` (a bug) is raised again here.
-fn parallel<S: Send>(items: Vec<S>, f: impl Fn(usize, &mut S) + Sync) -> Vec<S> {
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len());
-    if workers <= 1 {
-        let mut items = items;
-        for (i, item) in items.iter_mut().enumerate() {
-            f(i, item);
-        }
-        return items;
-    }
-    let queue = std::sync::Mutex::new(items.into_iter().enumerate());
-    let mut done: Vec<(usize, S)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut done = Vec::new();
-                    loop {
-                        let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
-                        let Some((i, mut item)) = next else { break };
-                        f(i, &mut item);
-                        done.push((i, item));
-                    }
-                    done
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
-    });
-    done.sort_unstable_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, item)| item).collect()
-}
-
-/// `f(0), …, f(n − 1)` on all cores ([`parallel`]), in that order.
-fn parallel_map<R: Send>(n: usize, f: impl Fn(usize) -> R + Sync) -> Vec<R> {
-    let slots = parallel((0..n).map(|_| None).collect(), |i, slot| *slot = Some(f(i)));
-    slots.into_iter().map(|r| r.expect("parallel runs every item")).collect()
-}
-
 /// `np.percentile(values, percent)` with numpy's default linear interpolation, in numpy's order
 /// of operations; NaN when a value is NaN; an error, as numpy's, outside [0, 100].
 fn np_percentile(mut values: Vec<f64>, percent: f64) -> Result<f64> {
@@ -331,13 +291,6 @@ mod tests {
         let b: Vec<f64> = (0..37).map(|i| f64::from(i).cos()).collect();
         assert!((dot_lanes(&a, &b) - dot(&a, &b)).abs() < 1e-14);
         assert_eq!(dot_lanes(&[1.0, 2.0, 3.0, 4.0, 5.0], &[6.0, 7.0, 8.0, 9.0, 10.0]), 130.0);
-    }
-
-    #[test]
-    fn parallel_hands_every_item_back_in_order() {
-        assert_eq!(parallel_map(1000, |i| i * i), (0..1000).map(|i| i * i).collect::<Vec<_>>());
-        assert!(parallel_map(0, |i| i).is_empty());
-        assert_eq!(parallel(vec![1, 2, 3], |i, x| *x += i), vec![1, 3, 5]);
     }
 
     #[test]
